@@ -1,0 +1,55 @@
+"""Multi-head self-attention built by hand (Vaswani et al. 2017, Eq. 1 and Sec. 3.2.2).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / sqrt(d_head)) V
+
+MaskGIT's transformer is bidirectional, so there is no causal mask: every token attends
+to every token. Built from matrix products only (no ``nn.MultiheadAttention``, no fused
+kernel), so a student sees every step; the tests hold it to
+``torch.nn.functional.scaled_dot_product_attention``.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+def scaled_dot_product_attention(q, k, v, dropout: nn.Module = None):
+    """softmax(q kᵀ / sqrt(d)) v over the last two axes; returns (output, weights)."""
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., N, N)
+    weights = scores.softmax(dim=-1)  # each query's weights over keys sum to 1
+    if dropout is not None:
+        weights = dropout(weights)
+    return weights @ v, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Split D into H heads, attend in each head, merge heads, project."""
+
+    def __init__(self, dim: int, num_heads: int, attn_drop: float = 0.0):
+        super().__init__()
+        if dim % num_heads != 0:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.attn_drop = nn.Dropout(attn_drop)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        return x.view(B, N, self.num_heads, D // self.num_heads).transpose(1, 2)  # (B, H, N, Dh)
+
+    def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, N, Dh = x.shape
+        return x.transpose(1, 2).reshape(B, N, H * Dh)  # (B, N, D)
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        q = self.split_heads(self.q_proj(x))  # (B, H, N, Dh)
+        k = self.split_heads(self.k_proj(x))
+        v = self.split_heads(self.v_proj(x))
+        out, weights = scaled_dot_product_attention(q, k, v, self.attn_drop)  # (B, H, N, Dh)
+        out = self.out_proj(self.merge_heads(out))  # (B, N, D)
+        return (out, weights) if return_attention else out

@@ -1,0 +1,40 @@
+"""Masked Visual Token Modeling, MaskGIT's training objective (Chang et al. 2022, Eq. 1).
+
+    L_mask = − E_Y [ Σ_{i : m_i = 1} log p(y_i | Y_M̄) ]
+
+Sample r ~ U(0, 1), mask exactly max(1, floor(γ(r)·N)) tokens, replace them with the
+[MASK] id and score the cross-entropy on the masked positions only — the visible tokens
+are given, so predicting them would teach the model to copy.
+"""
+
+from typing import Optional
+
+import torch
+from torch.nn import functional as F
+
+from maskgit_lab.masking import random_token_mask
+from maskgit_lab.schedules import gamma
+
+
+def masked_token_loss(logits, targets, mask, label_smoothing: float = 0.1):
+    """Cross-entropy over masked positions only: logits (B, N, K), targets/mask (B, N)."""
+    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
+
+
+def mvtm_step(
+    model,
+    tokens: torch.Tensor,
+    schedule: str = "cosine",
+    label_smoothing: float = 0.1,
+    generator: Optional[torch.Generator] = None,
+):
+    """One MVTM forward pass on clean tokens (B, N); returns (loss, stats dict)."""
+    B, N = tokens.shape
+    r = torch.rand(B, generator=generator)  # (B,) training progress drawn uniformly
+    mask = random_token_mask(B, N, gamma(schedule)(r), generator=generator).to(tokens.device)
+    inputs = tokens.masked_fill(mask, model.mask_id)
+    logits = model(inputs)  # (B, N, K)
+    loss = masked_token_loss(logits, tokens, mask, label_smoothing)
+    with torch.no_grad():
+        accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
+    return loss, {"loss": loss.item(), "masked_acc": accuracy.item(), "mask_frac": mask.float().mean().item()}

@@ -1,0 +1,83 @@
+"""The bidirectional transformer of MaskGIT (Chang et al. 2022, Sec. 3.2; Devlin et al. 2019).
+
+Input: a (B, N) grid of codebook indices in which masked positions hold the extra id
+``mask_id = K``. Output: (B, N, K) logits over the K real codes at every position — the
+mask id is never a prediction. Token embeddings + learned position embeddings feed
+pre-norm blocks of self-attention and an MLP, with no causal mask.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from maskgit_lab.attention import MultiHeadAttention
+
+
+@dataclass
+class TransformerConfig:
+    num_codes: int = 512  # K, the tokenizer's codebook size
+    num_tokens: int = 64  # N = h·w tokens per image
+    dim: int = 256  # D
+    depth: int = 4
+    num_heads: int = 8  # H
+    hidden_dim: int = 1024  # MLP width
+    dropout: float = 0.1
+    attn_drop: float = 0.1
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + Attn(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.dim)
+        self.attn = MultiHeadAttention(cfg.dim, cfg.num_heads, attn_drop=cfg.attn_drop)
+        self.norm2 = nn.LayerNorm(cfg.dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.dim, cfg.hidden_dim),
+            nn.GELU(),
+            nn.Linear(cfg.hidden_dim, cfg.dim),
+            nn.Dropout(cfg.dropout),
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, return_attention: bool = False):
+        attended, weights = self.attn(self.norm1(x), return_attention=True)
+        x = x + self.drop(attended)
+        x = x + self.mlp(self.norm2(x))
+        return (x, weights) if return_attention else x
+
+
+class BidirectionalTransformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.mask_id = cfg.num_codes  # one extra embedding row for [MASK]
+        self.tok_emb = nn.Embedding(cfg.num_codes + 1, cfg.dim)
+        self.pos_emb = nn.Parameter(torch.zeros(1, cfg.num_tokens, cfg.dim))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.num_codes)  # K classes: [MASK] is never predicted
+        self.apply(self._init_weights)
+        nn.init.trunc_normal_(self.pos_emb, std=0.02)
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, tokens: torch.Tensor, return_attention: bool = False):
+        B, N = tokens.shape
+        if N != self.cfg.num_tokens:
+            raise ValueError(f"expected {self.cfg.num_tokens} tokens per image, got {N}")
+        x = self.drop(self.tok_emb(tokens) + self.pos_emb)  # (B, N, D)
+        maps = []
+        for block in self.blocks:
+            x, weights = block(x, return_attention=True)
+            maps.append(weights)  # (B, H, N, N)
+        logits = self.head(self.norm(x))  # (B, N, K)
+        return (logits, maps) if return_attention else logits

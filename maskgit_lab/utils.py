@@ -1,0 +1,19 @@
+"""The two helpers every other module shares: seeding and device choice."""
+
+import random
+
+import numpy as np
+import torch
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is present, else the CPU (the course's default)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
