@@ -1,0 +1,118 @@
+"""Iterative decoding (MaskGIT, Chang et al. 2022, Sec. 3.2 and Algorithm in Fig. 2).
+
+Start from the known tokens and n₀ unknown ones (per image). At step t = 0 … T−1:
+  1. predict every masked token and sample a code from p(· | visible tokens);
+  2. confidence_i = log p(sampled_i) + τ·(1 − (t+1)/T)·g_i, with g_i ~ Gumbel(0, 1)
+     independent per token: noise helps diversity early and fades to nothing;
+  3. keep the most confident samples and re-mask the
+     n_t = floor(γ((t+1)/T)·n₀) least confident ones (at least 1 while t < T−1).
+Known tokens are never changed nor re-masked, and a token decoded at one step stays.
+Counts come from n₀, the unknowns at the start — not from the tokens masked right now.
+"""
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from maskgit_lab.schedules import gamma
+
+
+@dataclass
+class DecodeHistory:
+    """Tokens (with the mask id where masked) and masks after each step, for plots/widgets."""
+
+    tokens: list = field(default_factory=list)  # T × (B, N)
+    masks: list = field(default_factory=list)  # T × (B, N) bool, True = still masked
+    num_masked: list = field(default_factory=list)  # T × (B,)
+
+
+def gumbel_noise(shape, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Standard Gumbel samples −log(−log U), one per entry."""
+    u = torch.rand(shape, generator=generator).clamp(1e-20, 1 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+def annealed_temperature(temperature: float, t: int, steps: int) -> float:
+    """τ·(1 − (t+1)/T): full noise at the first step, none at the last."""
+    return temperature * (1 - (t + 1) / steps)
+
+
+def masked_after_step(schedule, t: int, steps: int, n0: torch.Tensor) -> torch.Tensor:
+    """n_t = floor(γ((t+1)/T)·n₀), kept ≥ 1 before the last step while anything was unknown."""
+    n = torch.floor(schedule((t + 1) / steps) * n0.double()).long()
+    if t < steps - 1:
+        n = torch.where(n0 > 0, n.clamp(min=1), n)
+    return n
+
+
+def _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot):
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps (T) must be an integer ≥ 1, got {steps!r}")
+    if tokens.dim() != 2 or token_mask.shape != tokens.shape:
+        raise ValueError(
+            f"tokens and token_mask must both be (B, N); got {tuple(tokens.shape)} and "
+            f"{tuple(token_mask.shape)} — build the mask with inpaint.token_mask_from_pixels"
+        )
+    if token_mask.dtype != torch.bool:
+        raise TypeError(f"token_mask must be bool (True = unknown), got {token_mask.dtype}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be ≥ 0, got {temperature}")
+    if sweet_spot is not None and not 1 <= sweet_spot <= steps:
+        raise ValueError(f"sweet_spot must be between 1 and steps={steps}, got {sweet_spot}")
+    known = tokens[~token_mask]
+    if known.numel() and (known.min() < 0 or known.max() >= model.mask_id):
+        raise ValueError(f"known tokens must be codebook indices in [0, {model.mask_id})")
+
+
+@torch.no_grad()
+def iterative_decode(
+    model,
+    tokens: torch.Tensor,
+    token_mask: torch.Tensor,
+    steps: int,
+    schedule: str = "cosine",
+    temperature: float = 4.5,
+    generator: Optional[torch.Generator] = None,
+    return_history: bool = False,
+    sweet_spot: Optional[int] = None,
+):
+    """Fill the True positions of ``token_mask`` in ``tokens`` (B, N) in ``steps`` steps.
+
+    ``sweet_spot=S`` stops after S of the T steps (the lab's partial decoding) and fills
+    the still-masked tokens with that step's samples. Returns (B, N) codes, and the
+    ``DecodeHistory`` too when ``return_history``.
+    """
+    _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot)
+    gamma_fn = gamma(schedule)
+    was_training = model.training
+    model.eval()
+    device = tokens.device
+    B, N = tokens.shape
+    mask = token_mask.clone()
+    n0 = mask.sum(dim=1).cpu()  # (B,) unknowns at the start: every count derives from these
+    current = tokens.masked_fill(mask, model.mask_id)
+    history = DecodeHistory()
+    last_step = steps if sweet_spot is None else sweet_spot
+    for t in range(last_step):
+        logits = model(current).float()  # (B, N, K)
+        log_probs = logits.log_softmax(dim=-1).cpu()
+        sampled = torch.multinomial(log_probs.exp().view(B * N, -1), 1, generator=generator).view(B, N)
+        confidence = log_probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)  # (B, N) log p(sample)
+        confidence = confidence + annealed_temperature(temperature, t, steps) * gumbel_noise((B, N), generator)
+        # Only tokens masked right now compete; known and already decoded ones never return.
+        confidence = confidence.masked_fill(~mask.cpu(), float("inf"))
+        filled = torch.where(mask, sampled.to(device), current)
+        if t == last_step - 1:
+            n_masked = torch.zeros_like(n0)  # the last step (or the sweet spot) fills everything
+        else:
+            n_masked = masked_after_step(gamma_fn, t, steps, n0)
+        ranks = confidence.argsort(dim=1).argsort(dim=1)  # (B, N), 0 = least confident
+        mask = (ranks < n_masked.unsqueeze(1)).to(device)
+        current = filled.masked_fill(mask, model.mask_id)
+        if return_history:
+            history.tokens.append(current.clone())
+            history.masks.append(mask.clone())
+            history.num_masked.append(mask.sum(dim=1).cpu())
+    model.train(was_training)
+    return (current, history) if return_history else current

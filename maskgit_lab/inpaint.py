@@ -1,0 +1,68 @@
+"""Inpainting with MaskGIT: pixels in, pixels out (Chang et al. 2022, Sec. 4.3).
+
+pixel mask → token mask (a token is unknown if any pixel of its f×f patch is unknown)
+→ tokens of the masked image, unknown ones replaced by [MASK] → iterative decoding
+→ VQ decoder → the known pixels pasted back from the input, so only the hole changes.
+"""
+
+from typing import Optional
+
+import torch
+from torch.nn import functional as F
+
+from maskgit_lab.decoding import iterative_decode
+
+
+def token_mask_from_pixels(known: torch.Tensor, downsample: int) -> torch.Tensor:
+    """Known-pixel mask (B, S, S) bool → unknown-token mask (B, (S/f)²) bool."""
+    if known.dim() != 3 or known.dtype != torch.bool:
+        raise ValueError(f"pixel mask must be bool (B, S, S) with True = known, got {known.dtype} {tuple(known.shape)}")
+    B, S, _ = known.shape
+    if S % downsample:
+        raise ValueError(f"image size {S} is not a multiple of the tokenizer's downsample factor {downsample}")
+    unknown = (~known).float().unsqueeze(1)  # (B, 1, S, S)
+    patches = F.max_pool2d(unknown, kernel_size=downsample)  # (B, 1, h, w): 1 if any pixel unknown
+    return patches.flatten(1).bool()  # (B, h·w), row-major like the tokenizer's grid
+
+
+def paste_known(generated: torch.Tensor, original: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Keep original pixels where known (B, S, S) is True, generated ones in the hole."""
+    return torch.where(known.unsqueeze(1), original, generated)
+
+
+def check_pair(images: torch.Tensor, known: torch.Tensor):
+    if images.dim() != 4 or known.shape != (images.shape[0], *images.shape[2:]):
+        raise ValueError(
+            f"mask {tuple(known.shape)} does not match images {tuple(images.shape)}: "
+            f"give one (S, S) mask per image, as (B, S, S) bool with True = known pixel"
+        )
+
+
+@torch.no_grad()
+def inpaint(
+    tokenizer,
+    model,
+    images: torch.Tensor,
+    known: torch.Tensor,
+    steps: int = 8,
+    schedule: str = "cosine",
+    temperature: float = 4.5,
+    generator: Optional[torch.Generator] = None,
+    paste: bool = True,
+    sweet_spot: Optional[int] = None,
+    return_history: bool = False,
+):
+    """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S)."""
+    check_pair(images, known)
+    tokenizer.eval()
+    tokens = tokenizer.encode(images)  # (B, N)
+    token_mask = token_mask_from_pixels(known, tokenizer.cfg.downsample).to(tokens.device)
+    decoded = iterative_decode(
+        model, tokens, token_mask, steps, schedule, temperature, generator,
+        return_history=return_history, sweet_spot=sweet_spot,
+    )
+    codes, history = decoded if return_history else (decoded, None)
+    output = tokenizer.decode(codes)
+    if paste:
+        output = paste_known(output, images, known)
+    return (output, history) if return_history else output

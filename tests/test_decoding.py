@@ -1,0 +1,134 @@
+import math
+
+import pytest
+import torch
+
+from maskgit_lab.decoding import annealed_temperature, gumbel_noise, iterative_decode, masked_after_step
+from maskgit_lab.schedules import SCHEDULES, gamma
+from tests.conftest import TINY_TF
+
+N, K = TINY_TF.num_tokens, TINY_TF.num_codes
+
+
+def make_inputs(B=4, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(K, (B, N), generator=generator)
+    token_mask = torch.zeros(B, N, dtype=torch.bool)
+    for b, unknown in enumerate([N, 40, 17, 1][:B]):  # different n₀ per image
+        token_mask[b, torch.randperm(N, generator=generator)[:unknown]] = True
+    return tokens, token_mask
+
+
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("steps", [1, 4, 8, 12])
+def test_counts_follow_the_schedule_from_the_initial_unknowns(tiny_model, schedule, steps):
+    tokens, token_mask = make_inputs()
+    n0 = token_mask.sum(1)
+    out, history = iterative_decode(tiny_model, tokens, token_mask, steps, schedule, return_history=True,
+                                    generator=torch.Generator().manual_seed(0))
+    assert len(history.masks) == steps
+    g = gamma(schedule)
+    for t, mask in enumerate(history.masks):
+        expected = [math.floor(g((t + 1) / steps) * n) for n in n0.tolist()]
+        if t < steps - 1:
+            expected = [max(1, e) for e in expected]
+        assert mask.sum(1).tolist() == expected, f"step {t}"
+        assert not (mask & ~token_mask).any(), "a known token was re-masked"
+        if t:
+            assert not (mask & ~history.masks[t - 1]).any(), "a decoded token was masked again"
+    assert history.masks[-1].sum() == 0
+    assert (out < K).all() and (out >= 0).all()
+
+
+def test_known_and_decoded_tokens_never_change(tiny_model):
+    tokens, token_mask = make_inputs()
+    out, history = iterative_decode(tiny_model, tokens, token_mask, 6, return_history=True)
+    assert torch.equal(out[~token_mask], tokens[~token_mask])
+    for t in range(1, 6):
+        decoded_before = ~history.masks[t - 1]
+        assert torch.equal(history.tokens[t][decoded_before], history.tokens[t - 1][decoded_before])
+    assert torch.equal(history.tokens[-1], out)
+
+
+def test_masked_positions_hold_the_mask_id_in_history(tiny_model):
+    tokens, token_mask = make_inputs()
+    _, history = iterative_decode(tiny_model, tokens, token_mask, 4, return_history=True)
+    for tok, mask in zip(history.tokens, history.masks):
+        assert ((tok == tiny_model.mask_id) == mask).all()
+
+
+def test_seeded_runs_repeat_and_different_seeds_differ(tiny_model):
+    tokens, token_mask = make_inputs()
+    run = lambda seed: iterative_decode(tiny_model, tokens, token_mask, 8, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
+
+
+def test_sweet_spot_stops_early_and_fills_everything(tiny_model):
+    tokens, token_mask = make_inputs()
+    out, history = iterative_decode(tiny_model, tokens, token_mask, 10, sweet_spot=3, return_history=True)
+    assert len(history.masks) == 3
+    assert history.masks[-1].sum() == 0 and (out < K).all()
+    assert torch.equal(out[~token_mask], tokens[~token_mask])
+
+
+def test_nothing_unknown_returns_the_input(tiny_model):
+    tokens, _ = make_inputs()
+    out = iterative_decode(tiny_model, tokens, torch.zeros_like(tokens, dtype=torch.bool), 5)
+    assert torch.equal(out, tokens)
+
+
+def test_noise_is_annealed_to_zero_and_drawn_per_token():
+    assert annealed_temperature(4.5, 0, 8) == pytest.approx(4.5 * 7 / 8)
+    assert annealed_temperature(4.5, 7, 8) == 0
+    noise = gumbel_noise((1000,), torch.Generator().manual_seed(0))
+    assert noise.unique().numel() == 1000
+    assert noise.mean().item() == pytest.approx(0.5772, abs=0.1)  # Euler–Mascheroni constant
+
+
+def test_masked_after_step_keeps_one_until_the_end():
+    n0 = torch.tensor([0, 1, 64])
+    cosine = gamma("cosine")
+    assert masked_after_step(cosine, 6, 8, n0).tolist() == [0, 1, max(1, math.floor(math.cos(7 / 8 * math.pi / 2) * 64))]
+    assert masked_after_step(cosine, 7, 8, n0).tolist() == [0, 0, 0]
+
+
+def test_without_noise_the_most_confident_tokens_are_kept():
+    class Fixed(torch.nn.Module):
+        """First half: 15 codes equally likely (log p = −log 15). Second half: code 0 for sure."""
+        mask_id = K
+
+        def forward(self, tokens):
+            B, n = tokens.shape
+            logits = torch.zeros(B, n, K)
+            logits[:, : n // 2, 1:] = 30.0
+            logits[:, n // 2 :, 1:] = -30.0
+            return logits
+
+    tokens = torch.zeros(1, N, dtype=torch.long)
+    token_mask = torch.ones(1, N, dtype=torch.bool)
+    _, history = iterative_decode(Fixed(), tokens, token_mask, 2, "linear", temperature=0.0, return_history=True,
+                                  generator=torch.Generator().manual_seed(0))
+    # after step 1 of 2 (linear), half stay masked: the least confident half, the first one
+    assert history.masks[0][0, : N // 2].all() and not history.masks[0][0, N // 2 :].any()
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5])
+def test_bad_step_count_is_refused(tiny_model, steps):
+    tokens, token_mask = make_inputs()
+    with pytest.raises(ValueError, match=r"steps \(T\) must be an integer ≥ 1"):
+        iterative_decode(tiny_model, tokens, token_mask, steps)
+
+
+def test_bad_inputs_are_refused(tiny_model):
+    tokens, token_mask = make_inputs()
+    with pytest.raises(ValueError, match="must both be"):
+        iterative_decode(tiny_model, tokens, token_mask[:, :10], 4)
+    with pytest.raises(TypeError, match="must be bool"):
+        iterative_decode(tiny_model, tokens, token_mask.long(), 4)
+    with pytest.raises(ValueError, match="unknown mask schedule"):
+        iterative_decode(tiny_model, tokens, token_mask, 4, schedule="exp")
+    with pytest.raises(ValueError, match="sweet_spot must be between 1 and steps=4"):
+        iterative_decode(tiny_model, tokens, token_mask, 4, sweet_spot=5)
+    with pytest.raises(ValueError, match="temperature must be ≥ 0"):
+        iterative_decode(tiny_model, tokens, token_mask, 4, temperature=-1)

@@ -1,0 +1,94 @@
+import pytest
+import torch
+from torch.nn import functional as F
+
+from maskgit_lab.vq import VectorQuantizer, nearest_code, perplexity, straight_through
+from tests.conftest import TINY_VQ
+
+
+def test_nearest_code_matches_brute_force():
+    generator = torch.Generator().manual_seed(0)
+    z, codebook = torch.randn(300, 8, generator=generator), torch.randn(40, 8, generator=generator)
+    brute = torch.tensor([min(range(40), key=lambda k: ((row - codebook[k]) ** 2).sum().item()) for row in z])
+    assert torch.equal(nearest_code(z, codebook), brute)
+    assert torch.equal(nearest_code(z, codebook), torch.cdist(z, codebook).argmin(dim=1))
+
+
+def test_straight_through_forward_value_and_identity_gradient():
+    z_e = torch.randn(2, 4, 3, 3, requires_grad=True)
+    z_q = torch.randn(2, 4, 3, 3)
+    out = straight_through(z_e, z_q)
+    torch.testing.assert_close(out, z_q)
+    upstream = torch.randn_like(out)
+    out.backward(upstream)
+    torch.testing.assert_close(z_e.grad, upstream)
+
+
+def test_quantizer_output_is_the_nearest_code_and_indices_are_row_major():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=10, code_dim=3).eval()
+    z_e = torch.randn(2, 3, 2, 4)
+    z_q, _, indices, _ = vq(z_e)
+    assert indices.shape == (2, 8)
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, 3)
+    expected = torch.cdist(flat, vq.codebook.weight).argmin(1).view(2, 8)
+    assert torch.equal(indices, expected)
+    torch.testing.assert_close(z_q[0, :, 1, 3], vq.codebook.weight[expected[0, 7]])
+
+
+def test_loss_is_codebook_plus_beta_commitment_with_the_right_gradients():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=6, code_dim=4, beta=0.25).eval()
+    z_e = torch.randn(1, 4, 2, 2, requires_grad=True)
+    _, loss, indices, _ = vq(z_e)
+    chosen = vq.codebook.weight[indices.flatten()].view(1, 2, 2, 4).permute(0, 3, 1, 2)
+    expected = F.mse_loss(chosen, z_e) * (1 + 0.25)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    # The codebook term moves codes towards encodings; only β·commitment reaches the encoder.
+    diff = (z_e - chosen).detach()
+    torch.testing.assert_close(z_e.grad, 0.25 * 2 * diff / diff.numel())
+
+
+def test_perplexity_extremes():
+    assert perplexity(torch.arange(8), 8).item() == pytest.approx(8.0, rel=1e-4)
+    assert perplexity(torch.zeros(8, dtype=torch.long), 8).item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_dead_codes_are_restarted_from_batch_encodings():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=8, code_dim=2, restart_after=3).train()
+    with torch.no_grad():
+        vq.codebook.weight.copy_(torch.tensor([[0.0, 0.0]] + [[100.0, 100.0]] * 7))
+    z_e = torch.randn(4, 2, 4, 4, requires_grad=True)  # far from codes 1..7: only code 0 is used
+    for _ in range(3):
+        _, _, indices, stats = vq(z_e)
+    assert stats["codes_used"] == 1
+    _, _, indices, stats = vq(z_e)
+    flat = z_e.detach().permute(0, 2, 3, 1).reshape(-1, 2)
+    for k in range(1, 8):  # every restarted code now sits on one of the batch's encodings
+        assert torch.isclose(flat, vq.codebook.weight[k]).all(dim=1).any()
+    assert vq(z_e)[3]["codes_used"] > 1
+
+
+def test_tokenizer_round_trip_shapes(tiny_tokenizer):
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    indices = tiny_tokenizer.encode(images)
+    assert indices.shape == (2, TINY_VQ.num_tokens) and indices.dtype == torch.long
+    assert indices.max() < TINY_VQ.num_codes
+    decoded = tiny_tokenizer.decode(indices)
+    assert decoded.shape == (2, 3, 64, 64) and decoded.abs().max() <= 1
+
+
+def test_encoder_gets_gradient_through_the_quantizer(tiny_tokenizer):
+    tiny_tokenizer.train()
+    recon, vq_loss, _, _ = tiny_tokenizer(torch.rand(2, 3, 64, 64) * 2 - 1)
+    F.mse_loss(recon, torch.zeros_like(recon)).backward()
+    first_conv = tiny_tokenizer.encoder.net[0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 64, 64), (3, 64, 64)])
+def test_wrong_image_shape_is_refused(tiny_tokenizer, shape):
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, 64, 64\)"):
+        tiny_tokenizer.encode(torch.zeros(shape))
