@@ -1,0 +1,202 @@
+"""Command line: ``python -m maskgit_lab {data,train-vq,train-mvtm,inpaint,fid,bench,demo}``.
+
+Each sub-command is a thin shell over the package's functions; training flags are generated
+from the training dataclasses, so a new field shows up here with its default.
+"""
+
+import argparse
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional
+
+from maskgit_lab.configs import CONFIGS
+from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.schedules import SCHEDULES
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+DEFAULT_VQ = CHECKPOINTS / "vq.pt"
+DEFAULT_MVTM = CHECKPOINTS / "mvtm.pt"
+
+
+def _flag_type(value):
+    if isinstance(value, bool):
+        return lambda text: text.lower() in ("1", "true", "yes", "on")
+    return type(value) if value is not None else int
+
+
+def add_dataclass_args(parser, cls):
+    """One ``--name`` flag per field of ``cls``, defaulting to the field's default."""
+    for f in fields(cls):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_flag_type(f.default),
+                            default=f.default, help=f"(default: {f.default})")
+
+
+def dataclass_from(args, cls):
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+def step_count(text: str) -> int:
+    """argparse type for T: an integer ≥ 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"decoding steps T must be an integer ≥ 1, got {text!r}")
+    return int(text)
+
+
+def _model_args(parser):
+    parser.add_argument("--config", choices=list(CONFIGS), default="default", help="model size (default: default)")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
+
+
+def _decode_args(parser):
+    parser.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
+    parser.add_argument("--mvtm", type=Path, default=DEFAULT_MVTM, help="transformer checkpoint")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
+    parser.add_argument("--steps", "-T", type=step_count, default=8, help="decoding steps T (≥ 1)")
+    parser.add_argument("--temperature", type=float, default=4.5, help="Gumbel noise scale τ (annealed)")
+    parser.add_argument("--sweet-spot", type=int, default=None, help="stop after this many of the T steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+
+
+def cmd_data(args):
+    from maskgit_lab.data import prepare, verify
+
+    if args.action == "prepare":
+        if args.source is None:
+            raise SystemExit("data prepare needs --from PACKAGE.tgz (get it with `npm pack emoji-datasource-google@16.0.0`)")
+        stats = prepare(args.source, args.out)
+        print(f"wrote {args.out}: {stats}")
+        return 0
+    problems = verify(args.out)
+    for line in problems:
+        print(line)
+    print("data OK" if not problems else f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_train_vq(args):
+    from maskgit_lab.configs import get_config
+    from maskgit_lab.train import VQTrainConfig, export, train_vq
+
+    run_dir = train_vq(get_config(args.config).vq, dataclass_from(args, VQTrainConfig), args.run_dir,
+                       args.data_root, resume=args.resume)
+    if args.export:
+        print(f"exported {export(run_dir, 'vq', args.export)}")
+    return 0
+
+
+def cmd_train_mvtm(args):
+    from maskgit_lab.configs import get_config
+    from maskgit_lab.train import MVTMTrainConfig, export, train_mvtm
+
+    run_dir = train_mvtm(get_config(args.config).transformer, dataclass_from(args, MVTMTrainConfig), args.tokenizer,
+                         args.run_dir, args.data_root, resume=args.resume)
+    if args.export:
+        print(f"exported {export(run_dir, 'mvtm', args.export)}")
+    return 0
+
+
+def cmd_inpaint(args):
+    from maskgit_lab.evaluate import inpaint_test_set
+
+    out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, schedule=args.schedule, steps=args.steps,
+                           temperature=args.temperature, sweet_spot=args.sweet_spot, seed=args.seed,
+                           batch_size=args.batch_size, limit=args.limit)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_fid(args):
+    from maskgit_lab.fid import fid_folders, format_result
+
+    print(format_result(fid_folders(args.dir_a, args.dir_b)))
+    return 0
+
+
+def cmd_bench(args):
+    from maskgit_lab.bench import run_benchmarks
+
+    run_benchmarks(args.which, quick=args.quick)
+    return 0
+
+
+def cmd_demo(args):
+    from maskgit_lab.demo import run_demo
+
+    run_demo(args.out, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows, steps=args.steps,
+             schedule=args.schedule)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m maskgit_lab", description="MaskGIT inpainting, as a course.")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: all cores; use 1 when another job shares the machine)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="rebuild or verify the embedded emoji data")
+    p.add_argument("action", choices=["prepare", "verify"])
+    p.add_argument("--from", dest="source", type=Path, help="emoji-datasource-google-16.0.0.tgz")
+    p.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    p.set_defaults(func=cmd_data)
+
+    from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig
+
+    p = sub.add_parser("train-vq", help="train the VQ tokenizer (stage 1)")
+    _model_args(p)
+    add_dataclass_args(p, VQTrainConfig)
+    p.add_argument("--run-dir", type=Path, default=Path("runs/vq"))
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--export", type=Path, help="write the finished model as a checkpoint here")
+    p.set_defaults(func=cmd_train_vq)
+
+    p = sub.add_parser("train-mvtm", help="train the transformer with masked visual token modeling (stage 2)")
+    _model_args(p)
+    add_dataclass_args(p, MVTMTrainConfig)
+    p.add_argument("--tokenizer", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint to train on")
+    p.add_argument("--run-dir", type=Path, default=Path("runs/mvtm"))
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--export", type=Path)
+    p.set_defaults(func=cmd_train_mvtm)
+
+    p = sub.add_parser("inpaint", help="inpaint the test set into a folder of PNGs (stage 3)")
+    _model_args(p)
+    _decode_args(p)
+    p.add_argument("--out", type=Path, default=Path("artifacts/inpaint"))
+    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("fid", help="FID (and KID) between two folders of images")
+    p.add_argument("dir_a", type=Path)
+    p.add_argument("dir_b", type=Path)
+    p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
+    p.add_argument("which", nargs="*", default=["decode", "attention"], choices=["decode", "attention"])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="inpaint test images and save figures")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--vq", type=Path, default=DEFAULT_VQ)
+    p.add_argument("--mvtm", type=Path, default=DEFAULT_MVTM)
+    p.add_argument("--out", type=Path, default=Path("artifacts/demo"))
+    p.add_argument("--rows", type=int, default=6, help="test images to show")
+    p.add_argument("--steps", "-T", type=step_count, default=8, help="decoding steps T (≥ 1)")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, TypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,66 @@
+"""Inpaint the whole test set in batches and write the results as PNGs.
+
+Output files keep the masked images' names (``image_000.png`` …), so a folder of results
+lines up with ``test_gt/`` for FID, exactly as the lab's ``inpainting.py`` writes them.
+"""
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from maskgit_lab.checkpoint import load_pair
+from maskgit_lab.data import InpaintingTestSet
+from maskgit_lab.inpaint import inpaint
+from maskgit_lab.plots import to_numpy_image
+from maskgit_lab.utils import default_device
+
+
+def load_test_batch(root, limit: Optional[int] = None) -> dict:
+    """The test set as tensors: names, masked (M, 3, S, S), known (M, S, S), gt or None."""
+    test = InpaintingTestSet(root)
+    items = [test[i] for i in range(len(test) if limit is None else min(limit, len(test)))]
+    gts = [item["gt"] for item in items]
+    return {
+        "names": [item["name"] for item in items],
+        "masked": torch.stack([item["masked"] for item in items]),
+        "known": torch.stack([item["mask"] for item in items]),
+        "gt": None if any(g is None for g in gts) else torch.stack(gts),
+    }
+
+
+def save_images(images: torch.Tensor, names, out_dir) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        Image.fromarray(to_numpy_image(image)).save(out_dir / f"{name}.png")
+    return out_dir
+
+
+def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed: int = 0, progress=True, **decode):
+    """``inpaint`` over the whole set, ``batch_size`` images at a time, one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    outputs = []
+    chunks = list(zip(masked.split(batch_size), known.split(batch_size)))
+    for images, mask in tqdm(chunks, desc="inpaint", disable=not progress, delay=0.5):
+        out = inpaint(tokenizer, model, images.to(device), mask.to(device), generator=generator, **decode)
+        outputs.append(out.cpu())
+    return torch.cat(outputs)
+
+
+def inpaint_test_set(vq_path, mvtm_path, root, out_dir, schedule="cosine", steps=8, temperature=4.5,
+                     sweet_spot=None, seed=0, batch_size=64, limit=None) -> Path:
+    tokenizer, model = load_pair(vq_path, mvtm_path, device=default_device())
+    test = load_test_batch(root, limit)
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], batch_size, seed,
+                             schedule=schedule, steps=steps, temperature=temperature, sweet_spot=sweet_spot)
+    return save_images(images, test["names"], out_dir)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(M, 3, S, S) in [-1, 1] → uint8 array of the same shape (for FID)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()

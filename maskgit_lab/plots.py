@@ -1,0 +1,87 @@
+"""Figures the course shows: decoding step by step, γ curves with per-step mask counts.
+
+Every figure is drawn from the same code path as training and grading (the decoding
+history, the schedule functions); nothing here recomputes the algorithm.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: works headless and leaves notebook backends alone
+
+from maskgit_lab.decoding import masked_after_step
+from maskgit_lab.schedules import SCHEDULES, gamma
+
+
+def save(fig: Figure, path) -> Path:
+    """Write ``fig`` as a PNG (folders created); returns the path."""
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return Path(path)
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """(3, S, S) in [-1, 1] → (S, S, 3) uint8."""
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+@torch.no_grad()
+def render_tokens(tokenizer, tokens: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+    """Decode (B, N) tokens whose masked positions are drawn as flat gray patches."""
+    f, g = tokenizer.cfg.downsample, tokenizer.cfg.grid_size
+    safe = tokens.masked_fill(mask, 0)  # any valid code; the patch is painted over below
+    images = tokenizer.decode(safe)
+    patch = mask.view(-1, 1, g, g).float()
+    patch = torch.nn.functional.interpolate(patch, scale_factor=f, mode="nearest").bool()  # (B, 1, S, S)
+    return images.masked_fill(patch, fill)
+
+
+def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int = 6):
+    """One row per image: masked input, each decoding step, result (pasted), ground truth."""
+    steps = len(history.tokens)
+    frames = [render_tokens(tokenizer, history.tokens[t], history.masks[t]) for t in range(steps)]
+    rows = min(max_rows, masked.shape[0])
+    cols = steps + 3
+    fig = Figure(figsize=(1.3 * cols, 1.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for r in range(rows):
+        panels = [masked[r]] + [frame[r] for frame in frames] + [result[r], truth[r]]
+        titles = ["masked"] + [f"step {t + 1}\n{int(history.num_masked[t][r])} left" for t in range(steps)] + ["result", "truth"]
+        for c, (panel, title) in enumerate(zip(panels, titles)):
+            axes[r, c].imshow(to_numpy_image(panel))
+            axes[r, c].axis("off")
+            if r == 0 or c in range(1, steps + 1):
+                axes[r, c].set_title(title, fontsize=6)
+    return save(fig, path)
+
+
+def gamma_figure(path, steps: int = 8, n0: int = 64):
+    """γ(r) for every schedule, and the tokens still masked after each of T steps."""
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    r = torch.linspace(0, 1, 201)
+    for name in SCHEDULES:
+        fn = gamma(name)
+        left.plot(r, fn(r), label=name)
+        counts = [n0] + [int(masked_after_step(fn, t, steps, torch.tensor([n0]))[0]) for t in range(steps)]
+        right.plot(range(steps + 1), counts, marker="o", label=name)
+    left.set(xlabel="r (progress)", ylabel="γ(r) = masked fraction", title="mask schedules")
+    right.set(xlabel="step t", ylabel="tokens still masked", title=f"T = {steps}, n₀ = {n0} unknown tokens")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    return save(fig, path)
+
+
+def image_grid(rows_of_images, titles, path):
+    """Columns titled ``titles``; each entry of ``rows_of_images`` is a (B, 3, S, S) tensor."""
+    B = rows_of_images[0].shape[0]
+    fig = Figure(figsize=(1.4 * len(titles), 1.4 * B))
+    axes = fig.subplots(B, len(titles), squeeze=False)
+    for c, (images, title) in enumerate(zip(rows_of_images, titles)):
+        for r in range(B):
+            axes[r, c].imshow(to_numpy_image(images[r]))
+            axes[r, c].axis("off")
+        axes[0, c].set_title(title, fontsize=7)
+    return save(fig, path)

@@ -1,0 +1,315 @@
+"""Training loops for both stages, resumable and logged by steps (not minutes).
+
+Stage 1 (``train_vq``): reconstruction (L1 + MSE) + edge term + VQ loss, then, from
+``gan_start`` on, a PatchGAN hinge term weighted adaptively (see ``discriminator``).
+Stage 2 (``train_mvtm``): the frozen tokenizer turns every training image (and its
+mirror image) into tokens once; the transformer then trains on token grids with the MVTM
+loss, AdamW, warm-up + cosine learning rate, and an exponential moving average (EMA) of
+its weights, which is what gets exported.
+
+A run directory holds ``state.pt`` (everything needed to resume, rewritten every
+``save_every`` steps) and ``log.csv``. ``export`` turns a run into a shipped checkpoint.
+"""
+
+import copy
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from maskgit_lab.checkpoint import load_model, save_checkpoint
+from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, InpaintingTestSet
+from maskgit_lab.discriminator import PatchDiscriminator, adaptive_weight, edge_loss, hinge_d_loss, hinge_g_loss
+from maskgit_lab.masking import random_token_mask
+from maskgit_lab.mvtm import mvtm_step
+from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
+from maskgit_lab.utils import default_device, set_seed
+from maskgit_lab.vq import VQConfig, VQTokenizer
+
+
+@dataclass
+class VQTrainConfig:
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 2e-4
+    edge_weight: float = 0.5
+    restart_after: int = 50  # a code unused for this many steps restarts from a batch encoding
+    gan_weight: float = 0.1  # 0 turns the discriminator off
+    gan_start: int = 1500  # the discriminator joins once reconstructions are reasonable
+    hflip: bool = True
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 250
+    max_images: Optional[int] = None  # use only the first images (tests, quick demos)
+
+
+@dataclass
+class MVTMTrainConfig:
+    steps: int = 6000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup: int = 300
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    schedule: str = "cosine"
+    ema: float = 0.999
+    hflip: bool = True
+    seed: int = 0
+    log_every: int = 50
+    save_every: int = 250
+    max_images: Optional[int] = None
+
+
+def load_images(root, split: str = "train", max_images: Optional[int] = None) -> torch.Tensor:
+    """All images of a split as one (M, 3, 64, 64) tensor: the data set fits in memory."""
+    folder = ImageFolder(root, split)
+    count = len(folder) if max_images is None else min(max_images, len(folder))
+    return torch.stack([folder[i] for i in range(count)])
+
+
+def load_test_targets(root, max_images: Optional[int] = None) -> torch.Tensor:
+    test = InpaintingTestSet(root)
+    count = len(test) if max_images is None else min(max_images, len(test))
+    images = [test[i]["gt"] for i in range(count)]
+    if any(image is None for image in images):
+        raise FileNotFoundError(f"{root} has no test ground truth (test_gt/); it is needed to validate training")
+    return torch.stack(images)
+
+
+def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(images.shape[0], generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
+
+
+def warmup_cosine(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class RunLog:
+    """Rows of metrics, appended to ``log.csv`` and kept in the resumable state."""
+
+    def __init__(self, run_dir: Path, rows: Optional[list] = None):
+        self.path = run_dir / "log.csv"
+        self.rows = rows or []
+
+    def add(self, row: dict):
+        self.rows.append(row)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.rows[-1]))
+            writer.writeheader()
+            writer.writerows(r for r in self.rows if set(r) == set(self.rows[-1]))
+
+
+def _start_run(run_dir, resume: bool, model_cfg, train_cfg):
+    run_dir = Path(run_dir)
+    state_path = run_dir / "state.pt"
+    if not resume:
+        if state_path.exists():
+            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
+        return run_dir, None
+    if not state_path.exists():
+        raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
+    state = torch.load(state_path, map_location="cpu", weights_only=False)
+    if state["model_config"] != asdict(model_cfg) or state["train_config"] != asdict(train_cfg):
+        raise ValueError(f"{run_dir} was started with other settings; resume with the same flags (see {run_dir}/log.csv)")
+    return run_dir, state
+
+
+def _restore(run_dir: Path, state: Optional[dict], parts: dict, generator: torch.Generator):
+    """Load every part's state_dict and the RNGs from ``state``; returns (log, step, start time)."""
+    log, step = RunLog(run_dir), 0
+    if state is not None:
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])  # dropout and code restarts draw from it
+        log, step = RunLog(run_dir, state["log"]), state["step"]
+    started = time.time() - (log.rows[-1]["seconds"] if log.rows else 0.0)
+    return log, step, started
+
+
+def _snapshot(parts: dict, generator, step: int, log: RunLog, cfg, tcfg, **extra) -> dict:
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state.update(generator=generator.get_state(), torch_rng=torch.get_rng_state(), step=step, log=log.rows,
+                 model_config=asdict(cfg), train_config=asdict(tcfg), **extra)
+    return state
+
+
+def _save_state(run_dir: Path, state: dict):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / "state.pt.tmp"
+    torch.save(state, tmp)
+    tmp.replace(run_dir / "state.pt")
+
+
+@torch.no_grad()
+def evaluate_vq(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 64) -> dict:
+    tokenizer.eval()
+    errors, indices = [], []
+    for chunk in images.split(batch_size):
+        recon, _, idx, _ = tokenizer(chunk)
+        errors.append(F.mse_loss(recon.clamp(-1, 1), chunk, reduction="none").mean(dim=(1, 2, 3)))
+        indices.append(idx)
+    tokenizer.train()
+    used = torch.unique(torch.cat(indices)).numel()
+    return {"test_mse": torch.cat(errors).mean().item(), "test_codes_used": used}
+
+
+def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT, resume=False, progress=True):
+    """Train the tokenizer; returns the run directory."""
+    run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
+    generator = set_seed(tcfg.seed)
+    device = default_device()
+    images = load_images(data_root, "train", tcfg.max_images)
+    test_images = load_test_targets(data_root, tcfg.max_images).to(device)
+    tokenizer = VQTokenizer(cfg).to(device)
+    tokenizer.quantizer.restart_after = tcfg.restart_after
+    disc = PatchDiscriminator().to(device)
+    opt = torch.optim.Adam(tokenizer.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
+    parts = {"model": tokenizer, "disc": disc, "opt": opt, "opt_d": opt_d}
+    log, step, started = _restore(run_dir, state, parts, generator)
+    tokenizer.train()
+    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-vq", disable=not progress, delay=0.5)
+    for step in bar:
+        pick = torch.randint(images.shape[0], (tcfg.batch_size,), generator=generator)
+        batch = images[pick]
+        if tcfg.hflip:
+            batch = random_flip(batch, generator)
+        batch = batch.to(device)
+        recon, vq_loss, _, stats = tokenizer(batch)
+        rec_loss = F.l1_loss(recon, batch) + F.mse_loss(recon, batch) + tcfg.edge_weight * edge_loss(recon, batch)
+        loss = rec_loss + vq_loss
+        use_gan = tcfg.gan_weight > 0 and step >= tcfg.gan_start
+        gan_term = torch.zeros(())
+        if use_gan:
+            g_loss = hinge_g_loss(disc(recon))
+            gan_term = tcfg.gan_weight * adaptive_weight(rec_loss, g_loss, tokenizer.decoder.to_rgb.weight) * g_loss
+            loss = loss + gan_term
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        d_loss = torch.zeros(())
+        if use_gan:
+            d_loss = hinge_d_loss(disc(batch), disc(recon.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        last = step + 1 == tcfg.steps
+        if (step + 1) % tcfg.log_every == 0 or last:
+            row = {"step": step + 1, "seconds": round(time.time() - started, 1), "rec_loss": rec_loss.item(),
+                   "vq_loss": vq_loss.item(), "gan_term": gan_term.item(), "d_loss": d_loss.item(),
+                   "perplexity": stats["perplexity"], "codes_used": stats["codes_used"]}
+            row.update(evaluate_vq(tokenizer, test_images))
+            log.add(row)
+            bar.set_postfix(mse=f"{row['test_mse']:.4f}", codes=row["test_codes_used"], ppl=f"{row['perplexity']:.0f}")
+        if (step + 1) % tcfg.save_every == 0 or last:
+            _save_state(run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg))
+    return run_dir
+
+
+@torch.no_grad()
+def encode_all(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    tokenizer.eval()
+    device = next(tokenizer.parameters()).device
+    return torch.cat([tokenizer.encode(chunk.to(device)).cpu() for chunk in images.split(batch_size)])
+
+
+@torch.no_grad()
+def masked_accuracy(model, tokens: torch.Tensor, ratio: float, seed: int = 0, batch_size: int = 256) -> float:
+    """Accuracy of the argmax prediction on a fixed random ``ratio`` of masked tokens."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    hits, total = 0, 0
+    for chunk in tokens.split(batch_size):
+        mask = random_token_mask(chunk.shape[0], chunk.shape[1], ratio, generator=generator)
+        chunk, mask = chunk.to(device), mask.to(device)
+        predicted = model(chunk.masked_fill(mask, model.mask_id)).argmax(-1)
+        hits += (predicted[mask] == chunk[mask]).sum().item()
+        total += mask.sum().item()
+    model.train(was_training)
+    return hits / total
+
+
+@torch.no_grad()
+def update_ema(ema_model, model, decay: float, step: int):
+    """EMA of the weights; the decay ramps up so early averages are not stuck at init."""
+    decay = min(decay, (1 + step) / (10 + step))
+    for ema_p, p in zip(ema_model.parameters(), model.parameters()):
+        ema_p.lerp_(p, 1 - decay)
+
+
+def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, run_dir, data_root=DEFAULT_ROOT,
+               resume=False, progress=True):
+    """Train the transformer on tokens of a frozen tokenizer; returns the run directory."""
+    run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
+    generator = set_seed(tcfg.seed)
+    device = default_device()
+    tokenizer = load_model(tokenizer_path, "vq", device=device)
+    if (tokenizer.cfg.num_codes, tokenizer.cfg.num_tokens) != (cfg.num_codes, cfg.num_tokens):
+        raise ValueError(f"{tokenizer_path} makes K={tokenizer.cfg.num_codes}, N={tokenizer.cfg.num_tokens}, "
+                         f"but the transformer config wants K={cfg.num_codes}, N={cfg.num_tokens}")
+    images = load_images(data_root, "train", tcfg.max_images)
+    if tcfg.hflip:
+        images = torch.cat([images, images.flip(-1)])  # mirror images double the token data
+    tokens = encode_all(tokenizer, images)  # (M, N)
+    test_tokens = encode_all(tokenizer, load_test_targets(data_root, tcfg.max_images))
+    model = BidirectionalTransformer(cfg).to(device)
+    ema_model = copy.deepcopy(model).eval()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=tcfg.lr, betas=(0.9, 0.95))
+    parts = {"model": model, "ema": ema_model, "opt": opt}
+    log, step, started = _restore(run_dir, state, parts, generator)
+    model.train()
+    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-mvtm", disable=not progress, delay=0.5)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = tcfg.lr * warmup_cosine(step, tcfg.steps, tcfg.warmup)
+        batch = tokens[torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)].to(device)
+        loss, stats = mvtm_step(model, batch, tcfg.schedule, tcfg.label_smoothing, generator)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        update_ema(ema_model, model, tcfg.ema, step)
+        last = step + 1 == tcfg.steps
+        if (step + 1) % tcfg.log_every == 0 or last:
+            row = {"step": step + 1, "seconds": round(time.time() - started, 1), "loss": stats["loss"],
+                   "train_masked_acc": stats["masked_acc"], "lr": opt.param_groups[0]["lr"],
+                   "test_acc_50": masked_accuracy(ema_model, test_tokens, 0.5),
+                   "test_acc_90": masked_accuracy(ema_model, test_tokens, 0.9)}
+            log.add(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
+        if (step + 1) % tcfg.save_every == 0 or last:
+            _save_state(run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg, tokenizer=str(tokenizer_path)))
+    return run_dir
+
+
+def export(run_dir, kind: str, dest, half: bool = True):
+    """Turn a run's latest state into a shipped checkpoint (EMA weights for the transformer)."""
+    state = torch.load(Path(run_dir) / "state.pt", map_location="cpu", weights_only=False)
+    if kind == "vq":
+        model = VQTokenizer(VQConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["model_config"].items()}))
+        model.load_state_dict(state["model"])
+    else:
+        model = BidirectionalTransformer(TransformerConfig(**state["model_config"]))
+        model.load_state_dict(state["ema"])
+    meta = {"steps": state["step"], "train_config": state["train_config"], "final": state["log"][-1] if state["log"] else {}}
+    save_checkpoint(dest, kind, model, meta=meta, half=half)
+    return dest

@@ -1,0 +1,65 @@
+import dataclasses
+
+import pytest
+import torch
+
+from maskgit_lab.checkpoint import load_model, load_pair, save_checkpoint
+from maskgit_lab.transformer import BidirectionalTransformer
+from maskgit_lab.vq import VQTokenizer
+from tests.conftest import TINY_TF, TINY_VQ
+
+
+def test_round_trip_gives_the_same_outputs(tmp_path, tiny_model):
+    save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model, meta={"steps": 3})
+    loaded = load_model(tmp_path / "m.pt", "mvtm", expect=TINY_TF)
+    tokens = torch.randint(TINY_TF.num_codes, (2, TINY_TF.num_tokens))
+    torch.testing.assert_close(loaded(tokens), tiny_model(tokens))
+    assert loaded.meta == {"steps": 3}
+
+
+def test_half_precision_storage_stays_close(tmp_path, tiny_tokenizer):
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer, half=True)
+    loaded = load_model(tmp_path / "vq.pt", "vq")
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert (loaded.encode(images) == tiny_tokenizer.encode(images)).float().mean() > 0.9
+    assert loaded.cfg == TINY_VQ
+
+
+def test_mismatched_config_names_the_fields(tmp_path, tiny_model):
+    save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model)
+    other = dataclasses.replace(TINY_TF, depth=3, dim=64)
+    with pytest.raises(ValueError, match=r"dim: expected 64, checkpoint has 32; depth: expected 3, checkpoint has 2"):
+        load_model(tmp_path / "m.pt", "mvtm", expect=other)
+
+
+def test_wrong_kind_missing_and_corrupt_files(tmp_path, tiny_model):
+    save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model)
+    with pytest.raises(ValueError, match="holds a 'mvtm' model, but a 'vq' checkpoint was expected"):
+        load_model(tmp_path / "m.pt", "vq")
+    with pytest.raises(FileNotFoundError, match="train one with `python -m maskgit_lab train-vq`"):
+        load_model(tmp_path / "absent.pt", "vq")
+    data = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_model(tmp_path / "cut.pt", "mvtm")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a maskgit-lab checkpoint"):
+        load_model(tmp_path / "foreign.pt", "mvtm")
+
+
+def test_weights_that_do_not_fit_their_config(tmp_path, tiny_model):
+    save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["config"]["hidden_dim"] = 128
+    torch.save(payload, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="weights do not fit the stored config"):
+        load_model(tmp_path / "m.pt", "mvtm")
+
+
+def test_pair_must_agree_on_codebook_and_tokens(tmp_path, tiny_tokenizer):
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
+    mismatched = BidirectionalTransformer(dataclasses.replace(TINY_TF, num_codes=32))
+    save_checkpoint(tmp_path / "m.pt", "mvtm", mismatched)
+    with pytest.raises(ValueError, match="expects K=32 codes and N=64 tokens, but .* makes K=16, N=64"):
+        load_pair(tmp_path / "vq.pt", tmp_path / "m.pt")
+    assert isinstance(load_model(tmp_path / "vq.pt", "vq"), VQTokenizer)
