@@ -79,10 +79,13 @@ def load_model(path, kind: str, expect=None, device="cpu"):
     return model.to(device).eval()
 
 
-def load_pair(vq_path, mvtm_path, device="cpu"):
-    """Tokenizer + transformer, checked to agree on codebook size and token count."""
-    tokenizer = load_model(vq_path, "vq", device=device)
-    model = load_model(mvtm_path, "mvtm", device=device)
+def load_pair(vq_path, mvtm_path, device="cpu", expect=None):
+    """Tokenizer + transformer, checked to agree on codebook size and token count.
+
+    ``expect`` (a ``configs.ModelConfig``) also checks both against a named configuration.
+    """
+    tokenizer = load_model(vq_path, "vq", expect=expect and expect.vq, device=device)
+    model = load_model(mvtm_path, "mvtm", expect=expect and expect.transformer, device=device)
     vq, tf = tokenizer.cfg, model.cfg
     if (vq.num_codes, vq.num_tokens) != (tf.num_codes, tf.num_tokens):
         raise ValueError(

@@ -98,11 +98,12 @@ def cmd_train_mvtm(args):
 
 
 def cmd_inpaint(args):
+    from maskgit_lab.configs import get_config
     from maskgit_lab.evaluate import inpaint_test_set
 
     out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, schedule=args.schedule, steps=args.steps,
                            temperature=args.temperature, sweet_spot=args.sweet_spot, seed=args.seed,
-                           batch_size=args.batch_size, limit=args.limit)
+                           batch_size=args.batch_size, limit=args.limit, config=get_config(args.config))
     print(f"wrote {out}")
     return 0
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from maskgit_lab.checkpoint import load_model, load_pair, save_checkpoint
+from maskgit_lab.configs import ModelConfig, get_config
 from maskgit_lab.transformer import BidirectionalTransformer
 from maskgit_lab.vq import VQTokenizer
 from tests.conftest import TINY_TF, TINY_VQ
@@ -63,3 +64,13 @@ def test_pair_must_agree_on_codebook_and_tokens(tmp_path, tiny_tokenizer):
     with pytest.raises(ValueError, match="expects K=32 codes and N=64 tokens, but .* makes K=16, N=64"):
         load_pair(tmp_path / "vq.pt", tmp_path / "m.pt")
     assert isinstance(load_model(tmp_path / "vq.pt", "vq"), VQTokenizer)
+
+
+def test_pair_is_checked_against_a_named_config(tmp_path, tiny_tokenizer, tiny_model):
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
+    save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model)
+    with pytest.raises(ValueError, match="different vq config .*num_codes: expected 512, checkpoint has 16"):
+        load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=get_config("default"))
+    tiny = ModelConfig("tiny", TINY_VQ, TINY_TF)
+    tokenizer, model = load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=tiny)
+    assert model.cfg == TINY_TF
