@@ -149,7 +149,8 @@ def load_mask(path: PathLike) -> torch.Tensor:
     return torch.from_numpy(values == 255)
 
 
-def _image_files(folder: Path) -> List[Path]:
+def list_images(folder: Path) -> List[Path]:
+    """PNG/JPG files directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -161,7 +162,7 @@ class ImageFolder(Dataset):
         self.folder = Path(root) / split
         if not self.folder.is_dir():
             raise FileNotFoundError(f"no image folder {self.folder}; rebuild the data with {REBUILD}")
-        self.files = _image_files(self.folder)
+        self.files = list_images(self.folder)
         if not self.files:
             raise FileNotFoundError(f"no *.png / *.jpg images in {self.folder}; "
                                     f"rebuild the data with {REBUILD}")
@@ -203,7 +204,7 @@ def _keyed(files: Sequence[Path]) -> Dict[Union[int, str], Path]:
 
 def _pair(masked: List[Path], folder: Path, what: str) -> List[Path]:
     """For each masked image, its partner in ``folder`` (by index, else by sorted position)."""
-    others = _image_files(folder)
+    others = list_images(folder)
     mine, theirs = _keyed(masked), _keyed(others)
     if not set(mine) & set(theirs) and len(masked) == len(others):
         return others  # no shared numbering: the lab's rule, k-th with k-th
@@ -253,7 +254,7 @@ class InpaintingTestSet(Dataset):
                 raise FileNotFoundError(
                     f"no {name}/ folder in {root}/test, {root} or {root}/cat_face; point "
                     f"--data-root at the folder holding it, or rebuild the emoji set with {REBUILD}")
-        self.masked = _image_files(masked_dir)
+        self.masked = list_images(masked_dir)
         if not self.masked:
             raise FileNotFoundError(f"no *.png / *.jpg images in {masked_dir}; rebuild with {REBUILD}")
         self.masks = _pair(self.masked, mask_dir, "mask")

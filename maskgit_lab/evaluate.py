@@ -7,7 +7,6 @@ lines up with ``test_gt/`` for FID, exactly as the lab's ``inpainting.py`` write
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
@@ -60,7 +59,3 @@ def inpaint_test_set(vq_path, mvtm_path, root, out_dir, schedule="cosine", steps
                              schedule=schedule, steps=steps, temperature=temperature, sweet_spot=sweet_spot)
     return save_images(images, test["names"], out_dir)
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(M, 3, S, S) in [-1, 1] → uint8 array of the same shape (for FID)."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().numpy()

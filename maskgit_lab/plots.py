@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: works headless and leaves notebook backends alone
 
 from maskgit_lab.decoding import masked_after_step
+from maskgit_lab.fid import to_uint8
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 
@@ -23,8 +24,8 @@ def save(fig: Figure, path) -> Path:
 
 
 def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """(3, S, S) in [-1, 1] → (S, S, 3) uint8."""
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    """(3, S, S) in [-1, 1] → (S, S, 3) uint8, rounded exactly as FID sees it."""
+    return to_uint8(image.unsqueeze(0))[0].permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
