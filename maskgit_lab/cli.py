@@ -66,7 +66,10 @@ def cmd_data(args):
         if args.source is None:
             raise SystemExit("data prepare needs --from PACKAGE.tgz (get it with `npm pack emoji-datasource-google@16.0.0`)")
         stats = prepare(args.source, args.out)
-        print(f"wrote {args.out}: {stats}")
+        cover = stats["coverage_all"]
+        print(f"wrote {args.out}: {stats['train_images']} train and {stats['test_images']} test images "
+              f"({stats['groups']} emoji groups); masks hide {cover['min']:.0%}–{cover['max']:.0%} of the pixels, "
+              f"{cover['mean']:.0%} on average")
         return 0
     problems = verify(args.out)
     for line in problems:
@@ -139,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="rebuild or verify the embedded emoji data")
     p.add_argument("action", choices=["prepare", "verify"])
     p.add_argument("--from", dest="source", type=Path, help="emoji-datasource-google-16.0.0.tgz")
-    p.add_argument("--out", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--out", "--root", dest="out", type=Path, default=DEFAULT_ROOT, help="the data folder to write or check")
     p.set_defaults(func=cmd_data)
 
     from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig
