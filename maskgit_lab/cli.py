@@ -43,6 +43,12 @@ def step_count(text: str) -> int:
     return int(text)
 
 
+def bench_name(text: str) -> str:
+    if text not in ("decode", "attention"):
+        raise argparse.ArgumentTypeError(f"unknown benchmark {text!r}; choose decode or attention")
+    return text
+
+
 def _model_args(parser):
     parser.add_argument("--config", choices=list(CONFIGS), default="default", help="model size (default: default)")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
@@ -121,7 +127,7 @@ def cmd_fid(args):
 def cmd_bench(args):
     from maskgit_lab.bench import run_benchmarks
 
-    run_benchmarks(args.which, quick=args.quick)
+    run_benchmarks(args.which or ["decode", "attention"], quick=args.quick)
     return 0
 
 
@@ -177,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fid)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
-    p.add_argument("which", nargs="*", default=["decode", "attention"], choices=["decode", "attention"])
+    p.add_argument("which", nargs="*", type=bench_name, help="decode and/or attention (default: both)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
     p.set_defaults(func=cmd_bench)
 

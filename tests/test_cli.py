@@ -41,3 +41,14 @@ def test_missing_checkpoint_is_one_clear_line(tmp_path, capsys):
 def test_data_verify_passes_on_the_shipped_data(capsys):
     assert main(["data", "verify"]) == 0
     assert "data OK" in capsys.readouterr().out
+
+
+def test_bench_runs_from_the_command_line(capsys):
+    assert main(["bench", "attention", "--quick"]) == 0
+    assert "hand-built ≤ 1.5× slower than SDPA" in capsys.readouterr().out
+
+
+def test_unknown_benchmark_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "speed"])
+    assert "unknown benchmark 'speed'; choose decode or attention" in capsys.readouterr().err
