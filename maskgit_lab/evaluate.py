@@ -39,16 +39,22 @@ def save_images(images: torch.Tensor, names, out_dir) -> Path:
     return out_dir
 
 
-def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed: int = 0, progress=True, **decode):
-    """``inpaint`` over the whole set, ``batch_size`` images at a time, one seeded generator."""
+def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed: int = 0, progress=True,
+                    return_codes: bool = False, **decode):
+    """``inpaint`` over the whole set, ``batch_size`` images at a time, one seeded generator.
+
+    ``return_codes`` also returns the decoded token grids (M, N), e.g. for token accuracy.
+    """
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    outputs = []
+    images, codes = [], []
     chunks = list(zip(masked.split(batch_size), known.split(batch_size)))
-    for images, mask in tqdm(chunks, desc="inpaint", disable=not progress, delay=0.5):
-        out = inpaint(tokenizer, model, images.to(device), mask.to(device), generator=generator, **decode)
-        outputs.append(out.cpu())
-    return torch.cat(outputs)
+    for chunk, mask in tqdm(chunks, desc="inpaint", disable=not progress, delay=0.5):
+        out, history = inpaint(tokenizer, model, chunk.to(device), mask.to(device), generator=generator,
+                               return_history=True, **decode)
+        images.append(out.cpu())
+        codes.append(history.tokens[-1].cpu())
+    return (torch.cat(images), torch.cat(codes)) if return_codes else torch.cat(images)
 
 
 def inpaint_test_set(vq_path, mvtm_path, root, out_dir, schedule="cosine", steps=8, temperature=4.5,

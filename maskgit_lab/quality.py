@@ -1,0 +1,122 @@
+"""How good is an inpainting? One table, every row scored the same way on the test set.
+
+Rows: the trivial fills (gray, white: the emoji background), the tokenizer floor (the VQ
+reconstruction of the ground truth pasted into the hole: what a perfect token predictor
+would score) and MaskGIT for each schedule and number of steps T (plus the sweet spot).
+Columns: FID and KID against the ground truth (the same Inception features for every row),
+PSNR and SSIM over the hole only, and masked-token accuracy against the ground truth's tokens.
+
+The headline number places a result between the better trivial fill (the ceiling to beat)
+and the floor:  gap closed = (ceiling − FID) / (ceiling − floor).
+"""
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from maskgit_lab.evaluate import inpaint_batched
+from maskgit_lab.fid import ReferenceStats, fid_from_features, inception_features, kid
+from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
+from maskgit_lab.metrics import psnr_hole, ssim_hole
+from maskgit_lab.schedules import SCHEDULES
+from maskgit_lab.train import encode_all
+
+FILLS = {"gray fill": 0.0, "white fill": 1.0}  # pixel values in [-1, 1]
+
+
+def fill_hole(images: torch.Tensor, known: torch.Tensor, value: float) -> torch.Tensor:
+    """Known pixels from ``images``, every unknown pixel set to ``value``."""
+    return paste_known(torch.full_like(images, value), images, known)
+
+
+@torch.no_grad()
+def tokenizer_floor(tokenizer, gt: torch.Tensor, known: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """VQ reconstruction of the ground truth in the hole, known pixels exact."""
+    device = next(tokenizer.parameters()).device
+    codes = encode_all(tokenizer, gt, batch_size)
+    recon = torch.cat([tokenizer.decode(c.to(device)).cpu() for c in codes.split(batch_size)])
+    return paste_known(recon, gt, known)
+
+
+def gap_closed(ceiling: float, floor: float, fid: float) -> float:
+    """0 at the ceiling (a trivial fill), 1 at the floor (perfect tokens); may leave [0, 1]."""
+    return (ceiling - fid) / (ceiling - floor)
+
+
+@dataclass
+class Scorer:
+    """Scores images (M, 3, S, S) against one test set with one feature extractor."""
+
+    reference: ReferenceStats
+    gt: torch.Tensor  # (M, 3, S, S) in [-1, 1]
+    known: torch.Tensor  # (M, S, S) bool
+    extractor: Optional[object] = None
+    progress: bool = True
+
+    def __call__(self, name: str, images: torch.Tensor, **extra) -> dict:
+        features = inception_features(images, progress=self.progress, extractor=self.extractor)
+        kid_mean, _ = kid(features, self.reference.features)
+        return {
+            "method": name,
+            "fid": fid_from_features(features, self.reference.features),
+            "kid": kid_mean,
+            "psnr_hole": psnr_hole(images, self.gt, self.known).mean().item(),
+            "ssim_hole": ssim_hole(images, self.gt, self.known).mean().item(),
+            **extra,
+        }
+
+
+def token_accuracy(codes: torch.Tensor, target_codes: torch.Tensor, token_mask: torch.Tensor) -> float:
+    """Share of the unknown tokens decoded to exactly the ground truth's code."""
+    return (codes[token_mask] == target_codes[token_mask]).float().mean().item()
+
+
+def baseline_rows(scorer: Scorer, tokenizer) -> list:
+    """Gray fill, white fill and the tokenizer floor."""
+    rows = [scorer(name, fill_hole(scorer.gt, scorer.known, value)) for name, value in FILLS.items()]
+    rows.append(scorer("tokenizer floor", tokenizer_floor(tokenizer, scorer.gt, scorer.known)))
+    return rows
+
+
+def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[dict], seed: int = 0,
+                 batch_size: int = 64) -> list:
+    """One row per decoding setting, e.g. ``dict(schedule="cosine", steps=8)``."""
+    target_codes = encode_all(tokenizer, scorer.gt)
+    token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
+    rows = []
+    for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
+        images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, batch_size, seed,
+                                        progress=False, return_codes=True, **setting)
+        label = f"{setting['schedule']} T={setting['steps']}"
+        if setting.get("sweet_spot"):
+            label += f" stop@{setting['sweet_spot']}"
+        rows.append(scorer(label, images, token_acc=token_accuracy(codes, target_codes, token_mask), **setting))
+    return rows
+
+
+def full_settings(schedules=tuple(SCHEDULES), steps=(1, 4, 8, 12)) -> list:
+    return [dict(schedule=s, steps=t) for s in schedules for t in steps]
+
+
+def summarize(rows: list) -> dict:
+    """Ceiling (better trivial fill), floor, best MaskGIT row and its gap closed."""
+    by_name = {row["method"]: row for row in rows}
+    ceiling = min(by_name[name]["fid"] for name in FILLS)
+    floor = by_name["tokenizer floor"]["fid"]
+    decoded = [row for row in rows if "schedule" in row]
+    best = min(decoded, key=lambda row: row["fid"]) if decoded else None
+    for row in rows:
+        row["gap_closed"] = gap_closed(ceiling, floor, row["fid"])
+    return {"ceiling": ceiling, "floor": floor, "best": best}
+
+
+def markdown_table(rows: list) -> str:
+    lines = ["| method | FID ↓ | KID ↓ | PSNR hole ↑ | SSIM hole ↑ | token acc ↑ | gap closed ↑ |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        acc = f"{row['token_acc']:.3f}" if "token_acc" in row else "–"
+        lines.append(f"| {row['method']} | {row['fid']:.1f} | {row['kid']:.4f} | {row['psnr_hole']:.2f} | "
+                     f"{row['ssim_hole']:.3f} | {acc} | {row['gap_closed']:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from maskgit_lab import fid
+from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.quality import (Scorer, baseline_rows, fill_hole, gap_closed, maskgit_rows, markdown_table,
+                                 summarize, token_accuracy, tokenizer_floor)
+
+STAND_IN = fid.FeatureExtractor(name="pooled-pixels-8x8", net=lambda x: F.adaptive_avg_pool2d(x, 8).flatten(1),
+                                pixel_offset=128.0, pixel_scale=128.0)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    test = load_test_batch(DEFAULT_ROOT, limit=40)
+    features = fid.inception_features(test["gt"], progress=False, extractor=STAND_IN)
+    reference = fid.ReferenceStats(*fid.statistics(features), features)
+    return Scorer(reference, test["gt"], test["known"], extractor=STAND_IN, progress=False), test
+
+
+def test_fill_hole_changes_only_the_hole(scorer):
+    _, test = scorer
+    filled = fill_hole(test["gt"], test["known"], 1.0)
+    known = test["known"].unsqueeze(1).expand_as(filled)
+    assert torch.equal(filled[known], test["gt"][known]) and (filled[~known] == 1.0).all()
+
+
+def test_floor_is_the_reconstruction_in_the_hole(scorer, tiny_tokenizer):
+    _, test = scorer
+    gt, known = test["gt"][:4], test["known"][:4]
+    floor = tokenizer_floor(tiny_tokenizer, gt, known)
+    recon = tiny_tokenizer.decode(tiny_tokenizer.encode(gt))
+    mask = known.unsqueeze(1).expand_as(floor)
+    assert torch.equal(floor[mask], gt[mask]) and torch.allclose(floor[~mask], recon[~mask])
+
+
+def test_gap_closed_is_zero_at_the_ceiling_and_one_at_the_floor():
+    assert gap_closed(100.0, 40.0, 100.0) == 0.0
+    assert gap_closed(100.0, 40.0, 40.0) == 1.0
+    assert gap_closed(100.0, 40.0, 70.0) == pytest.approx(0.5)
+    assert gap_closed(100.0, 40.0, 110.0) < 0  # worse than a trivial fill
+
+
+def test_ground_truth_scores_perfectly(scorer):
+    score, test = scorer
+    row = score("truth", test["gt"])
+    assert row["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert math.isinf(row["psnr_hole"]) and row["ssim_hole"] == pytest.approx(1.0)
+
+
+def test_token_accuracy_counts_only_unknown_tokens():
+    codes = torch.tensor([[1, 2, 3, 4]])
+    target = torch.tensor([[1, 0, 3, 0]])
+    unknown = torch.tensor([[False, True, True, True]])
+    assert token_accuracy(codes, target, unknown) == pytest.approx(1 / 3)
+
+
+def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
+    score, test = scorer
+    rows = baseline_rows(score, tiny_tokenizer)
+    settings = [dict(schedule="cosine", steps=2), dict(schedule="linear", steps=4, sweet_spot=2)]
+    rows += maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
+    assert [r["method"] for r in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=2",
+                                           "linear T=4 stop@2"]
+    assert all(0 <= r["token_acc"] <= 1 for r in rows[3:])
+    summary = summarize(rows)
+    assert summary["ceiling"] == min(rows[0]["fid"], rows[1]["fid"])
+    assert summary["best"]["method"] in ("cosine T=2", "linear T=4 stop@2")
+    assert rows[2]["gap_closed"] == pytest.approx(1.0)
+    table = markdown_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| tokenizer floor |" in table
