@@ -135,7 +135,7 @@ def cmd_demo(args):
     from maskgit_lab.demo import run_demo
 
     run_demo(args.out, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows, steps=args.steps,
-             schedule=args.schedule)
+             schedule=args.schedule, full=args.full, limit=args.limit)
     return 0
 
 
@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mvtm", type=Path, default=DEFAULT_MVTM)
     p.add_argument("--out", type=Path, default=Path("artifacts/demo"))
     p.add_argument("--rows", type=int, default=6, help="test images to show")
+    p.add_argument("--full", action="store_true", help="score every schedule × T and the sweet spot (slow)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first N test images")
     p.add_argument("--steps", "-T", type=step_count, default=8, help="decoding steps T (≥ 1)")
     p.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
     p.set_defaults(func=cmd_demo)

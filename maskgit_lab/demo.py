@@ -1,8 +1,10 @@
 """``make demo``: inpaint test images end to end and save the figures a student looks at.
 
-With the shipped checkpoints in ``data/checkpoints/`` it loads them. Without them it first
-trains a deliberately short CPU run of both stages (a few minutes: enough to see the
-pipeline work, not to get good pictures) and says so.
+With the shipped checkpoints in ``data/checkpoints/`` it loads them, inpaints the whole test
+set with the default schedule and prints the tokenizer floor, the trivial-fill ceiling, the
+inpainting FID and the gap closed (``full=True``: every schedule × T, and the sweet spot).
+Without them it first trains a deliberately short CPU run of both stages (a few minutes:
+enough to see the pipeline work, not to get good pictures), says so, and skips the scores.
 """
 
 from pathlib import Path
@@ -13,8 +15,11 @@ from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.fid import (DEFAULT_STATS_CACHE, DEFAULT_TEST_DIR, ReferenceStats, inception_features, load_extractor,
+                             reference_stats, statistics)
 from maskgit_lab.inpaint import inpaint
-from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid
+from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
+from maskgit_lab.quality import Scorer, baseline_rows, full_settings, markdown_table, maskgit_rows, summarize
 from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, export, train_mvtm, train_vq
 from maskgit_lab.utils import default_device
 
@@ -36,11 +41,54 @@ def quick_checkpoints(out: Path, data_root) -> tuple:
     return vq_path, mvtm_path
 
 
-def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, steps: int = 8, schedule: str = "cosine"):
+SWEET_SPOT_T = 12
+
+
+def reference_for(test: dict, data_root, limit, extractor) -> ReferenceStats:
+    """Ground-truth features: the shipped cache for the whole emoji test set, else computed."""
+    if Path(data_root) == DEFAULT_ROOT and limit is None:
+        return reference_stats(DEFAULT_TEST_DIR, DEFAULT_STATS_CACHE, extractor=extractor)
+    features = inception_features(test["gt"], extractor=extractor)
+    return ReferenceStats(*statistics(features), features)
+
+
+def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps: int, full: bool,
+                   limit=None, extractor=None) -> dict:
+    """The quality table on the test set; prints the headline and writes quality.md / .png."""
+    test = load_test_batch(data_root, limit)
+    if test["gt"] is None:
+        raise FileNotFoundError(f"{data_root} has no test ground truth (test_gt/), so nothing can be scored")
+    extractor = extractor or load_extractor()
+    scorer = Scorer(reference_for(test, data_root, limit, extractor), test["gt"], test["known"], extractor=extractor)
+    rows = baseline_rows(scorer, tokenizer)
+    settings = full_settings() if full else [dict(schedule=schedule, steps=steps)]
+    rows += maskgit_rows(scorer, tokenizer, model, test["masked"], settings)
+    summary = summarize(rows)
+    if full:
+        best = summary["best"]["schedule"]
+        sweet = [dict(schedule=best, steps=SWEET_SPOT_T, sweet_spot=s) for s in range(2, SWEET_SPOT_T, 2)]
+        rows += maskgit_rows(scorer, tokenizer, model, test["masked"], sweet)
+        summary = summarize(rows)
+    best = summary["best"]
+    print(f"{len(test['names'])} test images, extractor {extractor.name}")
+    print(f"tokenizer floor FID {summary['floor']:.1f} | ceiling (best trivial fill) FID {summary['ceiling']:.1f} | "
+          f"{best['method']} FID {best['fid']:.1f} | gap closed {best['gap_closed']:.2f}")
+    table = markdown_table(rows)
+    print(table)
+    (out / "quality.md").write_text(table + "\n")
+    quality_bars(rows, out / "quality.png", summary["ceiling"], summary["floor"])
+    return {"rows": rows, **summary}
+
+
+def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, steps: int = 8, schedule: str = "cosine",
+             full: bool = False, limit=None, extractor=None):
     out = Path(out)
-    if vq is None or mvtm is None or not (Path(vq).exists() and Path(mvtm).exists()):
+    out.mkdir(parents=True, exist_ok=True)
+    trained = vq is not None and mvtm is not None and Path(vq).exists() and Path(mvtm).exists()
+    if not trained:
         print(f"no trained checkpoints at {vq} / {mvtm}: training a short CPU demo run first "
-              f"({QUICK_VQ.steps} tokenizer steps, {QUICK_MVTM.steps} transformer steps; pictures will be rough)")
+              f"({QUICK_VQ.steps} tokenizer steps, {QUICK_MVTM.steps} transformer steps; pictures will be rough, "
+              f"so no scores are computed)")
         vq, mvtm = quick_checkpoints(out, data_root)
     tokenizer, model = load_pair(vq, mvtm, device=default_device())
     test = load_test_batch(data_root, limit=rows)
@@ -53,6 +101,9 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, ste
         image_grid([test["masked"], result.cpu(), truth], ["masked", "inpainted", "ground truth"], out / "inpainted.png"),
         gamma_figure(out / "schedules.png", steps=steps, n0=tokenizer.cfg.num_tokens),
     ]
+    if trained:
+        score_test_set(tokenizer, model, out, data_root, schedule, steps, full, limit, extractor)
+        figures.append(out / "quality.png")
     for path in figures:
         print(f"saved {path}")
     return figures

@@ -86,3 +86,18 @@ def image_grid(rows_of_images, titles, path):
             axes[r, c].axis("off")
         axes[0, c].set_title(title, fontsize=7)
     return save(fig, path)
+
+
+def quality_bars(rows: list, path, ceiling: float, floor: float):
+    """FID of every row of the quality table, with the ceiling and floor as lines."""
+    fig = Figure(figsize=(8, 0.3 * len(rows) + 1.5))
+    ax = fig.subplots()
+    names = [row["method"] for row in rows]
+    ax.barh(range(len(rows)), [row["fid"] for row in rows], color="tab:blue")
+    ax.axvline(ceiling, color="tab:red", linestyle="--", label=f"ceiling (best trivial fill) {ceiling:.1f}")
+    ax.axvline(floor, color="tab:green", linestyle="--", label=f"tokenizer floor {floor:.1f}")
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="FID ↓ (test set, known pixels pasted back)", title="inpainting quality")
+    ax.legend(fontsize=7)
+    return save(fig, path)

@@ -1,0 +1,47 @@
+"""The demo end to end on tiny checkpoints, with a stand-in feature network."""
+
+import pytest
+
+from maskgit_lab import demo
+from maskgit_lab.checkpoint import save_checkpoint
+from maskgit_lab.schedules import SCHEDULES
+from tests.test_quality import STAND_IN
+
+
+@pytest.fixture
+def checkpoints(tmp_path, tiny_tokenizer, tiny_model):
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
+    save_checkpoint(tmp_path / "mvtm.pt", "mvtm", tiny_model)
+    return tmp_path / "vq.pt", tmp_path / "mvtm.pt"
+
+
+def test_demo_with_checkpoints_scores_and_draws(tmp_path, checkpoints, capsys):
+    vq, mvtm = checkpoints
+    figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=3, steps=4, limit=12, extractor=STAND_IN)
+    out = capsys.readouterr().out
+    assert "tokenizer floor FID" in out and "gap closed" in out and "| cosine T=4 |" in out
+    assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png", "quality.png"]
+    assert all(f.stat().st_size > 1000 for f in figures)
+    table = (tmp_path / "out" / "quality.md").read_text().splitlines()
+    assert len(table) == 2 + 4  # header, rule, gray, white, floor, cosine T=4
+
+
+def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoints):
+    vq, mvtm = checkpoints
+    tokenizer, model = demo.load_pair(vq, mvtm)
+    result = demo.score_test_set(tokenizer, model, tmp_path, demo.DEFAULT_ROOT, "cosine", 8, full=True, limit=6,
+                                 extractor=STAND_IN)
+    methods = [row["method"] for row in result["rows"]]
+    assert len(methods) == 3 + 6 * 4 + 5
+    grid = result["rows"][3 : 3 + 24]
+    assert {(row["schedule"], row["steps"]) for row in grid} == {(s, t) for s in SCHEDULES for t in (1, 4, 8, 12)}
+    best = min(grid, key=lambda row: row["fid"])["schedule"]
+    assert methods[-5:] == [f"{best} T=12 stop@{s}" for s in (2, 4, 6, 8, 10)]
+
+
+def test_demo_without_checkpoints_trains_a_quick_run_and_skips_scores(tmp_path, checkpoints, capsys, monkeypatch):
+    monkeypatch.setattr(demo, "quick_checkpoints", lambda out, root: checkpoints)
+    figures = demo.run_demo(tmp_path / "out", vq=tmp_path / "none.pt", mvtm=tmp_path / "none.pt", rows=2, steps=2)
+    out = capsys.readouterr().out
+    assert "training a short CPU demo run first" in out and "FID" not in out
+    assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png"]
