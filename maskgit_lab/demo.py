@@ -15,8 +15,15 @@ from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import load_test_batch
-from maskgit_lab.fid import (DEFAULT_STATS_CACHE, DEFAULT_TEST_DIR, ReferenceStats, inception_features, load_extractor,
-                             reference_stats, statistics)
+from maskgit_lab.fid import (
+    DEFAULT_STATS_CACHE,
+    DEFAULT_TEST_DIR,
+    ReferenceStats,
+    inception_features,
+    load_extractor,
+    reference_stats,
+    statistics,
+)
 from maskgit_lab.inpaint import inpaint
 from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
 from maskgit_lab.quality import Scorer, baseline_rows, full_settings, markdown_table, maskgit_rows, summarize

@@ -4,6 +4,7 @@ Every figure is drawn from the same code path as training and grading (the decod
 history, the schedule functions); nothing here recomputes the algorithm.
 """
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -100,4 +101,18 @@ def quality_bars(rows: list, path, ceiling: float, floor: float):
     ax.invert_yaxis()
     ax.set(xlabel="FID ↓ (test set, known pixels pasted back)", title="inpainting quality")
     ax.legend(fontsize=7)
+    return save(fig, path)
+
+
+def training_curves(log_csv, path, columns: list):
+    """One panel per column of a run's ``log.csv`` against the step."""
+    with open(log_csv) as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(row["step"]) for row in rows]
+    fig = Figure(figsize=(3.2 * len(columns), 3))
+    axes = fig.subplots(1, len(columns), squeeze=False)[0]
+    for ax, column in zip(axes, columns):
+        ax.plot(steps, [float(row[column]) for row in rows], marker=".")
+        ax.set(xlabel="step", title=column)
+        ax.grid(alpha=0.3)
     return save(fig, path)

@@ -13,8 +13,7 @@ import torch
 from PIL import Image
 
 from maskgit_lab import data
-from maskgit_lab.data import (DEFAULT_ROOT, ImageFolder, InpaintingTestSet, load_image,
-                              load_mask, prepare, verify)
+from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, InpaintingTestSet, load_image, load_mask, prepare, verify
 
 
 def save(path: Path, array: np.ndarray, mode: str = None) -> Path:

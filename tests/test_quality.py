@@ -7,8 +7,17 @@ import torch.nn.functional as F
 from maskgit_lab import fid
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import load_test_batch
-from maskgit_lab.quality import (Scorer, baseline_rows, fill_hole, gap_closed, maskgit_rows, markdown_table,
-                                 summarize, token_accuracy, tokenizer_floor)
+from maskgit_lab.quality import (
+    Scorer,
+    baseline_rows,
+    fill_hole,
+    gap_closed,
+    markdown_table,
+    maskgit_rows,
+    summarize,
+    token_accuracy,
+    tokenizer_floor,
+)
 
 STAND_IN = fid.FeatureExtractor(name="pooled-pixels-8x8", net=lambda x: F.adaptive_avg_pool2d(x, 8).flatten(1),
                                 pixel_offset=128.0, pixel_scale=128.0)

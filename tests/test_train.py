@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
+from maskgit_lab import train as train_module
 from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import inpaint_batched, load_test_batch
-from maskgit_lab import train as train_module
 from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, export, train_mvtm, train_vq, warmup_cosine
 from tests.conftest import TINY_TF, TINY_VQ
 
