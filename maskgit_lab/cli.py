@@ -124,6 +124,18 @@ def cmd_fid(args):
     return 0
 
 
+def cmd_score_tokenizer(args):
+    from maskgit_lab.checkpoint import load_model
+    from maskgit_lab.quality import markdown_table, score_tokenizer
+
+    result = score_tokenizer(load_model(args.vq, "vq"), args.data_root, args.limit)
+    print(markdown_table(result["rows"]))
+    verdict = "meets" if result["ratio"] <= 0.5 else "misses"
+    print(f"floor FID {result['floor']:.1f} / ceiling FID {result['ceiling']:.1f} = {result['ratio']:.2f} "
+          f"({verdict} the target ≤ 0.5)")
+    return 0
+
+
 def cmd_bench(args):
     from maskgit_lab.bench import run_benchmarks
 
@@ -181,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir_a", type=Path)
     p.add_argument("dir_b", type=Path)
     p.set_defaults(func=cmd_fid)
+
+    p = sub.add_parser("score-tokenizer", help="FID of the tokenizer floor against gray and white fill")
+    p.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.set_defaults(func=cmd_score_tokenizer)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
     p.add_argument("which", nargs="*", type=bench_name, help="decode and/or attention (default: both)")

@@ -15,19 +15,25 @@ from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import load_test_batch
-from maskgit_lab.fid import (
-    DEFAULT_STATS_CACHE,
-    DEFAULT_TEST_DIR,
-    ReferenceStats,
-    inception_features,
-    load_extractor,
-    reference_stats,
-    statistics,
-)
+from maskgit_lab.fid import load_extractor
 from maskgit_lab.inpaint import inpaint
 from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
-from maskgit_lab.quality import Scorer, baseline_rows, full_settings, markdown_table, maskgit_rows, summarize
-from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, export, train_mvtm, train_vq
+from maskgit_lab.quality import (
+    Scorer,
+    baseline_rows,
+    full_settings,
+    markdown_table,
+    maskgit_rows,
+    reference_for,
+    summarize,
+)
+from maskgit_lab.train import (
+    MVTMTrainConfig,
+    VQTrainConfig,
+    export,
+    train_mvtm,
+    train_vq,
+)
 from maskgit_lab.utils import default_device
 
 QUICK_VQ = VQTrainConfig(steps=200, batch_size=16, gan_weight=0.0, restart_after=10, log_every=100, save_every=50)
@@ -49,14 +55,6 @@ def quick_checkpoints(out: Path, data_root) -> tuple:
 
 
 SWEET_SPOT_T = 12
-
-
-def reference_for(test: dict, data_root, limit, extractor) -> ReferenceStats:
-    """Ground-truth features: the shipped cache for the whole emoji test set, else computed."""
-    if Path(data_root) == DEFAULT_ROOT and limit is None:
-        return reference_stats(DEFAULT_TEST_DIR, DEFAULT_STATS_CACHE, extractor=extractor)
-    features = inception_features(test["gt"], extractor=extractor)
-    return ReferenceStats(*statistics(features), features)
 
 
 def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps: int, full: bool,

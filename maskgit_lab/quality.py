@@ -11,19 +11,39 @@ and the floor:  gap closed = (ceiling − FID) / (ceiling − floor).
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from maskgit_lab.evaluate import inpaint_batched
-from maskgit_lab.fid import ReferenceStats, fid_from_features, inception_features, kid
+from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.evaluate import inpaint_batched, load_test_batch
+from maskgit_lab.fid import (
+    DEFAULT_STATS_CACHE,
+    DEFAULT_TEST_DIR,
+    ReferenceStats,
+    fid_from_features,
+    inception_features,
+    kid,
+    load_extractor,
+    reference_stats,
+    statistics,
+)
 from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
 from maskgit_lab.metrics import psnr_hole, ssim_hole
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.train import encode_all
 
 FILLS = {"gray fill": 0.0, "white fill": 1.0}  # pixel values in [-1, 1]
+
+
+def reference_for(test: dict, data_root, limit, extractor) -> ReferenceStats:
+    """Ground-truth features: the shipped cache for the whole emoji test set, else computed."""
+    if Path(data_root) == DEFAULT_ROOT and limit is None:
+        return reference_stats(DEFAULT_TEST_DIR, DEFAULT_STATS_CACHE, extractor=extractor)
+    features = inception_features(test["gt"], extractor=extractor)
+    return ReferenceStats(*statistics(features), features)
 
 
 def fill_hole(images: torch.Tensor, known: torch.Tensor, value: float) -> torch.Tensor:
@@ -120,3 +140,15 @@ def markdown_table(rows: list) -> str:
         lines.append(f"| {row['method']} | {row['fid']:.1f} | {row['kid']:.4f} | {row['psnr_hole']:.2f} | "
                      f"{row['ssim_hole']:.3f} | {acc} | {row['gap_closed']:.2f} |")
     return "\n".join(lines)
+
+
+def score_tokenizer(tokenizer, data_root=DEFAULT_ROOT, limit=None, extractor=None, progress=True) -> dict:
+    """Trivial fills and this tokenizer's floor; the tokenizer target is floor ≤ 0.5 × ceiling."""
+    test = load_test_batch(data_root, limit)
+    if test["gt"] is None:
+        raise FileNotFoundError(f"{data_root} has no test ground truth (test_gt/), so nothing can be scored")
+    extractor = extractor or load_extractor()
+    scorer = Scorer(reference_for(test, data_root, limit, extractor), test["gt"], test["known"], extractor, progress)
+    rows = baseline_rows(scorer, tokenizer)
+    summary = summarize(rows)
+    return {"rows": rows, "ratio": summary["floor"] / summary["ceiling"], **summary}

@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 
 from maskgit_lab.checkpoint import load_model, save_checkpoint
 from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, InpaintingTestSet
-from maskgit_lab.discriminator import PatchDiscriminator, adaptive_weight, edge_loss, hinge_d_loss, hinge_g_loss
+from maskgit_lab.discriminator import (
+    PatchDiscriminator,
+    adaptive_weight,
+    edge_loss,
+    hinge_d_loss,
+    hinge_g_loss,
+)
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.mvtm import mvtm_step
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig

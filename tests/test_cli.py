@@ -2,7 +2,7 @@ import pytest
 
 from maskgit_lab.cli import build_parser, main
 
-COMMANDS = ["data", "train-vq", "train-mvtm", "inpaint", "fid", "bench", "demo"]
+COMMANDS = ["data", "train-vq", "train-mvtm", "inpaint", "fid", "score-tokenizer", "bench", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,6 +14,7 @@ from maskgit_lab.quality import (
     gap_closed,
     markdown_table,
     maskgit_rows,
+    score_tokenizer,
     summarize,
     token_accuracy,
     tokenizer_floor,
@@ -82,3 +83,9 @@ def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
     assert rows[2]["gap_closed"] == pytest.approx(1.0)
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| tokenizer floor |" in table
+
+
+def test_score_tokenizer_reports_floor_over_ceiling(tiny_tokenizer):
+    result = score_tokenizer(tiny_tokenizer, limit=12, extractor=STAND_IN, progress=False)
+    assert [row["method"] for row in result["rows"]] == ["gray fill", "white fill", "tokenizer floor"]
+    assert result["ratio"] == pytest.approx(result["floor"] / result["ceiling"])
