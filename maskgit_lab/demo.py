@@ -40,11 +40,16 @@ QUICK_VQ = VQTrainConfig(steps=200, batch_size=16, gan_weight=0.0, restart_after
 QUICK_MVTM = MVTMTrainConfig(steps=300, batch_size=32, warmup=30, log_every=100, save_every=100)
 
 
-def quick_checkpoints(out: Path, data_root) -> tuple:
-    """Train both stages briefly (resuming if interrupted) and export them under ``out``."""
+def quick_checkpoints(out: Path, data_root, shipped_vq=None) -> tuple:
+    """Train what is missing briefly (resuming if interrupted) and export it under ``out``.
+
+    A shipped tokenizer is used as it is; then only the transformer is trained.
+    """
     cfg = get_config("default")
-    vq_run, mvtm_run = out / "runs" / "vq", out / "runs" / "mvtm"
-    vq_path, mvtm_path = out / "checkpoints" / "vq.pt", out / "checkpoints" / "mvtm.pt"
+    use_shipped = shipped_vq is not None and Path(shipped_vq).exists()
+    vq_run, vq_path = out / "runs" / "vq", Path(shipped_vq) if use_shipped else out / "checkpoints" / "vq.pt"
+    name = "mvtm-on-shipped-vq" if use_shipped else "mvtm"
+    mvtm_run, mvtm_path = out / "runs" / name, out / "checkpoints" / f"{name}.pt"
     if not vq_path.exists():
         train_vq(cfg.vq, QUICK_VQ, vq_run, data_root, resume=(vq_run / "state.pt").exists())
         export(vq_run, "vq", vq_path)
@@ -91,10 +96,11 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, ste
     out.mkdir(parents=True, exist_ok=True)
     trained = vq is not None and mvtm is not None and Path(vq).exists() and Path(mvtm).exists()
     if not trained:
-        print(f"no trained checkpoints at {vq} / {mvtm}: training a short CPU demo run first "
-              f"({QUICK_VQ.steps} tokenizer steps, {QUICK_MVTM.steps} transformer steps; pictures will be rough, "
+        missing = " and ".join(str(p) for p in (vq, mvtm) if p is None or not Path(p).exists())
+        print(f"no trained checkpoint at {missing}: training a short CPU demo run of what is missing first "
+              f"(tokenizer: {QUICK_VQ.steps} steps, transformer: {QUICK_MVTM.steps} steps; pictures will be rough, "
               f"so no scores are computed)")
-        vq, mvtm = quick_checkpoints(out, data_root)
+        vq, mvtm = quick_checkpoints(out, data_root, shipped_vq=vq)
     tokenizer, model = load_pair(vq, mvtm, device=default_device())
     test = load_test_batch(data_root, limit=rows)
     device = next(model.parameters()).device

@@ -40,8 +40,18 @@ def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoint
 
 
 def test_demo_without_checkpoints_trains_a_quick_run_and_skips_scores(tmp_path, checkpoints, capsys, monkeypatch):
-    monkeypatch.setattr(demo, "quick_checkpoints", lambda out, root: checkpoints)
+    monkeypatch.setattr(demo, "quick_checkpoints", lambda out, root, shipped_vq: checkpoints)
     figures = demo.run_demo(tmp_path / "out", vq=tmp_path / "none.pt", mvtm=tmp_path / "none.pt", rows=2, steps=2)
     out = capsys.readouterr().out
-    assert "training a short CPU demo run first" in out and "FID" not in out
+    assert "training a short CPU demo run of what is missing first" in out and "FID" not in out
     assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png"]
+
+
+def test_quick_run_keeps_a_shipped_tokenizer(tmp_path, checkpoints, monkeypatch):
+    trained = []
+    monkeypatch.setattr(demo, "train_vq", lambda *args, **kw: trained.append("vq"))
+    monkeypatch.setattr(demo, "train_mvtm", lambda cfg, tcfg, vq, run, *args, **kw: trained.append(("mvtm", vq)))
+    monkeypatch.setattr(demo, "export", lambda run, kind, dest: dest)
+    vq, mvtm = demo.quick_checkpoints(tmp_path, demo.DEFAULT_ROOT, shipped_vq=checkpoints[0])
+    assert vq == checkpoints[0] and mvtm.name == "mvtm-on-shipped-vq.pt"
+    assert trained == [("mvtm", checkpoints[0])]
