@@ -15,8 +15,9 @@ from torch.nn import functional as F
 
 from maskgit_lab.attention import MultiHeadAttention
 from maskgit_lab.configs import get_config
-from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet
+from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import iterative_decode
+from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.transformer import BidirectionalTransformer
 
@@ -33,10 +34,7 @@ def best_time(fn, repeats: int = 3) -> float:
 
 
 def token_masks_of_test_set(root=DEFAULT_ROOT, limit=None, downsample: int = 8) -> torch.Tensor:
-    test = InpaintingTestSet(root)
-    count = len(test) if limit is None else min(limit, len(test))
-    known = torch.stack([test[i]["mask"] for i in range(count)])
-    return token_mask_from_pixels(known, downsample)
+    return token_mask_from_pixels(load_test_batch(root, limit)["known"], downsample)
 
 
 def bench_decode(quick: bool = False, steps: int = 8) -> dict:

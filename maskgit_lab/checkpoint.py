@@ -44,7 +44,8 @@ def read_checkpoint(path, kind: str) -> dict:
     return payload
 
 
-def _config_from(kind: str, stored: dict):
+def config_from(kind: str, stored: dict):
+    """The config dataclass of ``kind`` from its stored dict (lists back to tuples)."""
     cls = KINDS[kind][0]
     names = {f.name for f in fields(cls)}
     values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in stored.items() if k in names}
@@ -62,7 +63,7 @@ def config_differences(expected, found) -> list:
 def load_model(path, kind: str, expect=None, device="cpu"):
     """Rebuild the model stored at ``path``; with ``expect``, refuse any config mismatch."""
     payload = read_checkpoint(path, kind)
-    cfg = _config_from(kind, payload["config"])
+    cfg = config_from(kind, payload["config"])
     if expect is not None:
         diffs = config_differences(expect, cfg)
         if diffs:

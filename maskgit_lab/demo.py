@@ -15,17 +15,15 @@ from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import load_test_batch
-from maskgit_lab.fid import load_extractor
 from maskgit_lab.inpaint import inpaint
 from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
 from maskgit_lab.quality import (
-    Scorer,
     baseline_rows,
     full_settings,
     markdown_table,
     maskgit_rows,
-    reference_for,
     summarize,
+    test_set_scorer,
 )
 from maskgit_lab.train import (
     MVTMTrainConfig,
@@ -65,11 +63,7 @@ SWEET_SPOT_T = 12
 def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps: int, full: bool,
                    limit=None, extractor=None) -> dict:
     """The quality table on the test set; prints the headline and writes quality.md / .png."""
-    test = load_test_batch(data_root, limit)
-    if test["gt"] is None:
-        raise FileNotFoundError(f"{data_root} has no test ground truth (test_gt/), so nothing can be scored")
-    extractor = extractor or load_extractor()
-    scorer = Scorer(reference_for(test, data_root, limit, extractor), test["gt"], test["known"], extractor=extractor)
+    scorer, test = test_set_scorer(data_root, limit, extractor)
     rows = baseline_rows(scorer, tokenizer)
     settings = full_settings() if full else [dict(schedule=schedule, steps=steps)]
     rows += maskgit_rows(scorer, tokenizer, model, test["masked"], settings)
@@ -80,7 +74,7 @@ def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps:
         rows += maskgit_rows(scorer, tokenizer, model, test["masked"], sweet)
         summary = summarize(rows)
     best = summary["best"]
-    print(f"{len(test['names'])} test images, extractor {extractor.name}")
+    print(f"{len(test['names'])} test images, extractor {scorer.extractor.name}")
     print(f"tokenizer floor FID {summary['floor']:.1f} | ceiling (best trivial fill) FID {summary['ceiling']:.1f} | "
           f"{best['method']} FID {best['fid']:.1f} | gap closed {best['gap_closed']:.2f}")
     table = markdown_table(rows)

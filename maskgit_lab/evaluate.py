@@ -18,11 +18,16 @@ from maskgit_lab.plots import to_numpy_image
 from maskgit_lab.utils import default_device
 
 
-def load_test_batch(root, limit: Optional[int] = None) -> dict:
-    """The test set as tensors: names, masked (M, 3, S, S), known (M, S, S), gt or None."""
+def load_test_batch(root, limit: Optional[int] = None, needs_gt: Optional[str] = None) -> dict:
+    """The test set as tensors: names, masked (M, 3, S, S), known (M, S, S), gt or None.
+
+    ``needs_gt`` says why the ground truth is required; without it, a missing one raises.
+    """
     test = InpaintingTestSet(root)
     items = [test[i] for i in range(len(test) if limit is None else min(limit, len(test)))]
     gts = [item["gt"] for item in items]
+    if needs_gt and any(g is None for g in gts):
+        raise FileNotFoundError(f"{root} has no test ground truth (test_gt/), {needs_gt}")
     return {
         "names": [item["name"] for item in items],
         "masked": torch.stack([item["masked"] for item in items]),
@@ -50,10 +55,12 @@ def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed:
     images, codes = [], []
     chunks = list(zip(masked.split(batch_size), known.split(batch_size)))
     for chunk, mask in tqdm(chunks, desc="inpaint", disable=not progress, delay=0.5):
-        out, history = inpaint(tokenizer, model, chunk.to(device), mask.to(device), generator=generator,
-                               return_history=True, **decode)
+        out = inpaint(tokenizer, model, chunk.to(device), mask.to(device), generator=generator,
+                      return_history=return_codes, **decode)
+        if return_codes:
+            out, history = out
+            codes.append(history.tokens[-1].cpu())
         images.append(out.cpu())
-        codes.append(history.tokens[-1].cpu())
     return (torch.cat(images), torch.cat(codes)) if return_codes else torch.cat(images)
 
 

@@ -142,13 +142,16 @@ def markdown_table(rows: list) -> str:
     return "\n".join(lines)
 
 
+def test_set_scorer(data_root=DEFAULT_ROOT, limit=None, extractor=None, progress=True):
+    """The test set (ground truth required) and a ``Scorer`` against its reference features."""
+    test = load_test_batch(data_root, limit, needs_gt="so nothing can be scored")
+    extractor = extractor or load_extractor()
+    return Scorer(reference_for(test, data_root, limit, extractor), test["gt"], test["known"], extractor, progress), test
+
+
 def score_tokenizer(tokenizer, data_root=DEFAULT_ROOT, limit=None, extractor=None, progress=True) -> dict:
     """Trivial fills and this tokenizer's floor; the tokenizer target is floor ≤ 0.5 × ceiling."""
-    test = load_test_batch(data_root, limit)
-    if test["gt"] is None:
-        raise FileNotFoundError(f"{data_root} has no test ground truth (test_gt/), so nothing can be scored")
-    extractor = extractor or load_extractor()
-    scorer = Scorer(reference_for(test, data_root, limit, extractor), test["gt"], test["known"], extractor, progress)
+    scorer, _ = test_set_scorer(data_root, limit, extractor, progress)
     rows = baseline_rows(scorer, tokenizer)
     summary = summarize(rows)
     return {"rows": rows, "ratio": summary["floor"] / summary["ceiling"], **summary}

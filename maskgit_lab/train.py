@@ -23,8 +23,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from maskgit_lab.checkpoint import load_model, save_checkpoint
-from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, InpaintingTestSet
+from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint
+from maskgit_lab.data import DEFAULT_ROOT, ImageFolder
 from maskgit_lab.discriminator import (
     PatchDiscriminator,
     adaptive_weight,
@@ -32,6 +32,7 @@ from maskgit_lab.discriminator import (
     hinge_d_loss,
     hinge_g_loss,
 )
+from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.mvtm import mvtm_step
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
@@ -80,12 +81,7 @@ def load_images(root, split: str = "train", max_images: Optional[int] = None) ->
 
 
 def load_test_targets(root, max_images: Optional[int] = None) -> torch.Tensor:
-    test = InpaintingTestSet(root)
-    count = len(test) if max_images is None else min(max_images, len(test))
-    images = [test[i]["gt"] for i in range(count)]
-    if any(image is None for image in images):
-        raise FileNotFoundError(f"{root} has no test ground truth (test_gt/); it is needed to validate training")
-    return torch.stack(images)
+    return load_test_batch(root, max_images, needs_gt="which is needed to validate training")["gt"]
 
 
 def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -311,10 +307,10 @@ def export(run_dir, kind: str, dest, half: bool = True):
     """Turn a run's latest state into a shipped checkpoint (EMA weights for the transformer)."""
     state = torch.load(Path(run_dir) / "state.pt", map_location="cpu", weights_only=False)
     if kind == "vq":
-        model = VQTokenizer(VQConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["model_config"].items()}))
+        model = VQTokenizer(config_from("vq", state["model_config"]))
         model.load_state_dict(state["model"])
     else:
-        model = BidirectionalTransformer(TransformerConfig(**state["model_config"]))
+        model = BidirectionalTransformer(config_from("mvtm", state["model_config"]))
         model.load_state_dict(state["ema"])
     meta = {"steps": state["step"], "train_config": state["train_config"], "final": state["log"][-1] if state["log"] else {}}
     save_checkpoint(dest, kind, model, meta=meta, half=half)

@@ -89,3 +89,15 @@ def test_score_tokenizer_reports_floor_over_ceiling(tiny_tokenizer):
     result = score_tokenizer(tiny_tokenizer, limit=12, extractor=STAND_IN, progress=False)
     assert [row["method"] for row in result["rows"]] == ["gray fill", "white fill", "tokenizer floor"]
     assert result["ratio"] == pytest.approx(result["floor"] / result["ceiling"])
+
+
+def test_scoring_needs_the_ground_truth(tmp_path):
+    import shutil
+
+    for folder in ("masked_image", "mask64"):
+        (tmp_path / "test" / folder).mkdir(parents=True)
+        source = DEFAULT_ROOT / "test" / folder
+        for name in sorted(p.name for p in source.iterdir())[:2]:
+            shutil.copy(source / name, tmp_path / "test" / folder / name)
+    with pytest.raises(FileNotFoundError, match=r"has no test ground truth \(test_gt/\), so nothing can be scored"):
+        score_tokenizer(None, tmp_path, extractor=STAND_IN)
