@@ -2,6 +2,8 @@
 
 Stage 1 (``train_vq``): reconstruction (L1 + MSE) + edge term + VQ loss, then, from
 ``gan_start`` on, a PatchGAN hinge term weighted adaptively (see ``discriminator``).
+With ``init`` + ``decoder_only`` it fine-tunes the decoder of a trained tokenizer: encoder and
+codebook are frozen, so every image keeps its tokens and a transformer trained on them stays valid.
 Stage 2 (``train_mvtm``): the frozen tokenizer turns every training image (and its
 mirror image) into tokens once; the transformer then trains on token grids with the MVTM
 loss, AdamW, warm-up + cosine learning rate, and an exponential moving average (EMA) of
@@ -54,6 +56,8 @@ class VQTrainConfig:
     log_every: int = 50
     save_every: int = 250
     max_images: Optional[int] = None  # use only the first images (tests, quick demos)
+    init: str = ""  # start from this tokenizer checkpoint instead of random weights
+    decoder_only: bool = False  # with init: freeze encoder and codebook, so the tokens stay exactly the same
 
 
 @dataclass
@@ -168,6 +172,14 @@ def evaluate_vq(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 
     return {"test_mse": torch.cat(errors).mean().item(), "test_codes_used": used}
 
 
+def _vq_train_mode(tokenizer: VQTokenizer, decoder_only: bool):
+    """Training mode, except that a frozen quantizer must not restart codes (eval mode)."""
+    tokenizer.train()
+    if decoder_only:
+        tokenizer.encoder.eval()
+        tokenizer.quantizer.eval()
+
+
 def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT, resume=False, progress=True):
     """Train the tokenizer; returns the run directory."""
     run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
@@ -176,15 +188,22 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
     images = load_images(data_root, "train", tcfg.max_images)
     test_images = load_test_targets(data_root, tcfg.max_images).to(device)
     tokenizer = VQTokenizer(cfg).to(device)
+    if tcfg.init:
+        tokenizer.load_state_dict(load_model(tcfg.init, "vq", expect=cfg).state_dict())
+    elif tcfg.decoder_only:
+        raise ValueError("--decoder-only fine-tunes a trained tokenizer's decoder; pass --init CHECKPOINT as well")
     tokenizer.quantizer.restart_after = tcfg.restart_after
+    tokenizer.encoder.requires_grad_(not tcfg.decoder_only)
+    tokenizer.quantizer.requires_grad_(not tcfg.decoder_only)
     disc = PatchDiscriminator().to(device)
-    opt = torch.optim.Adam(tokenizer.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
+    trainable = [p for p in tokenizer.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=tcfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
     parts = {"model": tokenizer, "disc": disc, "opt": opt, "opt_d": opt_d}
     log, step, started = _restore(run_dir, state, parts, generator)
-    tokenizer.train()
     bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-vq", disable=not progress, delay=0.5)
     for step in bar:
+        _vq_train_mode(tokenizer, tcfg.decoder_only)
         pick = torch.randint(images.shape[0], (tcfg.batch_size,), generator=generator)
         batch = images[pick]
         if tcfg.hflip:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from maskgit_lab import train as train_module
-from maskgit_lab.checkpoint import load_pair
+from maskgit_lab.checkpoint import load_model, load_pair
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import inpaint_batched, load_test_batch
 from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, export, train_mvtm, train_vq, warmup_cosine
@@ -81,3 +81,21 @@ def test_warmup_then_cosine_decay():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
     assert factors[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
+    train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, steps=2, gan_start=0), tmp_path / "base", progress=False)
+    export(tmp_path / "base", "vq", tmp_path / "base.pt", half=False)
+    tune = dataclasses.replace(VQ_RUN, steps=3, gan_start=0, init=str(tmp_path / "base.pt"), decoder_only=True, restart_after=1)
+    train_vq(TINY_VQ, tune, tmp_path / "tuned", progress=False)
+    export(tmp_path / "tuned", "vq", tmp_path / "tuned.pt", half=False)
+    before, after = (load_model(tmp_path / name, "vq") for name in ("base.pt", "tuned.pt"))
+    changed = {k for k, v in before.state_dict().items() if not torch.equal(v, after.state_dict()[k])}
+    assert changed and all(k.startswith("decoder.") for k in changed)
+    images = load_test_batch(DEFAULT_ROOT, limit=4)["gt"]
+    assert torch.equal(before.encode(images), after.encode(images))
+
+
+def test_decoder_only_needs_a_starting_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="pass --init"):
+        train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, decoder_only=True), tmp_path / "run", progress=False)
