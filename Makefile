@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lab bench clean-venv
+.PHONY: venv demo test lab bench release clean-venv
 
 venv: $(STAMP)
 
@@ -20,8 +20,13 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 demo: venv
 	$(PY) -m maskgit_lab demo
 
+# MASKGIT_LAB_FAST=1 shortens the notebooks' training cells; pytest runs tests/ and, with
+# nbval, every notebook in solutions/ top to bottom.
 test: venv
-	$(PY) -m pytest
+	MASKGIT_LAB_FAST=1 $(PY) -m pytest
+
+release: venv
+	$(PY) -m autograder release
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

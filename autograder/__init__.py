@@ -1,0 +1,11 @@
+"""maskgit-lab's autograder: checks shared by the notebooks' test cells and by pytest.
+
+A check is a plain function decorated with :func:`graded`; calling it returns a
+:class:`Result` (points, max points, a message that names the likely misconception).
+Notebook test cells pass the result to :func:`show`, which prints it and fails the cell
+when points were lost, so nbgrader scores the cell 0 and the student sees why.
+"""
+
+from autograder.core import CheckFailed, Result, graded, show, use_or_reference
+
+__all__ = ["CheckFailed", "Result", "graded", "show", "use_or_reference"]

@@ -1,0 +1,1 @@
+"""Graded checks, one module per notebook topic: vq, attention, mvtm, decoding, inpainting."""
