@@ -6,6 +6,7 @@ config, so there is nothing to get wrong by hand; when the caller expects a conf
 every differing field is named in the error.
 """
 
+import hashlib
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Optional
@@ -78,6 +79,15 @@ def load_model(path, kind: str, expect=None, device="cpu"):
         raise ValueError(f"{path}: weights do not fit the stored config ({err}); the file is damaged") from None
     model.meta = payload["meta"]
     return model.to(device).eval()
+
+
+def weights_hash(model) -> str:
+    """SHA-256 of a model's weights (float32, in state_dict order): names a model by content."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_pair(vq_path, mvtm_path, device="cpu", expect=None):

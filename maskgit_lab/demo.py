@@ -58,13 +58,17 @@ def quick_checkpoints(out: Path, data_root, shipped_vq=None) -> tuple:
 
 
 SWEET_SPOT_T = 12
+BASELINE_CACHE = "baselines.json"  # beside the tokenizer checkpoint
 
 
 def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps: int, full: bool,
-                   limit=None, extractor=None) -> dict:
-    """The quality table on the test set; prints the headline and writes quality.md / .png."""
+                   limit=None, extractor=None, baseline_cache=None) -> dict:
+    """The quality table on the test set; prints the headline and writes quality.md / .png.
+
+    ``baseline_cache``: a JSON file that keeps the fill and floor rows (see ``quality.baseline_rows``).
+    """
     scorer, test = test_set_scorer(data_root, limit, extractor)
-    rows = baseline_rows(scorer, tokenizer)
+    rows = baseline_rows(scorer, tokenizer, baseline_cache)
     settings = full_settings() if full else [dict(schedule=schedule, steps=steps)]
     rows += maskgit_rows(scorer, tokenizer, model, test["masked"], settings)
     summary = summarize(rows)
@@ -107,7 +111,8 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, ste
         gamma_figure(out / "schedules.png", steps=steps, n0=tokenizer.cfg.num_tokens),
     ]
     if trained:
-        score_test_set(tokenizer, model, out, data_root, schedule, steps, full, limit, extractor)
+        cache = Path(vq).parent / BASELINE_CACHE if limit is None else None  # whole test sets only
+        score_test_set(tokenizer, model, out, data_root, schedule, steps, full, limit, extractor, cache)
         figures.append(out / "quality.png")
     for path in figures:
         print(f"saved {path}")

@@ -8,15 +8,23 @@ PSNR and SSIM over the hole only, and masked-token accuracy against the ground t
 
 The headline number places a result between the better trivial fill (the ceiling to beat)
 and the floor:  gap closed = (ceiling − FID) / (ceiling − floor).
+
+Inception features cost most of the time on a CPU, so nothing is scored twice: a scorer
+remembers the features of every image set it has seen (T = 1 decodes the same for every
+schedule), and the baseline rows, which depend only on the tokenizer and the test set, can be
+kept in a JSON file keyed by the extractor, the test images and the tokenizer's weights.
 """
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from maskgit_lab.checkpoint import weights_hash
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import inpaint_batched, load_test_batch
 from maskgit_lab.fid import (
@@ -29,6 +37,7 @@ from maskgit_lab.fid import (
     load_extractor,
     reference_stats,
     statistics,
+    to_uint8,
 )
 from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
 from maskgit_lab.metrics import psnr_hole, ssim_hole
@@ -74,9 +83,19 @@ class Scorer:
     known: torch.Tensor  # (M, S, S) bool
     extractor: Optional[object] = None
     progress: bool = True
+    seen: dict = field(default_factory=dict, repr=False)  # image-set hash → features
+
+    def features(self, images: torch.Tensor):
+        key = hashlib.sha256(to_uint8(images).numpy().tobytes()).hexdigest()
+        if key not in self.seen:
+            self.seen[key] = inception_features(images, progress=self.progress, extractor=self.extractor)
+        return self.seen[key]
+
+    def test_set_hash(self) -> str:
+        return hashlib.sha256(to_uint8(self.gt).numpy().tobytes() + self.known.numpy().tobytes()).hexdigest()
 
     def __call__(self, name: str, images: torch.Tensor, **extra) -> dict:
-        features = inception_features(images, progress=self.progress, extractor=self.extractor)
+        features = self.features(images)
         kid_mean, _ = kid(features, self.reference.features)
         return {
             "method": name,
@@ -93,10 +112,21 @@ def token_accuracy(codes: torch.Tensor, target_codes: torch.Tensor, token_mask: 
     return (codes[token_mask] == target_codes[token_mask]).float().mean().item()
 
 
-def baseline_rows(scorer: Scorer, tokenizer) -> list:
-    """Gray fill, white fill and the tokenizer floor."""
+def baseline_rows(scorer: Scorer, tokenizer, cache: Optional[Path] = None) -> list:
+    """Gray fill, white fill and the tokenizer floor; reused from ``cache`` when its key matches."""
+    key = None
+    if cache is not None:
+        extractor = scorer.extractor or load_extractor()
+        key = {"extractor": extractor.name, "test_set": scorer.test_set_hash(), "tokenizer": weights_hash(tokenizer)}
+        entries = json.loads(Path(cache).read_text()) if Path(cache).is_file() else []
+        for entry in entries:
+            if entry["key"] == key:
+                print(f"baseline rows (fills, tokenizer floor) from {cache}: same extractor, test set and tokenizer")
+                return [dict(row) for row in entry["rows"]]
     rows = [scorer(name, fill_hole(scorer.gt, scorer.known, value)) for name, value in FILLS.items()]
     rows.append(scorer("tokenizer floor", tokenizer_floor(tokenizer, scorer.gt, scorer.known)))
+    if cache is not None:
+        Path(cache).write_text(json.dumps([e for e in entries if e["key"] != key] + [{"key": key, "rows": rows}], indent=1) + "\n")
     return rows
 
 

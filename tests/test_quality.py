@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -101,3 +102,50 @@ def test_scoring_needs_the_ground_truth(tmp_path):
             shutil.copy(source / name, tmp_path / "test" / folder / name)
     with pytest.raises(FileNotFoundError, match=r"has no test ground truth \(test_gt/\), so nothing can be scored"):
         score_tokenizer(None, tmp_path, extractor=STAND_IN)
+
+
+class CountingExtractor:
+    """The stand-in network, counting how many images it has been fed."""
+
+    name = STAND_IN.name
+    pixel_offset, pixel_scale = STAND_IN.pixel_offset, STAND_IN.pixel_scale
+
+    def __init__(self):
+        self.images = 0
+
+    def __call__(self, pixels):
+        self.images += pixels.shape[0]
+        return STAND_IN(pixels)
+
+
+def counting_scorer(test):
+    extractor = CountingExtractor()
+    features = fid.inception_features(test["gt"], progress=False, extractor=STAND_IN)
+    reference = fid.ReferenceStats(*fid.statistics(features), features)
+    return Scorer(reference, test["gt"], test["known"], extractor=extractor, progress=False), extractor
+
+
+def test_an_image_set_seen_before_is_not_fed_to_the_network_again():
+    test = load_test_batch(DEFAULT_ROOT, limit=6)
+    score, extractor = counting_scorer(test)
+    first = score("a", test["gt"])
+    again = score("b", test["gt"].clone())
+    assert extractor.images == 6 and first["fid"] == again["fid"]
+    score("c", fill_hole(test["gt"], test["known"], 0.0))
+    assert extractor.images == 12
+
+
+def test_baseline_rows_come_back_from_the_cache_only_for_the_same_tokenizer(tmp_path, tiny_tokenizer, capsys):
+    test = load_test_batch(DEFAULT_ROOT, limit=6)
+    cache = tmp_path / "baselines.json"
+    score, extractor = counting_scorer(test)
+    rows = baseline_rows(score, tiny_tokenizer, cache)
+    fresh, fresh_extractor = counting_scorer(test)
+    assert baseline_rows(fresh, tiny_tokenizer, cache) == rows and fresh_extractor.images == 0
+    assert "from " + str(cache) in capsys.readouterr().out
+    with torch.no_grad():
+        tiny_tokenizer.decoder.to_rgb.bias.add_(0.5)  # another tokenizer: the floor must be recomputed
+    other, other_extractor = counting_scorer(test)
+    changed = baseline_rows(other, tiny_tokenizer, cache)
+    assert other_extractor.images == 3 * 6 and changed[2]["fid"] != rows[2]["fid"]
+    assert len(json.loads(cache.read_text())) == 2  # both tokenizers stay cached
