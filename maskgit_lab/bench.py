@@ -5,9 +5,14 @@
 - attention: the hand-built ``MultiHeadAttention`` vs. the same projections around
   ``torch.nn.functional.scaled_dot_product_attention``, forward + backward
   (target: hand-built ≤ 1.5× slower).
+- train: MVTM training throughput (images/s) of a named config, plain fp32 with the
+  hand-built attention vs. bf16 autocast with the fused kernel (the lab-size GPU setting).
+- evaluate: the whole test set inpainted (default schedule) and its Inception features,
+  i.e. the time one FID row costs, split into its two parts.
 Absolute times depend on the machine; the ratios are what to compare.
 """
 
+import dataclasses
 import time
 
 import torch
@@ -19,7 +24,12 @@ from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import iterative_decode
 from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.inpaint import token_mask_from_pixels
-from maskgit_lab.transformer import BidirectionalTransformer
+from maskgit_lab.mvtm import training_mask
+from maskgit_lab.train import MVTMTrainConfig, accumulate_gradients
+from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
+from maskgit_lab.utils import default_device
+
+QUICK_TRANSFORMER = TransformerConfig(num_codes=16, num_tokens=64, dim=32, depth=2, num_heads=4, hidden_dim=64)
 
 
 def best_time(fn, repeats: int = 3) -> float:
@@ -75,11 +85,67 @@ def bench_attention(quick: bool = False) -> dict:
             "ratio": t_hand / t_sdpa, "target": "hand-built ≤ 1.5× slower than SDPA"}
 
 
-BENCHMARKS = {"decode": bench_decode, "attention": bench_attention}
+def _sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
-def run_benchmarks(which=("decode", "attention"), quick: bool = False) -> list:
-    results = [BENCHMARKS[name](quick=quick) for name in which]
+def bench_train(quick: bool = False, config: str = "default", batch_size: int = 32, steps: int = 3) -> dict:
+    """Images/s of MVTM training steps: fp32 + hand-built attention vs. bf16 + fused attention."""
+    device = default_device()
+    cfg = QUICK_TRANSFORMER if quick else get_config(config).transformer
+    batch_size, steps = (4, 1) if quick else (batch_size, steps)
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(cfg.num_codes, (batch_size, cfg.num_tokens), generator=generator).to(device)
+    mask = training_mask(batch_size, cfg.num_tokens, "cosine", generator).to(device)
+    rates = {}
+    for name, fast in (("fp32 hand-built", False), ("bf16 fused", True)):
+        model = BidirectionalTransformer(cfg).to(device).use_fused_attention(fast)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        tcfg = dataclasses.replace(MVTMTrainConfig(), batch_size=batch_size, amp=fast)
+
+        def train_steps():
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                accumulate_gradients(model, tokens, mask, tcfg)
+                opt.step()
+            _sync(device)
+
+        rates[name] = batch_size * steps / best_time(train_steps, 1)
+    label = "quick" if quick else config
+    return {"name": f"train MVTM ({label} config, N={cfg.num_tokens}, D={cfg.dim}, depth {cfg.depth}, batch {batch_size}, "
+                    f"{device.type}); images/s {rates['fp32 hand-built']:.1f} vs {rates['bf16 fused']:.1f}",
+            "fast": 1 / rates["bf16 fused"], "slow": 1 / rates["fp32 hand-built"],
+            "ratio": rates["bf16 fused"] / rates["fp32 hand-built"], "target": "bf16 + fused speed-up; GPU figure in README"}
+
+
+def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
+    """Seconds to inpaint the test set (cosine, T=8) and to extract its Inception features."""
+    from maskgit_lab.checkpoint import load_pair
+    from maskgit_lab.cli import DEFAULT_MVTM, DEFAULT_VQ
+    from maskgit_lab.evaluate import inpaint_batched
+    from maskgit_lab.fid import inception_features, load_extractor
+
+    tokenizer, model = load_pair(vq or DEFAULT_VQ, mvtm or DEFAULT_MVTM, device=default_device())
+    test = load_test_batch(DEFAULT_ROOT, limit=8 if quick else None)
+    extractor = load_extractor()
+    start = time.perf_counter()
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], progress=False, steps=8)
+    _sync(model.pos_emb.device)
+    decode = time.perf_counter() - start
+    start = time.perf_counter()
+    inception_features(images, progress=False, extractor=extractor)
+    features = time.perf_counter() - start
+    return {"name": f"evaluate {len(images)} test images: decode {decode:.1f} s + Inception features {features:.1f} s",
+            "fast": decode, "slow": features, "ratio": features / decode, "target": "one FID row's cost, Inception share"}
+
+
+BENCHMARKS = {"decode": bench_decode, "attention": bench_attention, "train": bench_train, "evaluate": bench_evaluate}
+
+
+def run_benchmarks(which=("decode", "attention"), quick: bool = False, config: str = "default") -> list:
+    results = [BENCHMARKS[name](quick=quick, config=config) if name == "train" else BENCHMARKS[name](quick=quick)
+               for name in which]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for r in results:
         print(f"{r['name']}: {r['slow']:.3f} s vs {r['fast']:.3f} s → ratio {r['ratio']:.2f} ({r['target']})")

@@ -43,9 +43,12 @@ def step_count(text: str) -> int:
     return int(text)
 
 
+BENCH_NAMES = ("decode", "attention", "train", "evaluate")
+
+
 def bench_name(text: str) -> str:
-    if text not in ("decode", "attention"):
-        raise argparse.ArgumentTypeError(f"unknown benchmark {text!r}; choose decode or attention")
+    if text not in BENCH_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown benchmark {text!r}; choose one of: {', '.join(BENCH_NAMES)}")
     return text
 
 
@@ -63,6 +66,7 @@ def _decode_args(parser):
     parser.add_argument("--sweet-spot", type=int, default=None, help="stop after this many of the T steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
 
 
 def cmd_data(args):
@@ -112,7 +116,8 @@ def cmd_inpaint(args):
 
     out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, schedule=args.schedule, steps=args.steps,
                            temperature=args.temperature, sweet_spot=args.sweet_spot, seed=args.seed,
-                           batch_size=args.batch_size, limit=args.limit, config=get_config(args.config))
+                           batch_size=args.batch_size, limit=args.limit, config=get_config(args.config),
+                           fused_attention=args.fused_attention)
     print(f"wrote {out}")
     return 0
 
@@ -139,7 +144,7 @@ def cmd_score_tokenizer(args):
 def cmd_bench(args):
     from maskgit_lab.bench import run_benchmarks
 
-    run_benchmarks(args.which or ["decode", "attention"], quick=args.quick)
+    run_benchmarks(args.which or ["decode", "attention"], quick=args.quick, config=args.config)
     return 0
 
 
@@ -201,8 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score_tokenizer)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
-    p.add_argument("which", nargs="*", type=bench_name, help="decode and/or attention (default: both)")
+    p.add_argument("which", nargs="*", type=bench_name,
+                   help=f"any of {', '.join(BENCH_NAMES)} (default: decode attention)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (for tests)")
+    p.add_argument("--config", choices=list(CONFIGS), default="default", help="model size for the train benchmark")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="inpaint test images and save figures")

@@ -155,13 +155,15 @@ def list_images(folder: Path) -> List[Path]:
 
 
 class ImageFolder(Dataset):
-    """Images of ``root/<split>/``, sorted by file name, as (3, 64, 64) floats in [-1, 1]."""
+    """Images of ``root/<split>/`` (or the lab's ``root/cat_face/<split>/``), sorted by file
+    name, as (3, 64, 64) floats in [-1, 1]."""
 
     def __init__(self, root: PathLike = DEFAULT_ROOT, split: str = "train",
                  transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None):
-        self.folder = Path(root) / split
+        candidates = [Path(root) / split, Path(root) / "cat_face" / split]
+        self.folder = next((c for c in candidates if c.is_dir()), candidates[0])
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"no image folder {self.folder}; rebuild the data with {REBUILD}")
+            raise FileNotFoundError(f"no image folder {self.folder} (nor {candidates[1]}); rebuild the data with {REBUILD}")
         self.files = list_images(self.folder)
         if not self.files:
             raise FileNotFoundError(f"no *.png / *.jpg images in {self.folder}; "

@@ -65,8 +65,9 @@ def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed:
 
 
 def inpaint_test_set(vq_path, mvtm_path, root, out_dir, schedule="cosine", steps=8, temperature=4.5,
-                     sweet_spot=None, seed=0, batch_size=64, limit=None, config=None) -> Path:
+                     sweet_spot=None, seed=0, batch_size=64, limit=None, config=None, fused_attention=False) -> Path:
     tokenizer, model = load_pair(vq_path, mvtm_path, device=default_device(), expect=config)
+    model.use_fused_attention(fused_attention)
     test = load_test_batch(root, limit)
     images = inpaint_batched(tokenizer, model, test["masked"], test["known"], batch_size, seed,
                              schedule=schedule, steps=steps, temperature=temperature, sweet_spot=sweet_spot)

@@ -21,6 +21,22 @@ def masked_token_loss(logits, targets, mask, label_smoothing: float = 0.1):
     return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
+def training_mask(B: int, N: int, schedule: str = "cosine", generator: Optional[torch.Generator] = None):
+    """(B, N) bool: per row r ~ U(0, 1), then exactly max(1, floor(γ(r)·N)) masked tokens."""
+    r = torch.rand(B, generator=generator)  # (B,) training progress drawn uniformly
+    return random_token_mask(B, N, gamma(schedule)(r), generator=generator)
+
+
+def mvtm_loss(model, tokens: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.1):
+    """The loss of ``model`` on clean tokens (B, N) with ``mask`` (B, N) hidden; returns (loss, stats)."""
+    inputs = tokens.masked_fill(mask, model.mask_id)
+    logits = model(inputs)  # (B, N, K)
+    loss = masked_token_loss(logits, tokens, mask, label_smoothing)
+    with torch.no_grad():
+        accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
+    return loss, {"loss": loss.item(), "masked_acc": accuracy.item(), "mask_frac": mask.float().mean().item()}
+
+
 def mvtm_step(
     model,
     tokens: torch.Tensor,
@@ -28,13 +44,6 @@ def mvtm_step(
     label_smoothing: float = 0.1,
     generator: Optional[torch.Generator] = None,
 ):
-    """One MVTM forward pass on clean tokens (B, N); returns (loss, stats dict)."""
+    """One MVTM forward pass on clean tokens (B, N) with a fresh training mask; returns (loss, stats)."""
     B, N = tokens.shape
-    r = torch.rand(B, generator=generator)  # (B,) training progress drawn uniformly
-    mask = random_token_mask(B, N, gamma(schedule)(r), generator=generator).to(tokens.device)
-    inputs = tokens.masked_fill(mask, model.mask_id)
-    logits = model(inputs)  # (B, N, K)
-    loss = masked_token_loss(logits, tokens, mask, label_smoothing)
-    with torch.no_grad():
-        accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
-    return loss, {"loss": loss.item(), "masked_acc": accuracy.item(), "mask_frac": mask.float().mean().item()}
+    return mvtm_loss(model, tokens, training_mask(B, N, schedule, generator).to(tokens.device), label_smoothing)

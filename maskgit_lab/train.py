@@ -36,7 +36,7 @@ from maskgit_lab.discriminator import (
 )
 from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.masking import random_token_mask
-from maskgit_lab.mvtm import mvtm_step
+from maskgit_lab.mvtm import mvtm_loss, training_mask
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.utils import default_device, set_seed
 from maskgit_lab.vq import VQConfig, VQTokenizer
@@ -75,6 +75,10 @@ class MVTMTrainConfig:
     log_every: int = 50
     save_every: int = 250
     max_images: Optional[int] = None
+    accumulate: int = 1  # micro-batches per step: the same gradient as one batch, in less memory
+    amp: bool = False  # bf16 autocast (GPU speed; on a CPU it runs, but slower)
+    fused_attention: bool = False  # torch's SDPA kernel in place of the hand-built attention
+    compile: bool = False  # torch.compile the transformer (GPU; the first steps compile)
 
 
 def load_images(root, split: str = "train", max_images: Optional[int] = None) -> torch.Tensor:
@@ -127,7 +131,10 @@ def _start_run(run_dir, resume: bool, model_cfg, train_cfg):
     if not state_path.exists():
         raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
     state = torch.load(state_path, map_location="cpu", weights_only=False)
-    if state["model_config"] != asdict(model_cfg) or state["train_config"] != asdict(train_cfg):
+    # a setting added after the run started counts as its default
+    stored_model = {**asdict(type(model_cfg)()), **state["model_config"]}
+    stored_train = {**asdict(type(train_cfg)()), **state["train_config"]}
+    if stored_model != asdict(model_cfg) or stored_train != asdict(train_cfg):
         raise ValueError(f"{run_dir} was started with other settings; resume with the same flags (see {run_dir}/log.csv)")
     return run_dir, state
 
@@ -273,6 +280,24 @@ def update_ema(ema_model, model, decay: float, step: int):
         ema_p.lerp_(p, 1 - decay)
 
 
+def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: MVTMTrainConfig) -> dict:
+    """Backward the MVTM loss of a batch in ``tcfg.accumulate`` micro-batches.
+
+    Each micro-batch's mean loss is weighted by its share of the masked tokens, so the summed
+    gradient equals the gradient of the whole batch's mean loss. Returns the batch's stats.
+    """
+    total = mask.sum()
+    stats = {"loss": 0.0, "masked_acc": 0.0}
+    for rows in torch.arange(tokens.shape[0], device=tokens.device).chunk(tcfg.accumulate):
+        share = mask[rows].sum() / total
+        with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=tcfg.amp):
+            loss, micro = mvtm_loss(model, tokens[rows], mask[rows], tcfg.label_smoothing)
+        (loss * share).backward()
+        for key in stats:
+            stats[key] += micro[key] * share.item()
+    return stats
+
+
 def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, run_dir, data_root=DEFAULT_ROOT,
                resume=False, progress=True):
     """Train the transformer on tokens of a frozen tokenizer; returns the run directory."""
@@ -288,8 +313,11 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
         images = torch.cat([images, images.flip(-1)])  # mirror images double the token data
     tokens = encode_all(tokenizer, images)  # (M, N)
     test_tokens = encode_all(tokenizer, load_test_targets(data_root, tcfg.max_images))
-    model = BidirectionalTransformer(cfg).to(device)
+    if tcfg.batch_size % tcfg.accumulate:
+        raise ValueError(f"batch_size {tcfg.batch_size} must split into accumulate={tcfg.accumulate} equal micro-batches")
+    model = BidirectionalTransformer(cfg).to(device).use_fused_attention(tcfg.fused_attention)
     ema_model = copy.deepcopy(model).eval()
+    forward = torch.compile(model) if tcfg.compile else model
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
@@ -303,9 +331,9 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
         for group in opt.param_groups:
             group["lr"] = tcfg.lr * warmup_cosine(step, tcfg.steps, tcfg.warmup)
         batch = tokens[torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)].to(device)
-        loss, stats = mvtm_step(model, batch, tcfg.schedule, tcfg.label_smoothing, generator)
+        mask = training_mask(*batch.shape, tcfg.schedule, generator).to(device)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        stats = accumulate_gradients(forward, batch, mask, tcfg)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         update_ema(ema_model, model, tcfg.ema, step)

@@ -43,7 +43,8 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, return_attention: bool = False):
-        attended, weights = self.attn(self.norm1(x), return_attention=True)
+        attended = self.attn(self.norm1(x), return_attention=return_attention)
+        attended, weights = attended if return_attention else (attended, None)
         x = x + self.drop(attended)
         x = x + self.mlp(self.norm2(x))
         return (x, weights) if return_attention else x
@@ -63,6 +64,12 @@ class BidirectionalTransformer(nn.Module):
         self.apply(self._init_weights)
         nn.init.trunc_normal_(self.pos_emb, std=0.02)
 
+    def use_fused_attention(self, fused: bool = True):
+        """Switch every block to torch's fused SDPA kernel (or back); returns the model."""
+        for block in self.blocks:
+            block.attn.fused = fused
+        return self
+
     @staticmethod
     def _init_weights(module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -77,7 +84,10 @@ class BidirectionalTransformer(nn.Module):
         x = self.drop(self.tok_emb(tokens) + self.pos_emb)  # (B, N, D)
         maps = []
         for block in self.blocks:
-            x, weights = block(x, return_attention=True)
-            maps.append(weights)  # (B, H, N, N)
+            if return_attention:
+                x, weights = block(x, return_attention=True)
+                maps.append(weights)  # (B, H, N, N)
+            else:
+                x = block(x)
         logits = self.head(self.norm(x))  # (B, N, K)
         return (logits, maps) if return_attention else logits

@@ -79,3 +79,32 @@ def test_dropout_acts_in_training_only():
 def test_head_count_must_divide_width():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(30, 4)
+
+
+def test_fused_path_matches_the_hand_built_one_forward_and_backward():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(32, 4)
+    x = torch.randn(2, 10, 32, requires_grad=True)
+    grads = []
+    for fused in (False, True):
+        mha.fused = fused
+        x.grad = None
+        mha.zero_grad()
+        out = mha(x)
+        out.pow(2).sum().backward()
+        grads.append((out.detach(), x.grad.clone(), [p.grad.clone() for p in mha.parameters()]))
+    (out_hand, gx_hand, gp_hand), (out_fused, gx_fused, gp_fused) = grads
+    torch.testing.assert_close(out_fused, out_hand, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gx_fused, gx_hand, rtol=1e-4, atol=1e-5)
+    for a, b in zip(gp_fused, gp_hand):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_maps_always_come_from_the_hand_built_path():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2).eval()
+    mha.fused = True
+    x = torch.randn(1, 6, 16)
+    out, weights = mha(x, return_attention=True)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 2, 6))
+    torch.testing.assert_close(out, mha(x), rtol=1e-5, atol=1e-5)

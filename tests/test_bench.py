@@ -1,6 +1,8 @@
 """The benchmarks run and report ratios; their speed targets are checked by reading, not here."""
 
-from maskgit_lab.bench import bench_attention, run_benchmarks, token_masks_of_test_set
+import pytest
+
+from maskgit_lab.bench import bench_attention, bench_evaluate, run_benchmarks, token_masks_of_test_set
 
 
 def test_quick_benchmarks_report_positive_ratios(capsys):
@@ -18,3 +20,22 @@ def test_decode_benchmark_uses_the_test_set_masks():
 def test_attention_benchmark_compares_like_with_like():
     result = bench_attention(quick=True)
     assert "B=8 N=64 D=64 H=4" in result["name"]
+
+
+def test_train_benchmark_times_both_precisions(capsys):
+    result = run_benchmarks(["train"], quick=True)[0]
+    assert "quick config" in result["name"] and "images/s" in result["name"]
+    assert result["ratio"] == pytest.approx(result["slow"] / result["fast"]) and result["ratio"] > 0
+
+
+def test_evaluate_benchmark_splits_decode_and_features(tmp_path, tiny_tokenizer, tiny_model, monkeypatch):
+    from maskgit_lab import fid
+    from maskgit_lab.checkpoint import save_checkpoint
+    from tests.test_quality import STAND_IN
+
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
+    save_checkpoint(tmp_path / "mvtm.pt", "mvtm", tiny_model)
+    monkeypatch.setattr(fid, "load_extractor", lambda: STAND_IN)
+    result = bench_evaluate(quick=True, vq=tmp_path / "vq.pt", mvtm=tmp_path / "mvtm.pt")
+    assert result["name"].startswith("evaluate 8 test images: decode")
+    assert result["fast"] > 0 and result["slow"] > 0

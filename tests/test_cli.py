@@ -51,4 +51,4 @@ def test_bench_runs_from_the_command_line(capsys):
 def test_unknown_benchmark_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "speed"])
-    assert "unknown benchmark 'speed'; choose decode or attention" in capsys.readouterr().err
+    assert "unknown benchmark 'speed'; choose one of: decode, attention, train, evaluate" in capsys.readouterr().err

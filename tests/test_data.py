@@ -200,6 +200,16 @@ def test_lab_layout_with_csv_ground_truth(tmp_path):
         assert item["mask"][:32].all() and not item["mask"][32:].any()
 
 
+def test_lab_training_images_are_found_under_cat_face(tmp_path):
+    lab = tmp_path / "lab5_dataset"
+    for split, count in (("train", 3), ("val", 2)):
+        for i in range(count):
+            save(lab / "cat_face" / split / f"{i}.jpg", rgb())
+    assert (len(ImageFolder(lab, "train")), len(ImageFolder(lab, "val"))) == (3, 2)
+    with pytest.raises(FileNotFoundError, match="cat_face/test"):
+        ImageFolder(lab, "test")
+
+
 def test_unnumbered_names_pair_by_sorted_position(tmp_path):
     """When the two folders share no numbering, fall back to the lab's k-th with k-th."""
     for name, mask_name, rows in (("cat.png", "x.png", 8), ("dog.png", "y.png", 16)):

@@ -10,7 +10,17 @@ from maskgit_lab import train as train_module
 from maskgit_lab.checkpoint import load_model, load_pair
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.evaluate import inpaint_batched, load_test_batch
-from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, export, train_mvtm, train_vq, warmup_cosine
+from maskgit_lab.mvtm import training_mask
+from maskgit_lab.train import (
+    MVTMTrainConfig,
+    VQTrainConfig,
+    accumulate_gradients,
+    export,
+    train_mvtm,
+    train_vq,
+    warmup_cosine,
+)
+from maskgit_lab.transformer import BidirectionalTransformer
 from tests.conftest import TINY_TF, TINY_VQ
 
 VQ_RUN = VQTrainConfig(steps=6, batch_size=4, gan_start=3, log_every=3, save_every=3, max_images=8)
@@ -99,3 +109,61 @@ def test_decoder_only_fine_tune_keeps_every_token(tmp_path):
 def test_decoder_only_needs_a_starting_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="pass --init"):
         train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, decoder_only=True), tmp_path / "run", progress=False)
+
+
+def tiny_batch(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(TINY_TF.num_codes, (8, TINY_TF.num_tokens), generator=generator)
+    return tokens, training_mask(8, TINY_TF.num_tokens, "cosine", generator)
+
+
+def gradients_of(model, tokens, mask, **settings):
+    model.zero_grad()
+    stats = accumulate_gradients(model, tokens, mask, dataclasses.replace(MVTM_RUN, **settings))
+    return stats, [p.grad.clone() for p in model.parameters()]
+
+
+def test_accumulated_micro_batches_give_the_whole_batch_gradient():
+    torch.manual_seed(0)
+    model = BidirectionalTransformer(dataclasses.replace(TINY_TF, dropout=0.0, attn_drop=0.0))
+    tokens, mask = tiny_batch()
+    whole_stats, whole = gradients_of(model, tokens, mask, accumulate=1)
+    split_stats, split = gradients_of(model, tokens, mask, accumulate=4)
+    for a, b in zip(split, whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert split_stats["loss"] == pytest.approx(whole_stats["loss"], rel=1e-5)
+
+
+def test_bf16_autocast_and_fused_attention_train_the_same_model():
+    torch.manual_seed(0)
+    model = BidirectionalTransformer(dataclasses.replace(TINY_TF, dropout=0.0, attn_drop=0.0))
+    tokens, mask = tiny_batch(1)
+    plain_stats, plain = gradients_of(model, tokens, mask)
+    amp_stats, amp = gradients_of(model.use_fused_attention(), tokens, mask, amp=True)
+    assert amp_stats["loss"] == pytest.approx(plain_stats["loss"], rel=2e-2)
+    flat = [torch.cat([g.flatten() for g in grads]) for grads in (amp, plain)]
+    assert torch.nn.functional.cosine_similarity(*flat, dim=0) > 0.99
+
+
+def test_batch_must_split_into_equal_micro_batches(tmp_path, trained):
+    with pytest.raises(ValueError, match="equal micro-batches"):
+        train_mvtm(TINY_TF, dataclasses.replace(MVTM_RUN, accumulate=3), trained / "vq.pt", tmp_path / "run", progress=False)
+
+
+def test_compile_option_compiles_the_transformer(tmp_path, trained, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)
+    train_mvtm(TINY_TF, dataclasses.replace(MVTM_RUN, steps=1, compile=True), trained / "vq.pt", tmp_path / "run", progress=False)
+    assert len(compiled) == 1 and isinstance(compiled[0], BidirectionalTransformer)
+
+
+def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path, trained):
+    run = tmp_path / "run"
+    short = dataclasses.replace(MVTM_RUN, steps=3)
+    train_mvtm(TINY_TF, short, trained / "vq.pt", run, progress=False)
+    state = torch.load(run / "state.pt", weights_only=False)
+    del state["train_config"]["amp"]  # as written by a version without the setting
+    torch.save(state, run / "state.pt")
+    train_mvtm(TINY_TF, short, trained / "vq.pt", run, resume=True, progress=False)
+    with pytest.raises(ValueError, match="started with other settings"):
+        train_mvtm(TINY_TF, dataclasses.replace(short, amp=True), trained / "vq.pt", run, resume=True, progress=False)
