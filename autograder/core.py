@@ -54,12 +54,11 @@ def graded(points: float):
     return wrap
 
 
-def show(result: Result) -> Result:
+def show(result: Result) -> None:
     """Print ``result``; fail (AssertionError) when points were lost, so the test cell scores 0."""
     print(result)
     if not result.passed:
         raise AssertionError(result.message)
-    return result
 
 
 def use_or_reference(answer: Callable, reference: Callable, check: Callable) -> Callable:

@@ -1,0 +1,185 @@
+"""Checks for notebook 01 (VQ tokenization): nearest code, straight-through, the VQ losses.
+
+Each check feeds the student's function a tiny fixed input, compares with a value computed
+here by brute force, and, when they differ, recognises the usual mistakes by computing
+what each mistake would have returned.
+"""
+
+import torch
+
+from autograder.core import CheckFailed, graded
+
+
+def _fmt(t: torch.Tensor, n: int = 6) -> str:
+    """The first ``n`` entries of a tensor, short enough for one line of a message."""
+    flat = t.detach().flatten()
+    if flat.is_floating_point():
+        values = ", ".join(f"{v:.4g}" for v in flat[:n].tolist())
+    else:
+        values = ", ".join(str(v) for v in flat[:n].tolist())
+    return f"[{values}{', …' if flat.numel() > n else ''}]"
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-6)
+
+
+def _tensor(value, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"expected {what} as a torch.Tensor, got a {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# nearest_code
+# ---------------------------------------------------------------------------------------
+
+def _nearest_code_case():
+    """7 vectors, 5 codes of very different lengths (so a bare dot product picks wrongly)."""
+    generator = torch.Generator().manual_seed(1)
+    codebook = torch.randn(5, 3, generator=generator) * torch.tensor([[0.3], [0.6], [1.0], [2.0], [4.0]])
+    z = torch.randn(7, 3, generator=generator)
+    z[4] = codebook[2]  # exactly on a code
+    z[5] = 0.8 * codebook[4]  # near the long codes, so every code has a chance
+    z[6] = 1.2 * codebook[3]
+    squared = torch.tensor([[((row - code) ** 2).sum().item() for code in codebook] for row in z])  # (M, K)
+    return z, codebook, squared
+
+
+@graded(2)
+def check_nearest_code(nearest_code) -> str:
+    z, codebook, squared = _nearest_code_case()
+    M, K = squared.shape
+    expected = squared.argmin(dim=1)  # brute force over every (row, code) pair
+    got = _tensor(nearest_code(z.clone(), codebook.clone()), f"{M} code indices")
+    if got.is_floating_point():
+        if got.shape == (M, K):
+            raise CheckFailed(f"you returned the ({M}, {K}) table of distances; the answer is, for each row of z, "
+                              f"*which* code is nearest: take the argmin over the codebook axis (dim=1)")
+        if got.shape == (M,) and (_close(got, squared.min(dim=1).values) or _close(got, squared.min(dim=1).values.sqrt())):
+            raise CheckFailed("you returned the smallest distances themselves, not the indices of the nearest codes: "
+                              "use .argmin(dim=1) instead of .min(dim=1).values")
+        raise CheckFailed(f"expected integer indices (torch.long) of shape ({M},), got a {got.dtype} tensor of "
+                          f"shape {tuple(got.shape)}; indices are whole numbers 0 … K−1")
+    if got.shape == (K,):
+        raise CheckFailed(f"expected one index per row of z, shape ({M},), but got shape ({K},), one per code: the "
+                          f"argmin ran over the wrong axis. In the (M, K) distance table take argmin over dim=1, the codes")
+    if got.shape != (M,):
+        raise CheckFailed(f"expected shape ({M},) (one code index per row of z), got {tuple(got.shape)}")
+    got = got.long()
+    if torch.equal(got, expected):
+        return f"matches brute force on {M} vectors and {K} codes: {expected.tolist()}"
+    if torch.equal(got, squared.argmax(dim=1)):
+        raise CheckFailed(f"expected {expected.tolist()}, got {got.tolist()}, the *farthest* code for every row: "
+                          f"use argmin of the distances, not argmax")
+    if torch.equal(got, (z @ codebook.t()).argmax(dim=1)) or torch.equal(got, (-2 * z @ codebook.t()).argmin(dim=1)):
+        raise CheckFailed(f"expected {expected.tolist()}, got {got.tolist()}: the dot product z·e_k alone is not the "
+                          f"distance. ‖z − e_k‖² = ‖z‖² − 2 z·e_k + ‖e_k‖², and ‖e_k‖² differs from code to code, "
+                          f"so keep that term (‖z‖² may be dropped: it is the same for every code)")
+    raise CheckFailed(f"expected {expected.tolist()}, got {got.tolist()}: for each row z_i pick the k with the smallest "
+                      f"‖z_i − e_k‖², where e_k is row k of the codebook")
+
+
+# ---------------------------------------------------------------------------------------
+# straight_through
+# ---------------------------------------------------------------------------------------
+
+@graded(2)
+def check_straight_through(straight_through) -> str:
+    generator = torch.Generator().manual_seed(2)
+    z_e = torch.randn(2, 3, 2, 2, generator=generator).requires_grad_()
+    z_q = torch.randn(2, 3, 2, 2, generator=generator).requires_grad_()  # stands for rows of a codebook
+    out = _tensor(straight_through(z_e, z_q), "the straight-through output")
+    if out.shape != z_q.shape:
+        raise CheckFailed(f"expected the shape of z_q, {tuple(z_q.shape)}, got {tuple(out.shape)}")
+    if not _close(out, z_q):
+        if _close(out, z_e):
+            raise CheckFailed(f"expected the values of z_q {_fmt(z_q)}, got the values of z_e {_fmt(z_e)}: in the forward "
+                              f"pass the decoder must see the quantised vectors z_q; only the gradient comes from z_e")
+        raise CheckFailed(f"expected the values of z_q {_fmt(z_q)}, got {_fmt(out)}: the forward value must be exactly z_q")
+    if not out.requires_grad:
+        raise CheckFailed("the output carries no gradient at all, so no gradient reaches z_e and the encoder never "
+                          "learns: detach only the difference, z_e + (z_q − z_e).detach()")
+    upstream = torch.randn(out.shape, generator=generator)
+    out.backward(upstream)
+    grad_e = torch.zeros_like(z_e) if z_e.grad is None else z_e.grad
+    grad_q = torch.zeros_like(z_q) if z_q.grad is None else z_q.grad
+    if grad_e.abs().max() == 0:
+        raise CheckFailed("the value is right, but no gradient reaches z_e, so the encoder never learns. Returning z_q "
+                          "stops the gradient at the codebook, and z_e + (z_q − z_e) without .detach() cancels it; "
+                          "write z_e + (z_q − z_e).detach()")
+    if not _close(grad_e, upstream):
+        raise CheckFailed(f"expected the gradient at z_e to equal the gradient arriving at the output {_fmt(upstream)} "
+                          f"(∂out/∂z_e = identity), got {_fmt(grad_e)}")
+    if grad_q.abs().max() > 0:
+        raise CheckFailed("the decoder's gradient also flows into z_q, i.e. into the codebook; the codes should move "
+                          "only through the codebook loss. Put z_q inside the detached part: z_e + (z_q − z_e).detach()")
+    return "forward value is z_q, and the gradient passes to z_e unchanged (and not to z_q)"
+
+
+# ---------------------------------------------------------------------------------------
+# vq_losses
+# ---------------------------------------------------------------------------------------
+
+@graded(3)
+def check_vq_losses(vq_losses) -> str:
+    beta = 0.3
+    generator = torch.Generator().manual_seed(3)
+    z_e = torch.randn(2, 4, 3, generator=generator).requires_grad_()  # encoder output
+    z_q = torch.randn(2, 4, 3, generator=generator).requires_grad_()  # the chosen codebook rows
+    loss = vq_losses(z_e, z_q, beta)
+    if isinstance(loss, (tuple, list)):
+        raise CheckFailed("return one scalar, the sum codebook loss + β · commitment loss, not the terms separately")
+    loss = _tensor(loss, "the loss")
+    if loss.numel() != 1:
+        raise CheckFailed(f"expected a single number, got a tensor of shape {tuple(loss.shape)}: average the squared "
+                          f"differences over every entry (F.mse_loss does this)")
+    diff = (z_e - z_q).detach()
+    mse, n = diff.pow(2).mean(), diff.numel()
+    expected = (1 + beta) * mse
+    value = loss.detach().reshape(())
+    if not _close(value, expected):
+        wrong = {
+            "1 × MSE": (mse, "one term is missing: the total is the codebook term plus β times the commitment term, "
+                             "and both terms have the same value ‖z_e − z_q‖² (they differ only in which side is detached)"),
+            "β × MSE": (beta * mse, "the codebook term is missing: only β · commitment is there"),
+            "2 × MSE": (2 * mse, "β is missing: the commitment term must be multiplied by β"),
+            "2β × MSE": (2 * beta * mse, "β should weight only the commitment term, not the codebook term too"),
+            "a sum": ((1 + beta) * mse * n, "you summed the squared differences; take their mean (F.mse_loss does)"),
+        }
+        for name, (value_if, why) in wrong.items():
+            if _close(value, value_if):
+                raise CheckFailed(f"expected (1 + β)·MSE = {expected.item():.4g} for β = {beta}, got {value.item():.4g} "
+                                  f"({name}): {why}")
+        raise CheckFailed(f"expected codebook + β·commitment = (1 + β)·mean((z_e − z_q)²) = {expected.item():.4g} for "
+                          f"β = {beta}, got {value.item():.4g}")
+    if not loss.requires_grad:
+        raise CheckFailed("the value is right but the loss carries no gradient: detach only one side in each term")
+    loss.reshape(()).backward()
+    grad_e = torch.zeros_like(z_e) if z_e.grad is None else z_e.grad
+    grad_q = torch.zeros_like(z_q) if z_q.grad is None else z_q.grad
+    unit = 2 * diff / n  # the gradient of mean((z_e − z_q)²) with respect to z_e
+    if _close(grad_e, beta * unit) and _close(grad_q, -unit):
+        return "value and gradients right: the codebook term moves only z_q, β·commitment moves only z_e"
+    if _close(grad_e, (1 + beta) * unit) and _close(grad_q, -(1 + beta) * unit):
+        raise CheckFailed("the value is right, but nothing is detached: the codebook term also pushes the encoder and "
+                          "the commitment term also moves the codebook. Use ‖sg[z_e] − z_q‖² + β‖z_e − sg[z_q]‖² "
+                          "(sg = .detach())")
+    if _close(grad_e, unit) and _close(grad_q, -beta * unit):
+        raise CheckFailed("the value is right, but the detaches are swapped (or β weights the wrong term): the gradient "
+                          "reaching z_e has weight 1 and the one reaching z_q weight β. The codebook term "
+                          "‖sg[z_e] − z_q‖² must move only z_q (detach z_e), and β‖z_e − sg[z_q]‖² only z_e (detach z_q)")
+    if grad_e.abs().max() == 0:
+        raise CheckFailed("no gradient reaches z_e: the commitment term must pull the encoder output towards its code, "
+                          "so inside it detach z_q, not z_e")
+    if grad_q.abs().max() == 0:
+        raise CheckFailed("no gradient reaches z_q: the codebook term must pull the code towards the encoder output, "
+                          "so inside it detach z_e, not z_q")
+    if _close(grad_e, beta * unit):
+        raise CheckFailed("z_e gets the right gradient, but z_q's is off: the commitment term also moves the codebook; "
+                          "detach z_q inside it")
+    if _close(grad_q, -unit):
+        raise CheckFailed("z_q gets the right gradient, but z_e's is off: the codebook term also pushes the encoder; "
+                          "detach z_e inside it")
+    raise CheckFailed(f"the value is right but the gradients are not: expected ∂L/∂z_e = {_fmt(beta * unit)}, got "
+                      f"{_fmt(grad_e)}; expected ∂L/∂z_q = {_fmt(-unit)}, got {_fmt(grad_q)}")

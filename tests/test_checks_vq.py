@@ -1,0 +1,119 @@
+"""The checks of notebook 01: full marks for the package's answers, 0 and the right words for each mistake."""
+
+import time
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from autograder.checks.vq import check_nearest_code, check_straight_through, check_vq_losses
+from maskgit_lab import vq
+
+
+def vq_losses_reference(z_e, z_q, beta):
+    """What ``VectorQuantizer.forward`` computes (the package has no stand-alone twin)."""
+    return F.mse_loss(z_q, z_e.detach()) + beta * F.mse_loss(z_e, z_q.detach())
+
+
+def not_done(*args):
+    raise NotImplementedError("TODO: replace this line with your code (see the task above)")
+
+
+def squared_distances(z, codebook):
+    return ((z[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)  # (M, K)
+
+
+CORRECT = [
+    (check_nearest_code, vq.nearest_code),
+    (check_nearest_code, lambda z, codebook: torch.cdist(z, codebook).argmin(dim=1)),  # plain distance is fine
+    (check_nearest_code, lambda z, codebook: squared_distances(z, codebook).argmin(dim=1).int()),
+    (check_nearest_code, lambda z, codebook: (codebook.pow(2).sum(1) - 2 * z @ codebook.t()).argmin(dim=1)),
+    (check_straight_through, vq.straight_through),
+    (check_straight_through, lambda z_e, z_q: z_q.detach() + z_e - z_e.detach()),
+    (check_vq_losses, vq_losses_reference),
+    (check_vq_losses, lambda z_e, z_q, beta: ((z_e.detach() - z_q) ** 2).mean() + beta * ((z_e - z_q.detach()) ** 2).mean()),
+]
+
+WRONG = [
+    # nearest_code
+    (check_nearest_code, lambda z, c: squared_distances(z, c).argmin(dim=0), "wrong axis"),
+    (check_nearest_code, lambda z, c: squared_distances(z, c), "table of distances"),
+    (check_nearest_code, lambda z, c: squared_distances(z, c).min(dim=1).values, "smallest distances themselves"),
+    (check_nearest_code, lambda z, c: torch.cdist(z, c).min(dim=1).values, "smallest distances themselves"),
+    (check_nearest_code, lambda z, c: squared_distances(z, c).argmax(dim=1), "farthest"),
+    (check_nearest_code, lambda z, c: (z @ c.t()).argmax(dim=1), "dot product"),
+    (check_nearest_code, lambda z, c: (z.pow(2).sum(1, keepdim=True) - 2 * z @ c.t()).argmin(dim=1), "dot product"),
+    (check_nearest_code, lambda z, c: squared_distances(z, c).argmin(dim=1, keepdim=True), "expected shape (7,)"),
+    (check_nearest_code, lambda z, c: torch.zeros(7, dtype=torch.long), "expected [1, 0, 0, 3, 2, 4, 3]"),
+    (check_nearest_code, lambda z, c: squared_distances(z, c).argmin(dim=1).tolist(), "torch.Tensor"),
+    # straight_through
+    (check_straight_through, lambda z_e, z_q: z_q, "no gradient reaches z_e"),
+    (check_straight_through, lambda z_e, z_q: z_q.detach(), "no gradient at all"),
+    (check_straight_through, lambda z_e, z_q: z_e + (z_q - z_e), "no gradient reaches z_e"),
+    (check_straight_through, lambda z_e, z_q: z_e, "got the values of z_e"),
+    (check_straight_through, lambda z_e, z_q: z_e + (z_q - z_e).detach() * 0.5, "forward value must be exactly z_q"),
+    (check_straight_through, lambda z_e, z_q: z_q + z_e - z_e.detach(), "also flows into z_q"),
+    (check_straight_through, lambda z_e, z_q: 2 * z_e + (z_q - 2 * z_e).detach(), "identity"),
+    # vq_losses
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_e, z_q.detach()) + b * F.mse_loss(z_e.detach(), z_q), "swapped"),
+    (check_vq_losses, lambda z_e, z_q, b: b * F.mse_loss(z_q, z_e.detach()) + F.mse_loss(z_e, z_q.detach()), "swapped"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e) + b * F.mse_loss(z_e, z_q), "nothing is detached"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e.detach()) + F.mse_loss(z_e, z_q.detach()), "β is missing"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e.detach()), "one term is missing"),
+    (check_vq_losses, lambda z_e, z_q, b: b * F.mse_loss(z_e, z_q.detach()), "codebook term is missing"),
+    (check_vq_losses, lambda z_e, z_q, b: b * F.mse_loss(z_q, z_e.detach()) + b * F.mse_loss(z_e, z_q.detach()),
+     "not the codebook term too"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e.detach(), reduction="sum") * (1 + b), "mean"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e.detach()) + b * F.mse_loss(z_e.detach(), z_q),
+     "no gradient reaches z_e"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q.detach(), z_e) + b * F.mse_loss(z_e, z_q.detach()),
+     "no gradient reaches z_q"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e.detach()) + b * F.mse_loss(z_e, z_q), "detach z_q inside it"),
+    (check_vq_losses, lambda z_e, z_q, b: F.mse_loss(z_q, z_e) + b * F.mse_loss(z_e, z_q.detach()), "detach z_e inside it"),
+    (check_vq_losses, lambda z_e, z_q, b: (F.mse_loss(z_q, z_e.detach()), b * F.mse_loss(z_e, z_q.detach())), "one scalar"),
+    (check_vq_losses, lambda z_e, z_q, b: (1 + b) * F.mse_loss(z_q, z_e, reduction="none"), "single number"),
+    (check_vq_losses, lambda z_e, z_q, b: ((1 + b) * F.mse_loss(z_q, z_e)).detach(), "no gradient"),
+]
+
+
+@pytest.mark.parametrize("check,answer", CORRECT)
+def test_right_answers_get_full_marks(check, answer):
+    result = check(answer)
+    assert result.passed and result.points == result.max_points == check.points, result.message
+
+
+@pytest.mark.parametrize("check,answer,words", WRONG)
+def test_each_mistake_gets_zero_and_is_named(check, answer, words):
+    result = check(answer)
+    assert result.points == 0 and not result.passed and result.max_points == check.points
+    assert words in result.message, result.message
+
+
+@pytest.mark.parametrize("check", [check_nearest_code, check_straight_through, check_vq_losses])
+def test_unfinished_todo_gets_zero_and_says_so(check):
+    result = check(not_done)
+    assert result.points == 0
+    assert "not implemented yet" in result.message
+
+
+def test_a_crash_in_the_answer_is_reported_not_raised():
+    result = check_nearest_code(lambda z, c: z @ c)  # (7, 3) @ (5, 3): shapes do not fit
+    assert result.points == 0 and "RuntimeError" in result.message
+
+
+def test_checks_are_quiet_fast_and_leave_the_random_stream_alone(capfd):
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for check, answer in CORRECT:
+            assert check(answer).passed
+    started = time.perf_counter()  # again, now that autograd has started up
+    for check, answer in CORRECT:
+        check(answer)
+    assert time.perf_counter() - started < 2.0  # milliseconds each; generous for a busy machine
+    assert torch.equal(torch.rand(3), expected_next)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
