@@ -26,6 +26,18 @@ def scaled_dot_product_attention(q, k, v, dropout: nn.Module = None):
     return weights @ v, weights
 
 
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, D) → (B, H, N, D/H); head h holds channels h·D/H … (h+1)·D/H − 1 of every token."""
+    B, N, D = x.shape
+    return x.view(B, N, num_heads, D // num_heads).transpose(1, 2)  # (B, H, N, Dh)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, N, Dh) → (B, N, H·Dh), the exact inverse of ``split_heads``."""
+    B, H, N, Dh = x.shape
+    return x.transpose(1, 2).reshape(B, N, H * Dh)  # (B, N, D); reshape, as the transpose is not contiguous
+
+
 class MultiHeadAttention(nn.Module):
     """Split D into H heads, attend in each head, merge heads, project."""
 
@@ -43,12 +55,10 @@ class MultiHeadAttention(nn.Module):
         self.fused = False  # True: torch's SDPA kernel instead of the hand-built product
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, D = x.shape
-        return x.view(B, N, self.num_heads, D // self.num_heads).transpose(1, 2)  # (B, H, N, Dh)
+        return split_heads(x, self.num_heads)  # the module-level function: (B, H, N, Dh)
 
     def merge_heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, N, Dh = x.shape
-        return x.transpose(1, 2).reshape(B, N, H * Dh)  # (B, N, D)
+        return merge_heads(x)  # the module-level function: (B, N, D)
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         q = self.split_heads(self.q_proj(x))  # (B, H, N, Dh)

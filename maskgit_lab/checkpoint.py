@@ -17,6 +17,7 @@ from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.vq import VQConfig, VQTokenizer
 
 FORMAT = "maskgit-lab/1"
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"  # the course's trained vq.pt, mvtm.pt
 KINDS = {"vq": (VQConfig, VQTokenizer), "mvtm": (TransformerConfig, BidirectionalTransformer)}
 
 

@@ -10,13 +10,13 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS
 from maskgit_lab.configs import CONFIGS
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.schedules import SCHEDULES
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
-DEFAULT_VQ = CHECKPOINTS / "vq.pt"
-DEFAULT_MVTM = CHECKPOINTS / "mvtm.pt"
+DEFAULT_VQ = SHIPPED_CHECKPOINTS / "vq.pt"
+DEFAULT_MVTM = SHIPPED_CHECKPOINTS / "mvtm.pt"
 
 
 def _flag_type(value):

@@ -8,10 +8,11 @@ Start from the known tokens and n₀ unknown ones (per image). At step t = 0 …
      n_t = floor(γ((t+1)/T)·n₀) least confident ones (at least 1 while t < T−1).
 Known tokens are never changed nor re-masked, and a token decoded at one step stays.
 Counts come from n₀, the unknowns at the start — not from the tokens masked right now.
+``decode_step`` is one such step (notebook 04's TODO); ``iterative_decode`` loops it.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -44,6 +45,46 @@ def masked_after_step(schedule, t: int, steps: int, n0: torch.Tensor) -> torch.T
     if t < steps - 1:
         n = torch.where(n0 > 0, n.clamp(min=1), n)
     return n
+
+
+@torch.no_grad()
+def decode_step(
+    logits: torch.Tensor,
+    current: torch.Tensor,
+    mask: torch.Tensor,
+    n0: torch.Tensor,
+    t: int,
+    steps: int,
+    schedule: Callable,
+    temperature: float,
+    mask_id: int,
+    generator: Optional[torch.Generator] = None,
+    *,
+    fill_all: bool = False,
+):
+    """Step t of T: (next tokens (B, N), next mask (B, N) bool, True = still masked).
+
+    ``logits`` (B, N, K) are the model's output for ``current`` (B, N), which holds ``mask_id``
+    where ``mask`` is True; ``n0`` (B,) counts the unknowns at the start; ``schedule`` is γ, e.g.
+    ``gamma("cosine")``. ``fill_all`` fills every masked token now, whatever γ says (the last
+    step taken when decoding stops at a sweet spot). Sampling, noise and ranking run on the CPU,
+    so a CPU ``generator`` gives the same draws whatever the device; the results come back on
+    ``current``'s device.
+    """
+    B, N, K = logits.shape
+    device = current.device
+    log_probs = logits.float().log_softmax(dim=-1).cpu()  # (B, N, K)
+    sampled = torch.multinomial(log_probs.exp().view(B * N, K), 1, generator=generator).view(B, N)
+    confidence = log_probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)  # (B, N) log p(sample)
+    confidence = confidence + annealed_temperature(temperature, t, steps) * gumbel_noise((B, N), generator)
+    # Only tokens masked right now compete; known and already decoded ones never return.
+    confidence = confidence.masked_fill(~mask.cpu(), float("inf"))
+    filled = torch.where(mask, sampled.to(device), current)
+    n0 = n0.cpu()  # the counts meet the ranks on the CPU
+    n_masked = torch.zeros_like(n0) if fill_all else masked_after_step(schedule, t, steps, n0)  # (B,)
+    ranks = confidence.argsort(dim=1).argsort(dim=1)  # (B, N), 0 = least confident
+    new_mask = (ranks < n_masked.unsqueeze(1)).to(device)
+    return filled.masked_fill(new_mask, mask_id), new_mask
 
 
 def _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot):
@@ -87,29 +128,16 @@ def iterative_decode(
     gamma_fn = gamma(schedule)
     was_training = model.training
     model.eval()
-    device = tokens.device
-    B, N = tokens.shape
     mask = token_mask.clone()
     n0 = mask.sum(dim=1).cpu()  # (B,) unknowns at the start: every count derives from these
     current = tokens.masked_fill(mask, model.mask_id)
     history = DecodeHistory()
     last_step = steps if sweet_spot is None else sweet_spot
     for t in range(last_step):
-        logits = model(current).float()  # (B, N, K)
-        log_probs = logits.log_softmax(dim=-1).cpu()
-        sampled = torch.multinomial(log_probs.exp().view(B * N, -1), 1, generator=generator).view(B, N)
-        confidence = log_probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)  # (B, N) log p(sample)
-        confidence = confidence + annealed_temperature(temperature, t, steps) * gumbel_noise((B, N), generator)
-        # Only tokens masked right now compete; known and already decoded ones never return.
-        confidence = confidence.masked_fill(~mask.cpu(), float("inf"))
-        filled = torch.where(mask, sampled.to(device), current)
-        if t == last_step - 1:
-            n_masked = torch.zeros_like(n0)  # the last step (or the sweet spot) fills everything
-        else:
-            n_masked = masked_after_step(gamma_fn, t, steps, n0)
-        ranks = confidence.argsort(dim=1).argsort(dim=1)  # (B, N), 0 = least confident
-        mask = (ranks < n_masked.unsqueeze(1)).to(device)
-        current = filled.masked_fill(mask, model.mask_id)
+        logits = model(current)  # (B, N, K)
+        # The last step taken (the T-th, or the sweet spot) fills everything still masked.
+        current, mask = decode_step(logits, current, mask, n0, t, steps, gamma_fn, temperature, model.mask_id, generator,
+                                    fill_all=t == last_step - 1)
         if return_history:
             history.tokens.append(current.clone())
             history.masks.append(mask.clone())

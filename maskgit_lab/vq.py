@@ -43,6 +43,17 @@ def straight_through(z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
     return z_e + (z_q - z_e).detach()
 
 
+def vq_loss(z_e: torch.Tensor, z_q: torch.Tensor, beta: float) -> torch.Tensor:
+    """Codebook loss + β·commitment loss, ‖sg[z_e] − z_q‖² + β·‖z_e − sg[z_q]‖² (means over all entries).
+
+    Both terms have the same value; the detaches decide where each gradient goes: the codebook
+    term moves only the codes z_q, the commitment term only the encoder output z_e.
+    """
+    codebook_loss = F.mse_loss(z_q, z_e.detach())
+    commitment_loss = F.mse_loss(z_e, z_q.detach())
+    return codebook_loss + beta * commitment_loss
+
+
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Index of the closest codebook row for each row of z: argmin_k ‖z − e_k‖²."""
     # ‖z − e‖² = ‖z‖² − 2 z·e + ‖e‖², without building the (M, K, C) difference tensor.
@@ -74,9 +85,7 @@ class VectorQuantizer(nn.Module):
         flat = z_e.permute(0, 2, 3, 1).reshape(-1, C)  # (B·h·w, C), row-major over the grid
         indices = nearest_code(flat, self.codebook.weight)  # (B·h·w,)
         z_q = self.codebook(indices).view(B, h, w, C).permute(0, 3, 1, 2)  # (B, C, h, w)
-        codebook_loss = F.mse_loss(z_q, z_e.detach())
-        commitment_loss = F.mse_loss(z_e, z_q.detach())
-        loss = codebook_loss + self.beta * commitment_loss
+        loss = vq_loss(z_e, z_q, self.beta)
         if self.training and torch.is_grad_enabled():
             self._restart_dead_codes(flat.detach(), indices)
         stats = {
@@ -183,8 +192,8 @@ class VQTokenizer(nn.Module):
     def forward(self, images: torch.Tensor):
         """→ (reconstruction, vq loss, indices (B, N), stats)."""
         self.check_images(images)
-        z_q, vq_loss, indices, stats = self.quantizer(self.encoder(images))
-        return self.decoder(z_q), vq_loss, indices, stats
+        z_q, loss, indices, stats = self.quantizer(self.encoder(images))
+        return self.decoder(z_q), loss, indices, stats
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:

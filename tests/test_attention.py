@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from maskgit_lab.attention import MultiHeadAttention, scaled_dot_product_attention
+from maskgit_lab.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 
 
 def sdpa_reference(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +74,20 @@ def test_dropout_acts_in_training_only():
     torch.testing.assert_close(mha(x), sdpa_reference(mha, x), rtol=1e-5, atol=1e-5)
     mha.train()
     assert not torch.allclose(mha(x), sdpa_reference(mha, x), atol=1e-3)
+
+
+@pytest.mark.parametrize("H", [1, 2, 4, 8])
+def test_split_heads_gives_each_head_a_contiguous_block_and_merge_undoes_it(H):
+    B, N, D = 2, 5, 16
+    x = torch.randn(B, N, D)
+    Dh = D // H
+    by_slicing = torch.stack([x[..., h * Dh : (h + 1) * Dh] for h in range(H)], dim=1)  # (B, H, N, Dh)
+    heads = split_heads(x, H)
+    assert torch.equal(heads, by_slicing)
+    assert torch.equal(merge_heads(heads), x)
+    assert torch.equal(merge_heads(heads.contiguous()), x)  # as attention returns it
+    mha = MultiHeadAttention(D, H)  # the layer's methods are the same functions
+    assert torch.equal(mha.split_heads(x), heads) and torch.equal(mha.merge_heads(heads), x)
 
 
 def test_head_count_must_divide_width():

@@ -14,7 +14,7 @@ from autograder.checks.attention import (
     check_scaled_dot_product_attention,
     check_split_heads,
 )
-from maskgit_lab.attention import MultiHeadAttention, scaled_dot_product_attention
+from maskgit_lab.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 
 
 def not_done(*args):
@@ -25,16 +25,6 @@ def layer(dim, num_heads):
     """A package layer; its random initialisation does not advance the global random stream."""
     with torch.random.fork_rng(devices=[]):
         return MultiHeadAttention(dim, num_heads).eval()
-
-
-# The package's answers. split/merge are methods there; they use no weights, only the head count.
-def split_reference(x, num_heads):
-    return layer(x.shape[-1], num_heads).split_heads(x)
-
-
-def merge_reference(x):
-    B, H, N, Dh = x.shape
-    return layer(H * Dh, H).merge_heads(x)
 
 
 def mha_reference(x, w_q, w_k, w_v, w_o, num_heads):
@@ -84,11 +74,11 @@ def merge_view_after_transpose(x):
 
 
 def mha_by_hand(x, w_q, w_k, w_v, w_o, num_heads, project=True, transpose=True, scale_width=None,
-                merge=merge_reference, heads=None):
+                merge=merge_heads, heads=None):
     B, N, D = x.shape
     H = heads or num_heads
     proj = (lambda t, w: t @ w.t()) if transpose else (lambda t, w: t @ w)
-    q, k, v = (split_reference(proj(x, w), H) for w in (w_q, w_k, w_v))
+    q, k, v = (split_heads(proj(x, w), H) for w in (w_q, w_k, w_v))
     out, _ = attend(q, k, v, scale=math.sqrt(scale_width) if scale_width else None)
     out = merge(out)
     return proj(out, w_o) if project else out
@@ -98,9 +88,9 @@ CORRECT = [
     (check_scaled_dot_product_attention, scaled_dot_product_attention),
     (check_scaled_dot_product_attention, attend),
     (check_scaled_dot_product_attention, lambda q, k, v: (F.scaled_dot_product_attention(q, k, v), attend(q, k, v)[1])),
-    (check_split_heads, split_reference),
+    (check_split_heads, split_heads),
     (check_split_heads, lambda x, H: x.reshape(x.shape[0], x.shape[1], H, -1).permute(0, 2, 1, 3)),
-    (check_merge_heads, merge_reference),
+    (check_merge_heads, merge_heads),
     (check_merge_heads, lambda x: x.permute(0, 2, 1, 3).flatten(2)),
     (check_multi_head_attention, mha_reference),
     (check_multi_head_attention, mha_by_hand),
@@ -126,14 +116,14 @@ WRONG = [
     (check_split_heads, split_no_transpose, "transpose(1, 2)"),
     (check_split_heads, split_reshape_only, "mixes different tokens"),
     (check_split_heads, split_interleaved, "every H-th channel"),
-    (check_split_heads, lambda x, H: split_reference(x, 2), "for num_heads=4"),
-    (check_split_heads, lambda x, H: split_reference(x, H).flip(1), "wrong channels"),
+    (check_split_heads, lambda x, H: split_heads(x, 2), "for num_heads=4"),
+    (check_split_heads, lambda x, H: split_heads(x, H).flip(1), "wrong channels"),
     # merge_heads
     (check_merge_heads, merge_reshape_only, "mixes tokens"),
     (check_merge_heads, merge_interleaved, "wrong order"),
     (check_merge_heads, merge_view_after_transpose, ".reshape"),
     (check_merge_heads, lambda x: x.transpose(1, 2), "expected shape (B, N, H·D/H)"),
-    (check_merge_heads, lambda x: merge_reference(x.flip(1)), "undo split exactly"),
+    (check_merge_heads, lambda x: merge_heads(x.flip(1)), "undo split exactly"),
     # multi_head_attention
     (check_multi_head_attention, lambda *a: mha_by_hand(*a, project=False), "output projection is missing"),
     (check_multi_head_attention, lambda *a: mha_by_hand(*a, transpose=False), "x @ w.T"),

@@ -3,7 +3,14 @@ import math
 import pytest
 import torch
 
-from maskgit_lab.decoding import annealed_temperature, gumbel_noise, iterative_decode, masked_after_step
+from maskgit_lab.decoding import (
+    DecodeHistory,
+    annealed_temperature,
+    decode_step,
+    gumbel_noise,
+    iterative_decode,
+    masked_after_step,
+)
 from maskgit_lab.schedules import SCHEDULES, gamma
 from tests.conftest import TINY_TF
 
@@ -132,3 +139,90 @@ def test_bad_inputs_are_refused(tiny_model):
         iterative_decode(tiny_model, tokens, token_mask, 4, sweet_spot=5)
     with pytest.raises(ValueError, match="temperature must be ≥ 0"):
         iterative_decode(tiny_model, tokens, token_mask, 4, temperature=-1)
+
+
+# ---------------------------------------------------------------- decode_step, the body of the loop
+
+
+@torch.no_grad()
+def iterative_decode_before_decode_step(model, tokens, token_mask, steps, schedule, temperature, generator, sweet_spot):
+    """FROZEN: ``iterative_decode``'s loop as it was before ``decode_step`` was factored out (commit 0d10dc6).
+
+    Copied verbatim (less input checks and the train/eval restore); do not edit. It is the record that the
+    refactor changed no operation, no random draw and no device move.
+    """
+    gamma_fn = gamma(schedule)
+    model.eval()
+    device = tokens.device
+    B, N = tokens.shape
+    mask = token_mask.clone()
+    n0 = mask.sum(dim=1).cpu()  # (B,) unknowns at the start: every count derives from these
+    current = tokens.masked_fill(mask, model.mask_id)
+    history = DecodeHistory()
+    last_step = steps if sweet_spot is None else sweet_spot
+    for t in range(last_step):
+        logits = model(current).float()  # (B, N, K)
+        log_probs = logits.log_softmax(dim=-1).cpu()
+        sampled = torch.multinomial(log_probs.exp().view(B * N, -1), 1, generator=generator).view(B, N)
+        confidence = log_probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)  # (B, N) log p(sample)
+        confidence = confidence + annealed_temperature(temperature, t, steps) * gumbel_noise((B, N), generator)
+        # Only tokens masked right now compete; known and already decoded ones never return.
+        confidence = confidence.masked_fill(~mask.cpu(), float("inf"))
+        filled = torch.where(mask, sampled.to(device), current)
+        if t == last_step - 1:
+            n_masked = torch.zeros_like(n0)  # the last step (or the sweet spot) fills everything
+        else:
+            n_masked = masked_after_step(gamma_fn, t, steps, n0)
+        ranks = confidence.argsort(dim=1).argsort(dim=1)  # (B, N), 0 = least confident
+        mask = (ranks < n_masked.unsqueeze(1)).to(device)
+        current = filled.masked_fill(mask, model.mask_id)
+        history.tokens.append(current.clone())
+        history.masks.append(mask.clone())
+        history.num_masked.append(mask.sum(dim=1).cpu())
+    return current, history
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                                  reason="needs CUDA")])]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+@pytest.mark.parametrize("steps, sweet_spot, temperature", [
+    (1, None, 4.5), (1, 1, 4.5), (2, None, 4.5), (5, None, 0.0), (5, 2, 4.5), (8, None, 4.5),
+    (8, 1, 4.5), (8, 5, 10.0), (8, 8, 4.5), (12, None, 1.0), (12, 7, 4.5), (16, 15, 4.5),
+])
+def test_iterative_decode_is_bit_identical_to_the_loop_before_decode_step(tiny_model, device, schedule, steps, sweet_spot,
+                                                                          temperature):
+    tokens, token_mask = make_inputs()
+    tokens = torch.cat([tokens, tokens[:1]]).to(device)  # a fifth image with nothing unknown (n₀ = 0)
+    token_mask = torch.cat([token_mask, torch.zeros_like(token_mask[:1])]).to(device)
+    model = tiny_model.to(device)
+    before, after = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    expected, expected_history = iterative_decode_before_decode_step(model, tokens, token_mask, steps, schedule, temperature,
+                                                                     before, sweet_spot)
+    out, history = iterative_decode(model, tokens, token_mask, steps, schedule, temperature, after, return_history=True,
+                                    sweet_spot=sweet_spot)
+    assert out.device == expected.device and out.dtype == expected.dtype and torch.equal(out, expected)
+    for name in ("tokens", "masks", "num_masked"):
+        ours, theirs = getattr(history, name), getattr(expected_history, name)
+        assert len(ours) == len(theirs) == (sweet_spot or steps)
+        for a, b in zip(ours, theirs):
+            assert a.device == b.device and a.dtype == b.dtype and torch.equal(a, b), f"history.{name} differs"
+    assert torch.equal(after.get_state(), before.get_state()), "a different number of random draws"
+
+
+def test_decode_step_counts_and_fill_all(tiny_model):
+    tokens, token_mask = make_inputs()
+    n0, steps, schedule = token_mask.sum(1), 8, gamma("cosine")
+    current = tokens.masked_fill(token_mask, tiny_model.mask_id)
+    logits = tiny_model(current)
+    out, mask = decode_step(logits, current, token_mask, n0, 0, steps, schedule, 4.5, tiny_model.mask_id,
+                            torch.Generator().manual_seed(0))
+    assert mask.sum(1).tolist() == masked_after_step(schedule, 0, steps, n0).tolist()
+    assert not (mask & ~token_mask).any() and torch.equal(out[~token_mask], tokens[~token_mask])
+    assert ((out == tiny_model.mask_id) == mask).all()
+    out, mask = decode_step(logits, current, token_mask, n0, 0, steps, schedule, 4.5, tiny_model.mask_id,
+                            torch.Generator().manual_seed(0), fill_all=True)
+    assert not mask.any() and (out < K).all()  # the sweet spot: everything filled at step 1 of 8
+    assert torch.equal(out[~token_mask], tokens[~token_mask])

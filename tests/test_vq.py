@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.vq import VectorQuantizer, nearest_code, perplexity, straight_through
+from maskgit_lab.vq import VectorQuantizer, nearest_code, perplexity, straight_through, vq_loss
 from tests.conftest import TINY_VQ
 
 
@@ -48,6 +48,19 @@ def test_loss_is_codebook_plus_beta_commitment_with_the_right_gradients():
     # The codebook term moves codes towards encodings; only β·commitment reaches the encoder.
     diff = (z_e - chosen).detach()
     torch.testing.assert_close(z_e.grad, 0.25 * 2 * diff / diff.numel())
+
+
+def test_vq_loss_value_and_where_each_gradient_goes():
+    generator = torch.Generator().manual_seed(0)
+    z_e = torch.randn(2, 4, 3, 3, generator=generator).requires_grad_()
+    z_q = torch.randn(2, 4, 3, 3, generator=generator).requires_grad_()
+    loss = vq_loss(z_e, z_q, 0.25)
+    diff = (z_e - z_q).detach()
+    torch.testing.assert_close(loss, 1.25 * diff.pow(2).mean())  # both terms have the value mean((z_e − z_q)²)
+    loss.backward()
+    unit = 2 * diff / diff.numel()  # ∂ mean((z_e − z_q)²) / ∂z_e
+    torch.testing.assert_close(z_e.grad, 0.25 * unit)  # only β·commitment reaches the encoder
+    torch.testing.assert_close(z_q.grad, -unit)  # only the codebook term reaches the codes
 
 
 def test_perplexity_extremes():

@@ -1,8 +1,9 @@
 """Checks for notebook 02 (multi-head attention): attention, split / merge heads, the whole layer.
 
-The trusted answers are torch's fused ``scaled_dot_product_attention`` and the package's
-``MultiHeadAttention`` loaded with the same weights. When an answer differs, each check
-computes what the usual mistakes would have returned and names the one that matches.
+The trusted answers are torch's fused ``scaled_dot_product_attention``, the package's
+``split_heads`` / ``merge_heads``, and its ``MultiHeadAttention`` loaded with the same weights.
+When an answer differs, each check computes what the usual mistakes would have returned and
+names the one that matches.
 """
 
 import math
@@ -12,6 +13,8 @@ from torch.nn import functional as F
 
 from autograder.core import CheckFailed, graded
 from maskgit_lab.attention import MultiHeadAttention
+from maskgit_lab.attention import merge_heads as package_merge_heads
+from maskgit_lab.attention import split_heads as package_split_heads
 
 
 def _fmt(t: torch.Tensor, n: int = 6) -> str:
@@ -29,11 +32,6 @@ def _tensor(value, what: str) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise CheckFailed(f"expected {what} as a torch.Tensor, got a {type(value).__name__}")
     return value
-
-
-def _split(x: torch.Tensor, H: int) -> torch.Tensor:
-    B, N, D = x.shape
-    return x.view(B, N, H, D // H).transpose(1, 2)  # (B, H, N, Dh)
 
 
 # ---------------------------------------------------------------------------------------
@@ -95,7 +93,7 @@ def check_split_heads(split_heads) -> str:
     x = torch.arange(B * N * D, dtype=torch.float32).view(B, N, D)  # entry value = its position: easy to read
     for H in (2, 4):
         Dh = D // H
-        expected = _split(x, H)
+        expected = package_split_heads(x, H)
         got = _tensor(split_heads(x.clone(), H), "the split tensor")
         if got.shape == (B, N, H, Dh):
             raise CheckFailed(f"expected shape (B, H, N, D/H) = {(B, H, N, Dh)}, got {tuple(got.shape)}: the width is "
@@ -120,7 +118,7 @@ def check_merge_heads(merge_heads) -> str:
     B, N, D = 2, 3, 8
     x = torch.arange(B * N * D, dtype=torch.float32).view(B, N, D)
     for H in (2, 4):
-        heads = _split(x, H).contiguous()  # (B, H, N, Dh), laid out as attention returns it
+        heads = package_split_heads(x, H).contiguous()  # (B, H, N, Dh), laid out as attention returns it
         got = _tensor(merge_heads(heads.clone()), "the merged tensor")
         if got.shape != (B, N, D):
             raise CheckFailed(f"expected shape (B, N, H·D/H) = {(B, N, D)}, got {tuple(got.shape)}")
@@ -145,10 +143,10 @@ def _by_hand(x, w_q, w_k, w_v, w_o, H, transpose=True, scale_width=None, project
     """Multi-head attention with one of the usual mistakes switched on (all off = right)."""
     B, N, D = x.shape
     proj = (lambda t, w: t @ w.t()) if transpose else (lambda t, w: t @ w)
-    q, k, v = (_split(proj(x, w), H) for w in (w_q, w_k, w_v))  # (B, H, N, Dh)
+    q, k, v = (package_split_heads(proj(x, w), H) for w in (w_q, w_k, w_v))  # (B, H, N, Dh)
     scale = math.sqrt(scale_width or D // H)
     out = ((q @ k.transpose(-2, -1)) / scale).softmax(-1) @ v  # (B, H, N, Dh)
-    out = out.transpose(1, 2).reshape(B, N, D) if merge_transposed else out.reshape(B, N, D)
+    out = package_merge_heads(out) if merge_transposed else out.reshape(B, N, D)
     return proj(out, w_o) if project else out
 
 

@@ -3,8 +3,8 @@ number of tokens kept masked after each step, and one decoding step.
 
 Every check compares the student's function with ``maskgit_lab.decoding`` on small tensors
 (milliseconds, no model) and, when they disagree, names the misconception the answer most
-likely comes from. ``reference_decode_step`` is one step of ``decoding.iterative_decode``,
-drawing from the random generator in the same order, so a loop of it reproduces the package.
+likely comes from. The reference for ``decode_step`` is ``decoding.decode_step``, the step
+that ``decoding.iterative_decode`` loops, so a loop of it reproduces the package exactly.
 """
 
 import contextlib
@@ -221,26 +221,6 @@ def check_masked_after_step(fn) -> str:
 
 
 # --------------------------------------------------------------------------- one decoding step
-
-
-@torch.no_grad()
-def reference_decode_step(logits, current, mask, n0, t, steps, schedule, temperature, mask_id, generator=None):
-    """One step of ``decoding.iterative_decode``: (next tokens (B, N), next mask (B, N) bool).
-
-    Same operations and the same draws from ``generator`` in the same order as the package,
-    so T steps of this from the same start reproduce ``iterative_decode`` exactly.
-    """
-    B, N, K = logits.shape
-    log_probs = logits.float().log_softmax(dim=-1)  # (B, N, K)
-    sampled = torch.multinomial(log_probs.exp().view(B * N, K), 1, generator=generator).view(B, N)
-    confidence = log_probs.gather(-1, sampled.unsqueeze(-1)).squeeze(-1)  # (B, N): log p(sampled)
-    confidence = confidence + decoding.annealed_temperature(temperature, t, steps) * decoding.gumbel_noise((B, N), generator)
-    confidence = confidence.masked_fill(~mask, float("inf"))  # decided tokens never compete
-    filled = torch.where(mask, sampled, current)
-    n_masked = decoding.masked_after_step(schedule, t, steps, n0)  # (B,), from the unknowns at the start
-    ranks = confidence.argsort(dim=1).argsort(dim=1)  # (B, N), 0 = least confident
-    new_mask = ranks < n_masked.unsqueeze(1)
-    return filled.masked_fill(new_mask, mask_id), new_mask
 
 
 def decoding_state(n0: list, N: int, K: int, steps: int, t: int, schedule: str, seed: int):
