@@ -1,0 +1,293 @@
+"""Checks for notebook 03 (MVTM training): the γ schedules, exact-count masks, the masked loss.
+
+Every check takes the student's function, runs it on tiny inputs (milliseconds), compares it
+with ``maskgit_lab`` and, when they differ, names the likely misconception.
+"""
+
+import math
+import warnings
+
+import torch
+from torch.nn import functional as F
+
+from autograder.core import CheckFailed, graded
+from maskgit_lab.masking import mask_counts
+from maskgit_lab.schedules import SCHEDULES
+from maskgit_lab.schedules import gamma as reference_gamma
+
+ATOL = 1e-5
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call the student's code with warnings silenced: a warning on stderr scores a cell 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
+
+
+# --- γ(r) ------------------------------------------------------------------------------------
+
+
+def _schedule_values(gamma_fn, name: str, r: torch.Tensor) -> torch.Tensor:
+    """``gamma_fn(name)(r)`` as a float64 tensor of r's shape, or CheckFailed saying what is off."""
+    schedule = _quiet(gamma_fn, name)
+    if not callable(schedule):
+        raise CheckFailed(f"gamma({name!r}) should return a function of r (e.g. a lambda or an inner def); "
+                          f"got {type(schedule).__name__}")
+    try:
+        out = _quiet(schedule, r)
+    except (TypeError, ValueError) as err:
+        raise CheckFailed(f"gamma({name!r})(r) failed on a tensor r ({err}). Use torch functions (torch.cos, "
+                          f"torch.sqrt, torch.arccos), not math.*, so γ works on a whole tensor at once") from None
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailed(f"gamma({name!r})(r) should return a tensor when r is a tensor; got {type(out).__name__}. "
+                          f"Use torch functions (torch.cos, torch.sqrt, torch.arccos), not math.*")
+    if out.shape != r.shape:
+        raise CheckFailed(f"gamma({name!r})(r) should work element by element: r has shape {tuple(r.shape)}, "
+                          f"the result has shape {tuple(out.shape)}")
+    return out.detach().double()
+
+
+@graded(1)
+def check_gamma_endpoints(gamma_fn):
+    """Every schedule starts at 1, ends at 0, stays in [0, 1] and never increases."""
+    r = torch.linspace(0, 1, 101)
+    for name in SCHEDULES:
+        values = _schedule_values(gamma_fn, name, r)
+        start, end = values[0].item(), values[-1].item()
+        if abs(start) < ATOL and abs(end - 1) < ATOL:
+            raise CheckFailed(
+                f"gamma({name!r}) goes from {start:.3g} at r=0 up to {end:.3g} at r=1. γ(r) is the fraction of tokens "
+                f"still MASKED: all of them at the start (γ(0) = 1), none at the end (γ(1) = 0). You returned the "
+                f"fraction already revealed (1 − γ)."
+            )
+        if abs(start - 1) > ATOL or abs(end) > ATOL:
+            hint = ""
+            if abs(start - math.pi / 2) < 1e-3:
+                hint = " arccos(0) = π/2, so divide by π/2 to make γ(0) = 1."
+            elif end < -ATOL:
+                hint = " It goes below 0: check the factor inside the cosine (π/2·r, not π·r)."
+            raise CheckFailed(f"gamma({name!r}) should be normalised: expected γ(0) = 1 and γ(1) = 0, "
+                              f"got γ(0) = {start:.4g} and γ(1) = {end:.4g}.{hint}")
+        if values.min() < -ATOL or values.max() > 1 + ATOL:
+            raise CheckFailed(f"gamma({name!r}) leaves [0, 1] (min {values.min():.4g}, max {values.max():.4g}): "
+                              f"a fraction of masked tokens must lie between 0 and 1")
+        rises = (values[1:] - values[:-1]) > ATOL
+        if rises.any():
+            i = int(rises.nonzero()[0])
+            raise CheckFailed(
+                f"gamma({name!r}) increases from γ({r[i]:.2f}) = {values[i]:.4g} to γ({r[i + 1]:.2f}) = {values[i + 1]:.4g}. "
+                f"A schedule never increases: a token revealed during decoding stays revealed."
+            )
+    return f"all {len(SCHEDULES)} schedules run from γ(0) = 1 down to γ(1) = 0"
+
+
+def _wrong_law_hint(name: str, r: torch.Tensor, got: torch.Tensor, want: torch.Tensor) -> str:
+    """What the student's values look like instead (another law, 1 − γ, a classic slip)."""
+    if torch.allclose(got, 1 - want, atol=1e-4):
+        return "These are 1 − γ: the fraction revealed, not the fraction masked."
+    for other in SCHEDULES:
+        if other != name and torch.allclose(got, reference_gamma(other)(r), atol=1e-4):
+            return f"These are the values of the {other!r} schedule: check which formula goes with which name."
+    slips = {
+        "square": ((1 - r) ** 2, "(1 − r)² is a different curve from 1 − r²: square the progress r, then subtract from 1."),
+        "cubic": ((1 - r) ** 3, "(1 − r)³ is a different curve from 1 − r³: cube the progress r, then subtract from 1."),
+        "sqrt": (torch.sqrt(1 - r), "√(1 − r) is a different curve from 1 − √r."),
+        "cosine": (torch.cos(math.pi * r), "cos(π·r) reaches −1; the cosine schedule is cos(π/2 · r)."),
+        "arccos": (torch.arccos(r), "arccos(r) must be divided by π/2 so that γ(0) = 1."),
+    }
+    if name in slips and torch.allclose(got, slips[name][0], atol=1e-4):
+        return slips[name][1]
+    return "Compare your formula with the table above."
+
+
+@graded(2)
+def check_gamma_laws(gamma_fn):
+    """The six laws match maskgit_lab.schedules at interior points, for float32 and float64 r."""
+    for dtype in (torch.float64, torch.float32):
+        r = torch.tensor([[0.1, 0.25, 0.5], [0.6, 0.75, 0.9]], dtype=dtype)  # 2-D: must act element by element
+        for name in SCHEDULES:
+            got = _schedule_values(gamma_fn, name, r).flatten()
+            want = reference_gamma(name)(r.double()).flatten()
+            if not torch.allclose(got, want, atol=1e-4 if dtype == torch.float32 else ATOL):
+                points = ", ".join(f"{v:.2f}" for v in r.flatten().tolist())
+                raise CheckFailed(
+                    f"gamma({name!r}) at r = {points} ({str(dtype).replace('torch.', '')}): expected {_fmt(want)}, "
+                    f"got {_fmt(got)}. {_wrong_law_hint(name, r.double().flatten(), got, want)}"
+                )
+    return "cosine, linear, square, cubic, sqrt and arccos all match γ(r) of the paper"
+
+
+# --- exact-count masks -----------------------------------------------------------------------
+
+
+def _mask(fn, batch_size, num_tokens, ratio, seed=0) -> torch.Tensor:
+    out = _quiet(fn, batch_size, num_tokens, ratio, generator=torch.Generator().manual_seed(seed))
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailed(f"random_token_mask should return a tensor; got {type(out).__name__}")
+    if out.shape != (batch_size, num_tokens):
+        raise CheckFailed(f"random_token_mask({batch_size}, {num_tokens}, ...) should return shape (B, N) = "
+                          f"{(batch_size, num_tokens)}; got {tuple(out.shape)}")
+    if out.dtype != torch.bool:
+        raise CheckFailed(f"random_token_mask should return a bool mask (True = masked); got dtype {out.dtype}. "
+                          f"A comparison such as `ranks < counts` gives bool directly.")
+    return out
+
+
+def _describe_ratio(ratio) -> str:
+    return f"ratio={ratio:g}" if isinstance(ratio, float) else f"ratio={[round(v, 3) for v in ratio.tolist()]}"
+
+
+@graded(2)
+def check_mask_counts(fn):
+    """Exactly max(1, floor(ratio·N)) True per row, True = masked, for float and per-row ratios."""
+    cases = [
+        (8, 16, 0.5),
+        (5, 20, 0.33),  # 6.6 tokens: floor gives 6, rounding or ceil 7
+        (4, 16, 0.04),  # 0.64 tokens: at least one
+        (3, 16, 1.0),
+        (4, 20, torch.tensor([0.12, 0.47, 0.93, 0.33], dtype=torch.float64)),  # one ratio per row
+    ]
+    for B, N, ratio in cases:
+        mask = _mask(fn, B, N, ratio)
+        got = mask.sum(dim=1)
+        want = mask_counts(ratio, B, N)
+        if torch.equal(got, want):
+            continue
+        raw = torch.as_tensor(ratio, dtype=torch.float64).expand(B) * N
+        where = f"random_token_mask(B={B}, N={N}, {_describe_ratio(ratio)})"
+        summary = f"{where}: expected {want.tolist()} masked tokens per row, got {got.tolist()}."
+        if torch.equal(got, N - want):
+            raise CheckFailed(f"{summary} That is N minus the expected count: your True marks the tokens that are KEPT. "
+                              f"True must mean masked, and the ratio is the fraction masked.")
+        if isinstance(ratio, float) and got.unique().numel() > 1:
+            raise CheckFailed(f"{summary} The count changes from row to row: a coin flip per token "
+                              f"(torch.rand(...) < ratio) masks ratio·N tokens only on average. Mask EXACTLY "
+                              f"max(1, floor(ratio·N)) tokens in every row, e.g. the lowest ranks of random scores.")
+        if torch.equal(got, torch.ceil(raw).long().clamp(1, N)) or torch.equal(got, torch.round(raw).long().clamp(1, N)):
+            raise CheckFailed(f"{summary} You rounded ratio·N = {_fmt(raw)} up or to the nearest integer; "
+                              f"use floor(ratio·N), like the decoding schedule does.")
+        if (want == 1).all() and (got == 0).all():
+            raise CheckFailed(f"{summary} floor(ratio·N) is 0 here, but every row needs at least one masked "
+                              f"token, or the loss has nothing to score: count = max(1, floor(ratio·N)).")
+        if not isinstance(ratio, float) and got.unique().numel() == 1:
+            raise CheckFailed(f"{summary} Each row has its own ratio here (a tensor of shape (B,)); "
+                              f"compute one count per row, e.g. counts = floor(ratio·N) of shape (B,).")
+        raise CheckFailed(f"{summary} The count per row is max(1, floor(ratio·N)), never more than N.")
+    return "exactly max(1, floor(ratio·N)) masked tokens in every row, for a float ratio and one ratio per row"
+
+
+@graded(1)
+def check_mask_randomness(fn):
+    """The generator alone decides the mask; rows differ; every position is equally likely."""
+    first, again = _mask(fn, 6, 16, 0.5, seed=3), _mask(fn, 6, 16, 0.5, seed=3)
+    if not torch.equal(first, again):
+        raise CheckFailed("Two calls with generators seeded alike gave different masks. Draw every random number "
+                          "from the `generator` argument (torch.rand(..., generator=generator)), so that a seed "
+                          "reproduces the mask.")
+    if torch.equal(first, _mask(fn, 6, 16, 0.5, seed=4)):
+        raise CheckFailed("Generators with different seeds gave the same mask: the mask must be random, "
+                          "drawn from the `generator` you are given (do not seed inside the function).")
+    if (first == first[0]).all():
+        raise CheckFailed("Every row masks the same positions: draw fresh random scores for each row, "
+                          "so every image in the batch gets its own mask.")
+    frequency = _mask(fn, 400, 8, 0.25, seed=5).double().mean(dim=0)  # each position: 2 of 8 → 0.25
+    if (frequency - 0.25).abs().max() > 0.1:
+        raise CheckFailed(f"Some positions are masked far more often than others: with ratio 0.25 and N = 8 each "
+                          f"position should be masked in about 25% of rows, got {_fmt(frequency)}. Choose the "
+                          f"masked positions uniformly at random (e.g. argsort of uniform scores), not the first ones.")
+    return "seeded, different per row, and uniform over positions"
+
+
+# --- the loss on masked tokens ---------------------------------------------------------------
+
+
+def _loss_case(seed: int = 0):
+    """Logits (B=2, N=7, K=5) where visible tokens are confidently wrong, so scoring them shows."""
+    g = torch.Generator().manual_seed(seed)
+    B, N, K = 2, 7, 5
+    targets = torch.randint(K, (B, N), generator=g)
+    logits = torch.randn(B, N, K, generator=g)
+    mask = torch.tensor([[1, 0, 1, 0, 0, 1, 0], [0, 1, 0, 0, 0, 0, 0]], dtype=torch.bool)  # 3 and 1 masked
+    wrong = (targets + 1) % K
+    logits[~mask] = logits[~mask] + 8 * F.one_hot(wrong[~mask], K)  # visible: sure of a wrong code
+    return logits, targets, mask
+
+
+def _loss(fn, logits, targets, mask, label_smoothing) -> torch.Tensor:
+    logits = logits.clone().requires_grad_(True)
+    out = _quiet(fn, logits, targets.clone(), mask.clone(), label_smoothing)
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailed(f"masked_token_loss should return a tensor (so training can call .backward()); "
+                          f"got {type(out).__name__}. Do not call .item() inside it.")
+    if out.numel() != 1:
+        raise CheckFailed(f"masked_token_loss should return one number (the mean over masked tokens); "
+                          f"got shape {tuple(out.shape)}")
+    return out.reshape(()), logits  # compare with value(out): students may compute in float64
+
+
+@graded(2)
+def check_masked_token_loss(fn):
+    """Cross-entropy averaged over the masked tokens only, differentiable, no gradient to visible tokens."""
+    logits, targets, mask = _loss_case()
+    K = logits.shape[-1]
+    got, leaf = _loss(fn, logits, targets, mask, 0.0)
+    value = got.detach().double()
+    want = F.cross_entropy(logits[mask], targets[mask]).double()
+    if not torch.isclose(value, want, atol=1e-4):
+        per_token = F.cross_entropy(logits.reshape(-1, K), targets.reshape(-1), reduction="none").view(mask.shape)
+        summary = f"With label_smoothing=0: expected {want:.4f}, got {value:.4f}."
+        variants = [
+            (per_token.mean(), "You averaged over ALL tokens. Visible tokens are given to the model, so scoring them "
+                               "teaches it to copy its input; keep only the positions where mask is True."),
+            ((per_token * mask).sum() / mask.numel(), "You zeroed the visible tokens but still divided by all B·N "
+                                                      "tokens; divide by the number of masked tokens."),
+            (per_token[mask].sum(), "You summed over the masked tokens; take their mean, so the loss does not "
+                                    "grow with the number of masked tokens."),
+            (per_token[~mask].mean(), "You scored the VISIBLE tokens: True in mask marks the tokens to predict."),
+            (torch.stack([per_token[b][mask[b]].mean() for b in range(len(mask))]).mean(),
+             "You averaged per image first and then over images; average over all masked tokens of the batch "
+             "together, so every masked token counts once."),
+        ]
+        for variant, why in variants:
+            if torch.isclose(value, variant.double(), atol=1e-4):
+                raise CheckFailed(f"{summary} {why}")
+        raise CheckFailed(f"{summary} The loss is the mean of −log p(target) over the masked positions, "
+                          f"e.g. F.cross_entropy(logits[mask], targets[mask]).")
+    if not got.requires_grad:
+        raise CheckFailed("The loss has no gradient: keep it a torch tensor computed from logits "
+                          "(no .item(), .detach() or numpy), or training cannot backpropagate.")
+    (grad,) = torch.autograd.grad(got, leaf)
+    if grad[~mask].abs().max() > 1e-7:
+        raise CheckFailed("Changing the logits of a visible token changes your loss: only masked positions may count.")
+    return "mean cross-entropy over the masked tokens only"
+
+
+@graded(1)
+def check_label_smoothing(fn):
+    """``label_smoothing`` is PyTorch's: target (1 − ε)·one-hot + ε/K over all K classes."""
+    for seed, eps in ((1, 0.1), (2, 0.3)):
+        logits, targets, mask = _loss_case(seed)
+        K = logits.shape[-1]
+        got, _ = _loss(fn, logits, targets, mask, eps)
+        value = got.detach().double()
+        want = F.cross_entropy(logits[mask], targets[mask], label_smoothing=eps).double()
+        if torch.isclose(value, want, atol=1e-4):
+            continue
+        summary = f"With label_smoothing={eps}: expected {want:.4f}, got {value:.4f}."
+        if torch.isclose(value, F.cross_entropy(logits[mask], targets[mask]).double(), atol=1e-4):
+            raise CheckFailed(f"{summary} That is the loss without smoothing: label_smoothing was ignored "
+                              f"(pass it on, e.g. F.cross_entropy(..., label_smoothing=label_smoothing)).")
+        log_p = logits[mask].log_softmax(-1)
+        others = (1 - F.one_hot(targets[mask], K)) * eps / (K - 1)
+        spread_on_others = -(((1 - eps) * F.one_hot(targets[mask], K) + others) * log_p).sum(-1).mean()
+        if torch.isclose(value, spread_on_others.double(), atol=1e-4):
+            raise CheckFailed(f"{summary} You spread ε over the K − 1 wrong classes; PyTorch's label smoothing "
+                              f"(the one training uses) spreads it over all K classes: target = (1 − ε)·one-hot + ε/K.")
+        raise CheckFailed(f"{summary} Smoothing mixes the one-hot target with the uniform distribution: "
+                          f"target = (1 − ε)·one-hot + ε/K, loss = −Σ_k target_k · log p_k, averaged over masked tokens.")
+    return "label smoothing as in torch.nn.functional.cross_entropy"
