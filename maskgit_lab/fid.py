@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, list_images
 
