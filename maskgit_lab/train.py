@@ -79,6 +79,7 @@ class MVTMTrainConfig:
     amp: bool = False  # bf16 autocast (GPU speed; on a CPU it runs, but slower)
     fused_attention: bool = False  # torch's SDPA kernel in place of the hand-built attention
     compile: bool = False  # torch.compile the transformer (GPU; the first steps compile)
+    init: str = ""  # start model and EMA from this transformer checkpoint (fresh optimizer and schedule)
 
 
 def load_images(root, split: str = "train", max_images: Optional[int] = None) -> torch.Tensor:
@@ -316,6 +317,8 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
     if tcfg.batch_size % tcfg.accumulate:
         raise ValueError(f"batch_size {tcfg.batch_size} must split into accumulate={tcfg.accumulate} equal micro-batches")
     model = BidirectionalTransformer(cfg).to(device).use_fused_attention(tcfg.fused_attention)
+    if tcfg.init:
+        model.load_state_dict(load_model(tcfg.init, "mvtm", expect=cfg).state_dict())
     ema_model = copy.deepcopy(model).eval()
     forward = torch.compile(model) if tcfg.compile else model
     decay, no_decay = [], []

@@ -111,6 +111,22 @@ def test_decoder_only_needs_a_starting_checkpoint(tmp_path):
         train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, decoder_only=True), tmp_path / "run", progress=False)
 
 
+
+def test_mvtm_init_starts_model_and_ema_from_the_checkpoint(tmp_path, trained):
+    export(trained / "mvtm", "mvtm", tmp_path / "start.pt", half=False)
+    still = dataclasses.replace(MVTM_RUN, steps=2, lr=0.0, init=str(tmp_path / "start.pt"))
+    train_mvtm(TINY_TF, still, trained / "vq.pt", tmp_path / "run", progress=False)
+    export(tmp_path / "run", "mvtm", tmp_path / "after.pt", half=False)
+    start, after = (load_model(tmp_path / name, "mvtm").state_dict() for name in ("start.pt", "after.pt"))
+    assert all(torch.equal(start[k], after[k]) for k in start)
+
+
+def test_mvtm_init_refuses_a_checkpoint_of_another_size(tmp_path, trained):
+    other = dataclasses.replace(TINY_TF, depth=TINY_TF.depth + 1)
+    with pytest.raises(ValueError, match="different mvtm config"):
+        train_mvtm(other, dataclasses.replace(MVTM_RUN, init=str(trained / "mvtm.pt")), trained / "vq.pt",
+                   tmp_path / "run", progress=False)
+
 def tiny_batch(seed=0):
     generator = torch.Generator().manual_seed(seed)
     tokens = torch.randint(TINY_TF.num_codes, (8, TINY_TF.num_tokens), generator=generator)
