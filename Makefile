@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lab bench release clean-venv
+.PHONY: venv demo test lab bench release grade clean-venv
 
 venv: $(STAMP)
 
@@ -27,6 +27,15 @@ test: venv
 
 release: venv
 	$(PY) -m autograder release
+
+# Grade the example submissions (autograder/examples/) into artifacts/grades/: grades.csv and
+# feedback/<student>/ (HTML + summary.md), then checks each example got what the table expects.
+# Fast mode keeps a one-notebook example to 1-2 minutes; --timeout is only a safety net here.
+GRADE_OPTS ?= -j 2 --timeout 600 --cell-timeout 60
+grade: venv
+	$(PY) -m autograder examples
+	MASKGIT_LAB_FAST=1 $(PY) -m autograder grade autograder/examples --out artifacts/grades/grades.csv $(GRADE_OPTS)
+	$(PY) -m autograder examples --verify artifacts/grades/grades.csv
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

@@ -1,7 +1,8 @@
-"""``python -m autograder release [--check]``."""
+"""``python -m autograder release [--check]``, ``grade SUBMISSIONS --out grades.csv``, ``examples``."""
 
 import argparse
 import sys
+from pathlib import Path
 
 from autograder import release
 
@@ -11,7 +12,40 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     rel = commands.add_parser("release", help="generate notebooks/ from solutions/ with nbgrader")
     rel.add_argument("--check", action="store_true", help="only report whether notebooks/ is in sync (exit 1 if not)")
+    from autograder import grade as grading
+
+    gr = commands.add_parser("grade", help="autograde every student folder in SUBMISSIONS, one process each")
+    gr.add_argument("submissions", type=Path, help="one folder per student (or nbgrader's submitted/<student>/maskgit/)")
+    gr.add_argument("--out", type=Path, required=True, help="the CSV to write (one row per student and notebook)")
+    gr.add_argument("--feedback", type=Path, help="where feedback HTML and summaries go (default: feedback/ beside --out)")
+    gr.add_argument("-j", "--jobs", type=int, default=1, help="students graded at the same time (default 1)")
+    gr.add_argument("--timeout", type=float, default=grading.DEFAULT_TIMEOUT, help="wall-time limit per student, seconds")
+    gr.add_argument("--memory", type=int, default=grading.DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
+    gr.add_argument("--cell-timeout", type=int, default=grading.DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
+    gr.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
+    ex = commands.add_parser("examples", help="write the example submissions (autograder/examples/)")
+    ex.add_argument("--dest", type=Path, default=None, help="where to write them (default autograder/examples/)")
+    ex.add_argument("--verify", type=Path, metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        rows = grading.grade(args.submissions, args.out, args.jobs, args.timeout, args.memory, args.cell_timeout,
+                             args.feedback, args.source, args.keep)
+        print(f"wrote {args.out} ({len(rows)} rows)")
+        return 0
+    if args.command == "examples":
+        from autograder import examples
+
+        if args.verify:
+            import csv
+
+            with open(args.verify) as handle:
+                problems = examples.verify(list(csv.DictReader(handle)), sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb")))
+            print("\n".join(problems) or f"{args.verify}: every example graded as expected")
+            return 1 if problems else 0
+        for path in examples.write(args.dest or examples.EXAMPLES):
+            print(f"wrote {path}")
+        return 0
     if args.check:
         problems = release.check()
         for problem in problems:

@@ -1,0 +1,270 @@
+"""``python -m autograder grade SUBMISSIONS --out grades.csv [-j N] [--timeout S] [--memory MB]``.
+
+SUBMISSIONS holds one folder per student with its notebooks, either flat
+(``alice/01_vq_tokenization.ipynb``), per assignment (``alice/maskgit/…``) or in nbgrader's
+layout (``submitted/alice/maskgit/…``). A student may hand in only some notebooks.
+
+The template course (the source notebooks and a gradebook made by ``nbgrader
+generate_assignment``) is built once; then every student is graded by its own process
+(autograder/isolation.py) in its own copy of it, ``-j N`` at a time, each killed with its
+whole process tree at the wall-time limit. This process alone writes ``grades.csv`` — one row
+per student and notebook, always, whatever happened — and copies each student's feedback
+HTML with a Markdown summary next to it.
+
+Statuses: ``graded`` (scored normally, the reason says what lost points), ``missing`` (not
+handed in), ``penalized`` (a cell used the reference implementation: its checks score 0),
+``tampered`` (the notebook reached for the grader or wrote outside its scratch folder: 0),
+``timeout`` (the student's whole grading ran past ``--timeout``: 0), ``error`` (the notebook
+could not be graded at all, e.g. not a notebook, or the grader crashed: 0).
+"""
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from autograder import release
+
+COLUMNS = ["student", "notebook", "status", "score", "max_score", "hidden_score", "hidden_max", "manual_max", "reason"]
+STUDENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # nbgrader ids with odd characters break paths (#1738)
+DEFAULT_TIMEOUT = 1800  # seconds per student, all notebooks together
+DEFAULT_MEMORY = 8192  # MB of address space per student; importing torch alone takes ~3.3 GB of it
+DEFAULT_CELL_TIMEOUT = 300  # nbgrader's Execute.timeout, as in autograder/nbgrader_config.py
+
+
+def find_submissions(root: Path, source: Path = release.SOLUTIONS) -> dict:
+    """student → {notebook name → path}, from any of the three layouts."""
+    root = Path(root)
+    names = {p.stem for p in source.glob("*.ipynb")}
+    base = root / "submitted" if (root / "submitted").is_dir() else root
+    students = {}
+    for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        inner = folder / release.ASSIGNMENT if (folder / release.ASSIGNMENT).is_dir() else folder
+        students[folder.name] = {p.stem: p for p in sorted(inner.glob("*.ipynb")) if p.stem in names}
+    return students
+
+
+def make_template(work: Path, source: Path) -> Path:
+    """The scratch course every student's course is copied from: sources + gradebook, generated once."""
+    course = release.make_course(work / "template", source)
+    release.run_nbgrader(course, "generate_assignment", release.ASSIGNMENT, "--force")
+    return course
+
+
+def process_tree(pid: int) -> list:
+    """``pid`` and all its descendants (kernels start their own session, so a group kill misses them)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """Kill the running ``process`` and everything it started, then reap it."""
+    for pid in process_tree(process.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def snapshot(paths) -> dict:
+    """(size, mtime) of every file under ``paths``: what a student must not change."""
+    found = {}
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
+                found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def changed(before: dict, after: dict) -> list:
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
+def rows_for(notebooks: list, files: dict, status: str, reason: str) -> list:
+    """The rows of a student whose grading gave nothing usable: submitted notebooks get ``status``."""
+    return [{"notebook": n, "status": status, "reason": reason} if n in files else
+            {"notebook": n, "status": "missing", "reason": "not submitted"} for n in notebooks]
+
+
+def grade_student(student: str, files: dict, template: Path, work: Path, source: Path, options: dict) -> dict:
+    """Run autograder/isolation.py for one student and return its result, whatever happens."""
+    notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
+    folder = work / student
+    folder.mkdir()
+    job = dict(student=student, files={k: str(v) for k, v in files.items()}, template=str(template),
+               scratch=str(folder / "scratch"), source=str(source), result=str(folder / "result.json"), **options)
+    (folder / "job.json").write_text(json.dumps(job, indent=1))
+    started = time.monotonic()
+    with open(folder / "isolation.log", "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "autograder.isolation", str(folder / "job.json")], cwd=folder,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout=options["timeout"])
+            timed_out = False
+        except subprocess.TimeoutExpired:  # kill it while its process tree can still be read
+            kill_tree(process)  # kernels run in their own session: a group kill alone would miss them
+            timed_out = True
+    seconds = time.monotonic() - started
+    if timed_out:
+        reason = f"grading took longer than {options['timeout']:g} s (an endless loop, or cells that ignore interrupts?)"
+        return {"student": student, "rows": rows_for(notebooks, files, "timeout", reason), "feedback": {}, "seconds": seconds}
+    try:
+        result = json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        tail = (folder / "isolation.log").read_text(errors="replace").strip()[-300:]
+        result = {"student": student, "crash": f"no result (exit code {process.returncode}): {tail}"}
+    if "crash" in result:
+        last = result["crash"].strip().splitlines()[-1] if result["crash"].strip() else "unknown"
+        result = {"student": student, "rows": rows_for(notebooks, files, "error", f"the grader crashed: {last}"), "feedback": {}}
+    result["seconds"] = seconds
+    return result
+
+
+def max_points(source: Path) -> dict:
+    """notebook → (visible checks' points, discussion questions' points), from the source notebooks."""
+    import nbformat
+
+    from autograder import tamper
+
+    found = {}
+    for path in sorted(source.glob("*.ipynb")):
+        cells = [c for c in nbformat.read(str(path), as_version=4).cells if tamper.nbgrader_meta(c).get("grade")]
+        tests = sum(float(tamper.nbgrader_meta(c).get("points", 0)) for c in cells if tamper.is_test_cell(c))
+        manual = sum(float(tamper.nbgrader_meta(c).get("points", 0)) for c in cells if not tamper.is_test_cell(c))
+        found[path.stem] = (tests, manual)
+    return found
+
+
+def csv_rows(result: dict, work: Path, maxima: dict, hidden_maxima: dict) -> list:
+    rows = []
+    for row in result["rows"]:
+        notebook = row["notebook"]
+        filled = {"student": result["student"], "notebook": notebook, "status": row["status"],
+                  "score": row.get("score", 0.0), "max_score": row.get("max_score", maxima[notebook][0]),
+                  "hidden_score": row.get("hidden_score", 0.0), "hidden_max": row.get("hidden_max", hidden_maxima[notebook]),
+                  "manual_max": row.get("manual_max", maxima[notebook][1]),
+                  "reason": row["reason"].replace(str(work), "<grading dir>").replace("\n", " ")}
+        rows.append({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in filled.items()})
+    return rows
+
+
+def summary(result: dict, rows: list) -> str:
+    """The student's Markdown summary: per notebook its score and status, then each visible check."""
+    lines = [f"# Grading summary: {result['student']}", "",
+             "| notebook | status | checks | hidden checks | reason |", "|---|---|---|---|---|"]
+    for row in rows:
+        checks = f"{row['score']}/{row['max_score']}"
+        lines.append(f"| {row['notebook']} | {row['status']} | {checks} | {row['hidden_score']}/{row['hidden_max']} | "
+                     f"{row['reason'].replace('|', '/')} |")
+    lines += ["", "Hidden checks call your functions on other inputs; only their points are shown here.",
+              "Discussion questions are graded by hand later.", ""]
+    for row in result["rows"]:
+        if row.get("checks"):
+            lines.append(f"## {row['notebook']}")
+            for check in row["checks"]:
+                mark = "passed" if check["points"] == check["max_points"] else "FAILED"
+                lines.append(f"- {check['cell']} ({check['points']:g}/{check['max_points']:g}, {mark}): {check['message']}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
+          cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
+          keep: bool = False, log=print, template: Path = None) -> list:
+    """Grade every student under ``submissions``; write ``out`` (CSV) and the feedback folder; return the rows.
+
+    ``template`` reuses a course made by :func:`make_template` from the same ``source``.
+    """
+    from autograder import hidden  # imports torch: only when grading
+
+    submissions, out, source = Path(submissions).resolve(), Path(out).resolve(), Path(source).resolve()
+    feedback = Path(feedback).resolve() if feedback else out.parent / "feedback"
+    students = find_submissions(submissions, source)
+    options = dict(timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
+                   hidden_max={p.stem: hidden.hidden_max(p.stem) for p in source.glob("*.ipynb")})
+    maxima = max_points(source)
+    work = Path(tempfile.mkdtemp(prefix="maskgit-grade-"))
+    results = {}
+    try:
+        valid = {s: f for s, f in students.items() if STUDENT_ID.match(s)}
+        for student in sorted(set(students) - set(valid)):
+            notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
+            results[student] = {"student": student, "feedback": {}, "rows": rows_for(
+                notebooks, students[student], "error", "the folder name is not a usable student id ([A-Za-z0-9_-] only)")}
+        started = time.monotonic()
+        template = Path(template) if template else (make_template(work, source) if valid else None)
+        log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
+        # What a student could change to sway others: the submissions and the template course.
+        # (Code and sources are left out: an instructor may edit them while a class is graded.)
+        watched = [p for p in (submissions, template) if p and not (out.parent == p or p in out.parents)]
+
+        def one(student):
+            before = snapshot(watched)
+            result = grade_student(student, valid[student], template, work, source, options)
+            touched = changed(before, snapshot(watched))
+            if touched:
+                note = f"files outside its scratch folder changed while it was graded: {', '.join(touched[:3])}"
+                for row in result["rows"]:
+                    if row["status"] != "missing":
+                        row.update(status="tampered", score=0.0, hidden_score=0.0, reason=note)
+            log(f"{student}: {time.monotonic() - started:.0f} s since start, took {result['seconds']:.0f} s")
+            return result
+
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            for result in pool.map(one, sorted(valid)):
+                results[result["student"]] = result
+        all_rows = []
+        for student in sorted(results):
+            rows = csv_rows(results[student], work, maxima, options["hidden_max"])
+            all_rows.extend(rows)
+            target = feedback / student
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            for notebook, html in sorted(results[student].get("feedback", {}).items()):
+                shutil.copy(html, target / f"{notebook}.html")
+            (target / "summary.md").write_text(summary(results[student], rows))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, COLUMNS)
+            writer.writeheader()
+            writer.writerows(all_rows)
+        return all_rows
+    finally:
+        if keep:
+            log(f"kept the scratch courses in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)

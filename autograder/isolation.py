@@ -1,0 +1,297 @@
+"""Grade one student in its own process and its own scratch nbgrader course.
+
+``python -m autograder.isolation JOB.json`` is started by the grader (autograder/grade.py),
+one process per student, in a new session so the whole tree can be killed at the wall-time
+limit. It
+
+1. caps its own address space (``RLIMIT_AS``; the kernels it starts inherit the cap),
+2. copies the template course (source notebooks + gradebook made once by
+   ``nbgrader generate_assignment``) into ``SCRATCH/course``: its own gradebook, never shared,
+3. reads each submitted notebook against its source (autograder/tamper.py) and places it in
+   ``submitted/<student>/maskgit/``,
+4. runs ``nbgrader autograde`` (per-cell ``Execute.timeout``, missing test cells added back)
+   and ``nbgrader generate_feedback``, with HOME, TMPDIR and IPYTHONDIR inside the scratch
+   folder, the write guard in every kernel (autograder/guard.py), and cwd in the scratch folder,
+5. re-runs every visible check and the hidden checks outside the notebook (autograder/hidden.py),
+6. writes one JSON result: a row per notebook, the per-check messages, the feedback files.
+
+Only the parent reads that result and writes grades.csv, so students never share a gradebook.
+"""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import nbformat
+
+from autograder import guard, tamper
+from autograder.release import ASSIGNMENT
+
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a giant submitted file once took an nbgrader server down (#874)
+
+
+def cap_memory(megabytes: int) -> None:
+    if megabytes:
+        limit = megabytes * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def torch_home() -> str:
+    """The folder torch.hub uses for the grader (as torch.hub.get_dir() finds it, without importing torch)."""
+    if os.environ.get("TORCH_HOME"):
+        return os.environ["TORCH_HOME"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "torch")
+
+
+def scratch_env(scratch: Path) -> dict:
+    """The environment every process of this student runs with: its own HOME, TMPDIR, IPYTHONDIR."""
+    home, tmp, ipython = scratch / "home", scratch / "tmp", scratch / "ipython"
+    for folder in (home, tmp, ipython):
+        folder.mkdir(parents=True, exist_ok=True)
+    fonts = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
+    (home / ".matplotlib").mkdir(exist_ok=True)
+    for cache in fonts.glob("fontlist-*.json"):  # spares every student matplotlib's font scan
+        shutil.copy(cache, home / ".matplotlib")
+    bin_dir = Path(sys.executable).parent
+    return dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",  # nbgrader runs `alembic` by name
+        HOME=str(home), TMPDIR=str(tmp), IPYTHONDIR=str(ipython), MPLCONFIGDIR=str(home / ".matplotlib"),
+        TORCH_HOME=torch_home(),  # read only: the Inception weights for FID
+        JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"), PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="module://matplotlib_inline.backend_inline",  # plots reach the feedback even without %matplotlib (#1070)
+    )
+
+
+def nbgrader(course: Path, env: dict, log: Path, *args: str) -> int:
+    command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={course}",
+               f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}"]
+    with open(log, "a") as out:
+        out.write(f"$ nbgrader {' '.join(args)}\n")
+        out.flush()
+        return subprocess.run(command, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
+def gradebook_grades(course: Path, student: str) -> dict:
+    """notebook → grade id → {score, max_score, kind} as nbgrader recorded them."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    grades = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "maskgit-lab") as gb:
+        for notebook in gb.find_assignment(ASSIGNMENT).notebooks:
+            try:
+                submission = gb.find_submission_notebook(notebook.name, ASSIGNMENT, student)
+            except MissingEntry:
+                continue
+            grades[notebook.name] = {
+                grade.name: {"score": grade.auto_score, "max_score": float(grade.max_score),
+                             "kind": "test" if grade.cell.cell_type == "code" else "manual"}
+                for grade in submission.grades
+            }
+    return grades
+
+
+def cell_outputs(path: Path) -> dict:
+    """grade id → (error text or None, wrote to stderr) in an autograded notebook."""
+    found = {}
+    if not path.exists():
+        return found
+    for cell in nbformat.read(str(path), as_version=4).cells:
+        gid = tamper.grade_id(cell)
+        if cell.cell_type != "code" or gid is None:
+            continue
+        error, stderr = None, False
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                error = f"{output.ename}: {output.evalue}".strip().rstrip(":")
+            elif output.output_type == "stream" and output.name == "stderr":
+                stderr = True
+        found[gid] = (error, stderr)
+    return found
+
+
+def describe_error(error: str, job: dict) -> str:
+    if error.startswith(("CellTimeoutError", "KeyboardInterrupt")):
+        return f"timed out after {job['cell_timeout']} s and was interrupted"
+    if "MemoryError" in error or "can't allocate memory" in error or "DeadKernelError" in error:
+        return f"ran out of memory (the cap is {job['memory_mb']} MB): {error[:200]}"
+    return f"raised {error[:300]}"
+
+
+def assemble(notebook: str, job: dict, grades: dict, outputs: dict, findings, report: dict, refused: list) -> dict:
+    """One notebook's row (and the per-check messages) from everything gathered."""
+    source = nbformat.read(str(Path(job["source"]) / f"{notebook}.ipynb"), as_version=4)
+    penalized = {t for gid in findings.reference_use for t in tamper.tests_of_solution(source).get(gid, [])}
+    notes, checks = list(findings.notes()), []
+    if report.get("crash"):
+        notes.append("the grader could not re-run the checks outside the notebook: " + report["crash"].strip().splitlines()[-1])
+    for gid, error in report.get("errors", {}).items():
+        notes.append(f"your cell {gid} {describe_error(error, job)}")
+    shadow = report.get("tests", {})
+    explained = set()  # test cells whose loss a note already explains
+    score = max_score = manual_max = 0.0
+    for gid, grade in grades.items():
+        if grade["kind"] == "manual":
+            manual_max += grade["max_score"]
+            continue
+        max_score += grade["max_score"]
+        points = float(grade["score"] or 0)
+        error, stderr = outputs.get(gid, (None, False))
+        again = shadow.get(gid)
+        message = again["message"] if again else ""
+        if error:
+            why = describe_error(error, job)
+            message = why if not again or again["points"] == again["max_points"] else message
+            if again is None or again["points"] == again["max_points"]:
+                notes.append(f"{gid} {why}")
+                explained.add(gid)
+        elif stderr and points == 0:
+            notes.append(f"{gid} wrote to stderr, which nbgrader scores 0")
+            explained.add(gid)
+            message = "wrote to stderr (a warning or a progress bar?), which nbgrader scores 0"
+        if again is not None and again["points"] < points:
+            notes.append(f"{gid} passed in the notebook but fails when the grader re-runs it: {again['message'][:200]}")
+            explained.add(gid)
+            points = again["points"]
+        if gid in penalized:
+            points, message = 0.0, "uses the reference implementation instead of your own"
+        score += points
+        checks.append({"cell": gid, "check": again["check"] if again else gid, "points": points,
+                       "max_points": grade["max_score"], "message": message})
+    penalized_answers = {name for gid in findings.reference_use for c in source.cells if tamper.grade_id(c) == gid
+                         for name in tamper.defined_functions(c.source)}
+    hidden_score = sum(h["points"] for h in report.get("hidden", []) if h["answer"] not in penalized_answers)
+    status = "graded"
+    if findings.grader_tampering or refused:
+        status, score, hidden_score = "tampered", 0.0, 0.0
+        for what in refused:
+            notes.append(f"tried to {what} (outside its scratch folder; refused)")
+    elif findings.reference_use:
+        status = "penalized"
+    lost = [f"{c['cell']}: {c['message']}" for c in checks
+            if c["points"] < c["max_points"] and c["message"] and c["cell"] not in explained]
+    reason = "; ".join(notes + lost)
+    return {"notebook": notebook, "status": status, "score": score, "max_score": max_score,
+            "hidden_score": float(hidden_score), "hidden_max": job["hidden_max"].get(notebook, 0.0), "manual_max": manual_max,
+            "reason": reason or "all checks passed", "checks": checks}
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def grade(job: dict) -> dict:
+    student, scratch, source = job["student"], Path(job["scratch"]), Path(job["source"])
+    course = scratch / "course"
+    shutil.copytree(job["template"], course)
+    env = scratch_env(scratch)
+    guard_log = scratch.parent / "guard-kernel.log"  # outside the scratch folder: the student cannot erase it
+    guard.write_startup(Path(env["IPYTHONDIR"]), [scratch, "/dev"], guard_log)
+    notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
+    submitted_dir = course / "submitted" / student / ASSIGNMENT
+    submitted_dir.mkdir(parents=True)
+    rows, findings, problems = {}, {}, {}
+    for name in notebooks:
+        given = job["files"].get(name)
+        if given is None:
+            continue
+        if os.path.getsize(given) > MAX_NOTEBOOK_BYTES:
+            problems[name] = f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+            continue
+        try:
+            findings[name] = tamper.scan_files(given, source / f"{name}.ipynb")
+        except Exception as err:  # noqa: BLE001 (not JSON, not a notebook)
+            problems[name] = f"not a readable notebook ({type(err).__name__}: {str(err)[:200]})"
+            continue
+        shutil.copy(given, submitted_dir / f"{name}.ipynb")
+    log = scratch.parent / "nbgrader.log"
+    say(f"{student}: scratch course ready, {len(findings)} notebook(s) to grade")
+    # The re-run of the checks only needs the submitted notebooks: start it now, beside nbgrader.
+    hidden_runs = {name: start_hidden(submitted_dir / f"{name}.ipynb", source / f"{name}.ipynb", scratch, env, job)
+                   for name in sorted(findings)}
+    if findings:
+        nbgrader(course, env, log, "autograde", ASSIGNMENT, "--student", student, "--force",
+                 f"--Execute.timeout={job['cell_timeout']}", "--OverwriteCells.add_missing_cells=True")
+        say("autograde done")
+        nbgrader(course, env, log, "generate_feedback", ASSIGNMENT, "--student", student, "--force")
+        say("feedback done")
+    grades = gradebook_grades(course, student) if findings else {}
+    reports = {name: finish_hidden(run, job) for name, run in hidden_runs.items()}
+    feedback = {}
+    say("hidden checks done")
+    # A refusal in the hidden runner belongs to that notebook; one seen only in the kernels
+    # (which run every notebook) is charged to every notebook of the submission.
+    kernel_refusals = guard.refusals(guard_log)
+    attributed = any(refused for _, refused in reports.values())
+    for name in notebooks:
+        if name not in job["files"]:
+            rows[name] = {"notebook": name, "status": "missing", "reason": "not submitted"}
+        elif name in problems:
+            rows[name] = {"notebook": name, "status": "error", "reason": problems[name]}
+        elif name not in grades or not (course / "autograded" / student / ASSIGNMENT / f"{name}.ipynb").exists():
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "CellTimeoutError" in text:  # nbclient gives up on the whole submission when the interrupt is ignored
+                rows[name] = {"notebook": name, "status": "timeout", "reason": (
+                    f"a cell ran past the cell timeout ({job['cell_timeout']} s) and ignored the interrupt, so nbgrader "
+                    f"gave up on this submission")}
+            else:
+                errors = [line for line in text.splitlines() if "[AutogradeApp | ERROR]" in line][:2]
+                rows[name] = {"notebook": name, "status": "error",
+                              "reason": f"nbgrader could not grade it: {' '.join(errors)[:300] or text.strip()[-300:]}"}
+        else:
+            report, refused = reports[name]
+            autograded = course / "autograded" / student / ASSIGNMENT / f"{name}.ipynb"
+            refused = refused or ([] if attributed else kernel_refusals)
+            rows[name] = assemble(name, job, grades[name], cell_outputs(autograded), findings[name], report, refused)
+            html = course / "feedback" / student / ASSIGNMENT / f"{name}.html"
+            if html.exists():
+                feedback[name] = str(html)
+    return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback}
+
+
+def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: dict):
+    """Start the hidden checks and the re-run of the visible ones in a fresh guarded process."""
+    hidden_log = scratch.parent / f"guard-{source.stem}.log"  # both outside the scratch folder: the student
+    result = scratch.parent / f"hidden-{source.stem}.json"  # can write neither
+    command = [sys.executable, "-m", "autograder.hidden", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
+               str(job["cell_timeout"])]
+    # the runner's cwd is a copy of the submission folder, as the kernel's is the autograded one
+    cwd = scratch / "course" / "hidden" / source.stem
+    cwd.mkdir(parents=True)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return process, result, hidden_log
+
+
+def finish_hidden(run, job: dict):
+    """(report, refusals) of a run started by :func:`start_hidden`."""
+    process, result, hidden_log = run
+    try:
+        process.wait(timeout=max(120, 4 * job["cell_timeout"]))
+        report = json.loads(result.read_text())
+    except (subprocess.TimeoutExpired, OSError, ValueError) as err:
+        process.kill()
+        report = {"crash": f"{type(err).__name__}: {err}"}
+    return report, guard.refusals(hidden_log)
+
+
+def main(argv=None) -> int:
+    job_path = Path((argv or sys.argv[1:])[0])
+    job = json.loads(job_path.read_text())
+    cap_memory(job["memory_mb"])
+    try:
+        result = grade(job)
+    except BaseException:  # noqa: BLE001 (reported in the student's rows, never lost)
+        result = {"student": job["student"], "crash": traceback.format_exc()[-3000:]}
+    Path(job["result"]).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""`python -m autograder grade` end to end, with real `nbgrader autograde` runs.
+
+The default suite grades a trimmed copy of notebook 01 (set-up, the three TODOs with their
+checks, one question: seconds per student instead of minutes) for a few students; the full
+course with every example submission is `@pytest.mark.slow` (and what `make grade` runs).
+"""
+
+import csv
+import os
+import pwd
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import examples, grade, hidden, release, tamper
+
+KEEP = {"01_intro", "01_setup", "01_nearest_code", "01_check_nearest_code", "01_straight_through", "01_check_straight_through",
+        "01_vq_losses", "01_check_vq_losses", "01_q_beta", "01_a_beta"}
+NB01 = "01_vq_tokenization"
+OPTIONS = dict(timeout=240, memory=5120, cell_timeout=60)
+STUDENTS = ["reference", "stderr", "deleted_test_cell", "writes_outside"]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A one-notebook course (trimmed 01) and example submissions made from its release."""
+    root = tmp_path_factory.mktemp("course")
+    source = root / "source"
+    source.mkdir()
+    notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
+    notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in KEEP]
+    nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
+    template = grade.make_template(root, source)  # its release/ is the students' release
+    submissions = root / "submissions"
+    examples.write(submissions, source, students=STUDENTS, release_dir=template / "release" / release.ASSIGNMENT)
+    broken = submissions / "broken"
+    broken.mkdir()
+    (broken / f"{NB01}.ipynb").write_text("{ this is not a notebook")
+    return source, submissions, template
+
+
+@pytest.fixture(scope="module")
+def graded(course, tmp_path_factory):
+    source, submissions, template = course
+    out = tmp_path_factory.mktemp("out")
+    os.environ["MASKGIT_LAB_FAST"] = "1"
+    rows = grade.grade(submissions, out / "grades.csv", jobs=2, source=source, template=template, **OPTIONS)
+    return {r["student"]: r for r in rows}, out
+
+
+def test_every_student_gets_a_row_with_the_columns(graded):
+    rows, out = graded
+    with open(out / "grades.csv") as handle:
+        read = list(csv.DictReader(handle))
+    assert [r["student"] for r in read] == sorted(STUDENTS + ["broken"])
+    assert list(read[0]) == grade.COLUMNS
+
+
+def test_the_reference_scores_full_marks_with_hidden_points(graded):
+    row = graded[0]["reference"]
+    assert (row["status"], row["score"], row["max_score"]) == ("graded", "7", "7"), row["reason"]
+    assert (row["hidden_score"], row["hidden_max"], row["manual_max"]) == ("2", "2", "2")
+    assert row["reason"] == "all checks passed"
+
+
+def test_writing_to_stderr_in_a_graded_cell_scores_it_zero_and_says_why(graded):
+    row = graded[0]["stderr"]
+    assert (row["status"], row["score"]) == ("graded", "5")
+    assert "01_check_nearest_code wrote to stderr" in row["reason"]
+
+
+def test_a_deleted_test_cell_is_put_back_and_graded(graded):
+    row = graded[0]["deleted_test_cell"]
+    assert (row["status"], row["score"]) == ("graded", "5")  # the restored check catches the dot-product bug
+    assert "were deleted" in row["reason"] and "dot product" in row["reason"]
+
+
+def test_writing_outside_the_scratch_folder_is_refused_and_scores_zero(graded):
+    row = graded[0]["writes_outside"]
+    assert (row["status"], row["score"], row["hidden_score"]) == ("tampered", "0", "0")
+    assert "outside its scratch folder" in row["reason"] and ".maskgit-grader-tamper-test" in row["reason"]
+    assert not (Path(pwd.getpwuid(os.getuid()).pw_dir) / ".maskgit-grader-tamper-test").exists()
+
+
+def test_a_notebook_that_is_not_a_notebook_gets_an_error_row(graded):
+    row = graded[0]["broken"]
+    assert (row["status"], row["score"]) == ("error", "0") and "not a readable notebook" in row["reason"]
+
+
+def test_feedback_and_summaries_are_copied_and_never_show_the_hidden_checks(graded):
+    _, out = graded
+    feedback = out / "feedback"
+    assert (feedback / "reference" / f"{NB01}.html").exists()
+    secrets = [item.check.__name__ for items in hidden.HIDDEN.values() for item in items]
+    checks_part = open(hidden.__file__).read().split("the runner\n")[0]  # the hidden checks' source
+    source_lines = [line.strip() for line in checks_part.splitlines()
+                    if len(line.strip()) > 30 and not line.strip().startswith(("#", '"""', "from", "import"))]
+    files = list(feedback.rglob("*.html")) + list(feedback.rglob("*.md"))
+    assert len(files) >= 2 * len(STUDENTS)
+    for path in files:
+        text = path.read_text()
+        assert not [s for s in secrets if s in text], path
+        assert not [line for line in source_lines if line in text], path
+    summary = (feedback / "deleted_test_cell" / "summary.md").read_text()
+    assert "hidden checks" in summary.lower() and "dot product" in summary
+
+
+def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path):
+    source, submissions, template = course
+    subset = tmp_path / "subset"
+    for student in ("reference", "broken"):
+        (subset / student).mkdir(parents=True)
+        for notebook in (submissions / student).glob("*.ipynb"):
+            (subset / student / notebook.name).write_bytes(notebook.read_bytes())
+    rows = grade.grade(subset, tmp_path / "serial.csv", jobs=1, source=source, template=template, **OPTIONS)
+    assert rows == [graded[0][r["student"]] for r in rows]
+
+
+def test_a_student_whose_grading_crashes_or_times_out_still_gets_rows(tmp_path, course):
+    source, submissions, _ = course
+    files = {NB01: submissions / "reference" / f"{NB01}.ipynb"}
+    options = dict(timeout=60, memory_mb=0, cell_timeout=10, hidden_max={NB01: 2.0})
+    crashed = grade.grade_student("crashes", files, tmp_path / "no-template", tmp_path, source, options)
+    assert crashed["rows"][0]["notebook"] == NB01
+    assert [r["status"] for r in crashed["rows"]] == ["error"] and "crashed" in crashed["rows"][0]["reason"]
+    (tmp_path / "slow").mkdir()
+    late = grade.grade_student("late", files, tmp_path / "no-template", tmp_path / "slow", source, dict(options, timeout=0.01))
+    assert [r["status"] for r in late["rows"]] == ["timeout"]
+
+
+def test_the_command_line_writes_the_csv(tmp_path, course):
+    source, _, _ = course
+    empty = tmp_path / "nobody"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(empty), "--out", str(tmp_path / "g.csv"),
+                           "--source", str(source), "-j", "2", "--timeout", "30", "--memory", "4096"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "g.csv").read_text().strip() == ",".join(grade.COLUMNS)
+
+
+def test_submissions_are_found_in_all_three_layouts(tmp_path):
+    for layout in ("{s}/{n}.ipynb", "{s}/maskgit/{n}.ipynb", "submitted/{s}/maskgit/{n}.ipynb"):
+        root = tmp_path / re.sub(r"\W", "_", layout)
+        path = root / layout.format(s="alice", n=NB01)
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+        assert grade.find_submissions(root) == {"alice": {NB01: path}}
+
+
+# --------------------------------------------------------------------------- the whole course, slow
+
+
+def skip_unless_selected(request):
+    """Slow tests run only when asked for (`pytest -m slow`): `make test` selects no marker."""
+    expression = request.config.getoption("markexpr") or ""
+    if "slow" not in expression or "not slow" in expression:
+        pytest.skip("slow: run with `pytest -m slow`")
+
+
+@pytest.mark.slow
+def test_every_example_submission_on_the_real_notebooks(tmp_path, monkeypatch, request):
+    """What `make grade` runs: each example gets its status, its lost checks and its reason."""
+    skip_unless_selected(request)
+    monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
+    submissions = tmp_path / "examples"
+    examples.write(submissions)
+    rows = grade.grade(submissions, tmp_path / "grades.csv", jobs=2, timeout=600, cell_timeout=60)
+    assert examples.verify(rows, sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb"))) == []
