@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     if args.command == "grade":
         rows = grading.grade(args.submissions, args.out, args.jobs, args.timeout, args.memory, args.cell_timeout,
                              args.feedback, args.source, args.keep)
+        print(grading.table(rows))
         print(f"wrote {args.out} ({len(rows)} rows)")
         return 0
     if args.command == "examples":

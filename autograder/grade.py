@@ -201,6 +201,19 @@ def summary(result: dict, rows: list) -> str:
     return "\n".join(lines)
 
 
+def table(rows: list, width: int = 70) -> str:
+    """The CSV rows as a Markdown table for the terminal; ``missing`` rows are only counted."""
+    handed_in = [r for r in rows if r["status"] != "missing"]
+    lines = ["| student | notebook | status | checks | hidden | reason |", "|---|---|---|---|---|---|"]
+    for r in handed_in:
+        reason = r["reason"] if len(r["reason"]) <= width else r["reason"][:width - 1] + "…"
+        lines.append(f"| {r['student']} | {r['notebook']} | {r['status']} | {r['score']}/{r['max_score']} | "
+                     f"{r['hidden_score']}/{r['hidden_max']} | {reason.replace('|', '/')} |")
+    missing = len(rows) - len(handed_in)
+    if missing:
+        lines.append(f"({missing} notebook(s) not handed in: `missing` rows in the CSV)")
+    return "\n".join(lines)
+
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
           keep: bool = False, log=print, template: Path = None) -> list:

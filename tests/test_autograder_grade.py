@@ -60,6 +60,18 @@ def test_every_student_gets_a_row_with_the_columns(graded):
     assert list(read[0]) == grade.COLUMNS
 
 
+
+def test_the_printed_table_has_a_line_per_handed_in_notebook_and_counts_the_rest(graded):
+    rows, _ = graded
+    rows = list(rows.values()) + [dict(rows["reference"], student="absent", status="missing")]
+    lines = grade.table(rows).splitlines()
+    # header, separator, one line per handed-in notebook, then the count of the missing one
+    assert len(lines) == 2 + (len(rows) - 1) + 1 and lines[-1].startswith("(1 notebook(s) not handed in")
+    for row in rows[:-1]:
+        line = next(line for line in lines if line.startswith(f"| {row['student']} |"))
+        assert f"| {row['status']} | {row['score']}/{row['max_score']} | {row['hidden_score']}/{row['hidden_max']} |" in line
+    assert "absent" not in "".join(lines)
+
 def test_the_reference_scores_full_marks_with_hidden_points(graded):
     row = graded[0]["reference"]
     assert (row["status"], row["score"], row["max_score"]) == ("graded", "7", "7"), row["reason"]
