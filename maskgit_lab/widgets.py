@@ -193,18 +193,24 @@ class ScheduleExplorer(widgets.VBox):
         self.tokenizer, self.model, self.test, self.seed = tokenizer, model, test, seed
         style = {"description_width": "initial"}
         count = len(test["masked"])
+        # Every control gets a tooltip: without one, ipywidgets 8 sets its label's title to the
+        # text "null", and hovering over the label shows "null".
         self.controls = {
-            "schedule": widgets.Dropdown(options=list(SCHEDULES), value="cosine", description="schedule γ", style=style),
+            "schedule": widgets.Dropdown(options=list(SCHEDULES), value="cosine", description="schedule γ", style=style,
+                                         tooltip="γ(r): the fraction of the n₀ unknown tokens still masked at progress r"),
             # IntText, not BoundedIntText: a bounded box clamps silently in the browser; here an
             # out-of-range T is clamped by us and the notice says so.
-            "steps": widgets.IntText(value=8, description=f"T (steps, 1–{MAX_STEPS})", continuous_update=False, style=style),
+            "steps": widgets.IntText(value=8, description=f"T (steps, 1–{MAX_STEPS})", continuous_update=False, style=style,
+                                     tooltip=f"T: the number of decoding steps, 1 to {MAX_STEPS}; type it and press Enter"),
             "temperature": widgets.FloatSlider(value=4.5, min=0.0, max=MAX_TEMPERATURE, step=0.5, description="temperature τ",
-                                               continuous_update=False, style=style),
+                                               continuous_update=False, style=style,
+                                               tooltip="τ: the scale of the Gumbel noise, annealed to 0 by the last step"),
             "stop_early": widgets.Checkbox(value=False, description="stop early (sweet spot)", indent=False),
             "sweet_spot": widgets.IntSlider(value=4, min=1, max=8, description="stop after k steps", disabled=True,
-                                            continuous_update=False, style=style),
+                                            continuous_update=False, style=style,
+                                            tooltip="k: decode k of the T steps, then fill every token still masked"),
             "image": widgets.IntSlider(value=0, min=0, max=max(count - 1, 0), description="test image",
-                                       continuous_update=False, style=style),
+                                       continuous_update=False, style=style, tooltip="which test image to decode"),
         }
         self.notice = widgets.HTML(value="")
         self.output = widgets.Output(layout=widgets.Layout(min_height="320px"))
