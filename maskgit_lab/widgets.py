@@ -55,7 +55,8 @@ def planned_counts(schedule: str, steps: int, n0: int) -> list:
 def counts_text(result: dict) -> str:
     """The counts as lines of text (also what a browser test reads from the page)."""
     lines = [
-        f"test image {result['image_index']} ({result['name']}): n₀ = {result['n0']} unknown tokens of {result['num_tokens']}",
+        f"test image {result['image_index']} ({result['name']}): n₀ = {result['n0']} unknown tokens of {result['num_tokens']}, "
+        f"decoded with τ = {result['temperature']:.1f}",
         "masked after each step: " + " ".join(str(n) for n in result["counts"]),
     ]
     k = result["sweet_spot"]

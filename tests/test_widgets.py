@@ -51,6 +51,11 @@ def test_counts_are_masked_after_step_exactly(models, test_batch, schedule, step
         assert f"n₀ = {n0} unknown tokens" in result["text"]
 
 
+
+def test_the_text_states_the_temperature_it_decoded_with(models, test_batch):
+    for tau in (0.0, 4.5):
+        assert f"decoded with τ = {tau:.1f}" in explore("cosine", 4, tau, None, 0, **models, test=test_batch, draw=False)["text"]
+
 def test_sweet_spot_stops_after_k_steps(models, test_batch):
     result = explore("linear", 10, 4.5, 3, 0, **models, test=test_batch)
     assert result["decoded_counts"] == result["counts"][:2] + [0]

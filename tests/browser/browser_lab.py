@@ -21,12 +21,13 @@ from pathlib import Path
 
 import psutil
 
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, config_from, read_checkpoint
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, config_from, load_pair, read_checkpoint
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import masked_after_step
 from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.schedules import gamma
+from maskgit_lab.widgets import explore
 
 try:
     from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
@@ -391,6 +392,15 @@ def expected_counts(schedule: str, steps: int, image: int) -> tuple:
     n0 = token_mask_from_pixels(known, downsample).sum(1)  # (1,)
     return int(n0), [int(masked_after_step(gamma(schedule), t, steps, n0)[0]) for t in range(steps)]
 
+
+
+def package_tokens(settings: dict, temperature: float):
+    """The codes the package decodes, step by step, for the explorer's settings at ``temperature``."""
+    tokenizer, model = load_pair(SHIPPED_CHECKPOINTS / "vq.pt", SHIPPED_CHECKPOINTS / "mvtm.pt")
+    test = load_test_batch(DEFAULT_ROOT, limit=settings["image"] + 1)
+    sweet_spot = settings["sweet_spot"] if settings["stop_early"] else None
+    return explore(settings["schedule"], settings["steps"], temperature, sweet_spot, settings["image"],
+                   tokenizer=tokenizer, model=model, test=test, draw=False)["tokens"]
 
 def assert_shows_counts(explorer: Explorer):
     """The output's counts are the package's for the settings the controls show."""

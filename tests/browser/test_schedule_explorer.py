@@ -7,7 +7,8 @@ artifacts/browser/explorer-*.png.
 """
 
 import pytest
-from browser_lab import Explorer, assert_shows_counts, expected_counts
+import torch
+from browser_lab import Explorer, assert_shows_counts, expected_counts, package_tokens
 
 pytestmark = pytest.mark.browser
 
@@ -87,10 +88,18 @@ def test_arrow_keys_on_the_image_slider_decode_another_image(solution_page):
 
 
 def test_temperature_slider_changes_the_picture_not_the_counts(solution_page):
+    settings = Explorer(solution_page).settings()
+    lower = settings["temperature"] - 1.5  # three ← presses of 0.5
+    # A small change of τ can leave every decision of a decoding alone; this one must not.
+    assert not torch.equal(package_tokens(settings, lower), package_tokens(settings, settings["temperature"])), \
+        f"the package decodes alike at τ = {lower} and {settings['temperature']} here: press a different number of times"
     explorer, (text, pictures), (new_text, new_pictures) = change_and_check(
-        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "left"), "one ArrowLeft key")
-    assert explorer.settings()["temperature"] == 4.0
-    assert new_text == text, "the counts depend on γ, T and n₀ only, not on the temperature"
+        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "left", times=3), "three ArrowLeft keys",
+        shows=f"decoded with τ = {lower:.1f}")
+    assert explorer.settings()["temperature"] == lower
+    counts = [line for line in text.splitlines() if line.startswith("masked after each step:")]
+    assert counts and counts == [line for line in new_text.splitlines() if line.startswith("masked after each step:")], \
+        "the counts depend on γ, T and n₀ only, not on the temperature"
     assert new_pictures[1] != pictures[1], "the decoded image was not redrawn"
 
 
