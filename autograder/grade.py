@@ -181,14 +181,18 @@ def csv_rows(result: dict, work: Path, maxima: dict, hidden_maxima: dict) -> lis
     return rows
 
 
+def markdown_cells(row: dict, width: int = 0) -> str:
+    """A CSV row's notebook, status, checks, hidden checks and reason (cut at ``width`` if given) as Markdown cells."""
+    reason = row["reason"] if not width or len(row["reason"]) <= width else row["reason"][:width - 1] + "…"
+    return (f"{row['notebook']} | {row['status']} | {row['score']}/{row['max_score']} | "
+            f"{row['hidden_score']}/{row['hidden_max']} | {reason.replace('|', '/')}")
+
+
 def summary(result: dict, rows: list) -> str:
     """The student's Markdown summary: per notebook its score and status, then each visible check."""
     lines = [f"# Grading summary: {result['student']}", "",
              "| notebook | status | checks | hidden checks | reason |", "|---|---|---|---|---|"]
-    for row in rows:
-        checks = f"{row['score']}/{row['max_score']}"
-        lines.append(f"| {row['notebook']} | {row['status']} | {checks} | {row['hidden_score']}/{row['hidden_max']} | "
-                     f"{row['reason'].replace('|', '/')} |")
+    lines += [f"| {markdown_cells(row)} |" for row in rows]
     lines += ["", "Hidden checks call your functions on other inputs; only their points are shown here.",
               "Discussion questions are graded by hand later.", ""]
     for row in result["rows"]:
@@ -205,14 +209,12 @@ def table(rows: list, width: int = 70) -> str:
     """The CSV rows as a Markdown table for the terminal; ``missing`` rows are only counted."""
     handed_in = [r for r in rows if r["status"] != "missing"]
     lines = ["| student | notebook | status | checks | hidden | reason |", "|---|---|---|---|---|---|"]
-    for r in handed_in:
-        reason = r["reason"] if len(r["reason"]) <= width else r["reason"][:width - 1] + "…"
-        lines.append(f"| {r['student']} | {r['notebook']} | {r['status']} | {r['score']}/{r['max_score']} | "
-                     f"{r['hidden_score']}/{r['hidden_max']} | {reason.replace('|', '/')} |")
+    lines += [f"| {r['student']} | {markdown_cells(r, width)} |" for r in handed_in]
     missing = len(rows) - len(handed_in)
     if missing:
         lines.append(f"({missing} notebook(s) not handed in: `missing` rows in the CSV)")
     return "\n".join(lines)
+
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,

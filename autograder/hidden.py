@@ -20,6 +20,7 @@ Other locked cells (training, pictures) are skipped: the checks do not need them
 import json
 import math
 import os
+import signal
 import sys
 import traceback
 from dataclasses import dataclass
@@ -235,14 +236,22 @@ def _code(source: str) -> str:
     return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
+def _call_check(check, answer, cell_timeout: int) -> Result:
+    """``check(answer)``, interrupted after ``cell_timeout`` s; whatever escapes it scores 0."""
+    try:
+        signal.alarm(cell_timeout)
+        return check(answer)
+    except BaseException as err:  # noqa: BLE001 (graded() turns Exceptions into 0; this catches the rest)
+        return Result(check.__name__, 0, check.points, f"{type(err).__name__}: {err}")
+    finally:
+        signal.alarm(0)
+
 def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
     """Run the checks of one notebook as described above; returns a JSON-able report.
 
     With ``cell_timeout`` (seconds, main thread only), each student cell and each check is
     interrupted after that long, as nbgrader interrupts a cell after ``Execute.timeout``.
     """
-    import signal
-
     import nbformat
 
     from autograder import tamper
@@ -281,13 +290,7 @@ def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
             if answer not in namespace:
                 result = Result(name, 0, check.points, f"{answer} is not defined (its cell did not run)")
             else:
-                try:
-                    signal.alarm(cell_timeout)
-                    result = check(namespace[answer])
-                except BaseException as err:  # noqa: BLE001 (graded() turns Exceptions into 0; this catches the rest)
-                    result = Result(name, 0, check.points, f"{type(err).__name__}: {err}")
-                finally:
-                    signal.alarm(0)
+                result = _call_check(check, namespace[answer], cell_timeout)
             tests[gid] = {"check": name, "points": float(result.points), "max_points": float(result.max_points),
                           "message": result.message}
         elif gid.endswith("_setup") or gid in PRELUDE:
@@ -295,13 +298,7 @@ def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
     hidden = []
     for item in HIDDEN.get(notebook, []):
         if item.answer in defined:
-            try:
-                signal.alarm(cell_timeout)
-                result = item.check(defined[item.answer])
-            except BaseException as err:  # noqa: BLE001
-                result = Result(item.check.__name__, 0, item.check.points, f"{type(err).__name__}: {err}")
-            finally:
-                signal.alarm(0)
+            result = _call_check(item.check, defined[item.answer], cell_timeout)
         else:
             result = Result(item.check.__name__, 0, item.check.points, f"{item.answer} is not defined")
         hidden.append({"answer": item.answer, "points": float(result.points), "max_points": float(result.max_points)})
