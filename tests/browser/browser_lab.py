@@ -7,6 +7,7 @@ Shift+Enter) and reads back what the page shows: prompts, error outputs, the con
 """
 
 import base64
+import functools
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, config_from, load_pair, read_checkpoint
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, load_pair
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import masked_after_step
 from maskgit_lab.evaluate import load_test_batch
@@ -387,16 +388,21 @@ class Explorer:
 
 def expected_counts(schedule: str, steps: int, image: int) -> tuple:
     """(n₀, tokens masked after each step) for test image ``image``, from the package, not from the page."""
-    downsample = config_from("vq", read_checkpoint(SHIPPED_CHECKPOINTS / "vq.pt", "vq")["config"]).downsample
     known = load_test_batch(DEFAULT_ROOT, limit=image + 1)["known"][image: image + 1]  # (1, S, S)
-    n0 = token_mask_from_pixels(known, downsample).sum(1)  # (1,)
+    n0 = token_mask_from_pixels(known, shipped_pair()[0].cfg.downsample).sum(1)  # (1,)
     return int(n0), [int(masked_after_step(gamma(schedule), t, steps, n0)[0]) for t in range(steps)]
 
 
 
+@functools.cache
+def shipped_pair():
+    """The shipped (tokenizer, transformer), loaded once per test session."""
+    return load_pair(SHIPPED_CHECKPOINTS / "vq.pt", SHIPPED_CHECKPOINTS / "mvtm.pt")
+
+
 def package_tokens(settings: dict, temperature: float):
     """The codes the package decodes, step by step, for the explorer's settings at ``temperature``."""
-    tokenizer, model = load_pair(SHIPPED_CHECKPOINTS / "vq.pt", SHIPPED_CHECKPOINTS / "mvtm.pt")
+    tokenizer, model = shipped_pair()
     test = load_test_batch(DEFAULT_ROOT, limit=settings["image"] + 1)
     sweet_spot = settings["sweet_spot"] if settings["stop_early"] else None
     return explore(settings["schedule"], settings["steps"], temperature, sweet_spot, settings["image"],
