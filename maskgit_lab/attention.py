@@ -3,7 +3,7 @@
     Attention(Q, K, V) = softmax(Q Kᵀ / sqrt(d_head)) V
 
 MaskGIT's transformer is bidirectional, so there is no causal mask: every token attends
-to every token. Built from matrix products only (no ``nn.MultiheadAttention``, no fused
+to every token. Built from matrix products only (no attention module from torch, no fused
 kernel), so a student sees every step; the tests hold it to
 ``torch.nn.functional.scaled_dot_product_attention``. That fused kernel is also an opt-in
 path (``fused = True``) for GPU training at lab size: same projections, same maths, no

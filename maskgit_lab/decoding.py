@@ -8,7 +8,7 @@ Start from the known tokens and n₀ unknown ones (per image). At step t = 0 …
      n_t = floor(γ((t+1)/T)·n₀) least confident ones (at least 1 while t < T−1).
 Known tokens are never changed nor re-masked, and a token decoded at one step stays.
 Counts come from n₀, the unknowns at the start — not from the tokens masked right now.
-``decode_step`` is one such step (notebook 04's TODO); ``iterative_decode`` loops it.
+``decode_step`` is one such step (the exercise of notebook 04); ``iterative_decode`` loops it.
 """
 
 from dataclasses import dataclass, field
