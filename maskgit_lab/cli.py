@@ -6,7 +6,7 @@ from the training dataclasses, so a new field shows up here with its default.
 
 import argparse
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -14,6 +14,7 @@ from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS
 from maskgit_lab.configs import CONFIGS
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.schedules import SCHEDULES
+from maskgit_lab.vq import ENCODERS
 
 DEFAULT_VQ = SHIPPED_CHECKPOINTS / "vq.pt"
 DEFAULT_MVTM = SHIPPED_CHECKPOINTS / "mvtm.pt"
@@ -92,8 +93,9 @@ def cmd_train_vq(args):
     from maskgit_lab.configs import get_config
     from maskgit_lab.train import VQTrainConfig, export, train_vq
 
-    run_dir = train_vq(get_config(args.config).vq, dataclass_from(args, VQTrainConfig), args.run_dir,
-                       args.data_root, resume=args.resume)
+    cfg = get_config(args.config).vq
+    cfg = replace(cfg, encoder=args.encoder or cfg.encoder, num_codes=args.num_codes or cfg.num_codes)
+    run_dir = train_vq(cfg, dataclass_from(args, VQTrainConfig), args.run_dir, args.data_root, resume=args.resume)
     if args.export:
         print(f"exported {export(run_dir, 'vq', args.export)}")
     return 0
@@ -141,6 +143,27 @@ def cmd_score_tokenizer(args):
     return 0
 
 
+def cmd_modelability(args):
+    from maskgit_lab.checkpoint import load_model
+    from maskgit_lab.evaluate import load_test_batch
+    from maskgit_lab.modelability import diagnose_tokenizer, probe
+
+    tokenizer = load_model(args.vq, "vq")
+    test = load_test_batch(args.data_root, args.limit, needs_gt="which the diagnostics encode")
+    d = diagnose_tokenizer(tokenizer, test)
+    print(f"{args.vq}: {tokenizer.cfg.encoder} encoder, K={tokenizer.cfg.num_codes}, {len(test['names'])} test images")
+    print(f"  codes used {d['codes_used']}, perplexity {d['perplexity']:.1f} ({d['entropy_bits']:.2f} bits)")
+    print(f"  white patches: {d['white_share']:.1%} of tokens, {d['white_codes']} codes, {d['white_entropy_bits']:.2f} bits, "
+          f"top code {d['white_top_share']:.1%}")
+    print(f"  flat patches: {d['flat_share']:.1%} of tokens, H(code | colour) = {d['flat_conditional_bits']:.2f} bits")
+    print(f"  known tokens changed by the hole (masked image vs ground truth): {d['context_shift']:.1%}")
+    if args.probe_steps:
+        p = probe(args.vq, args.probe_dir, args.probe_steps, args.data_root)
+        print(f"  MVTM probe, {p['probe_steps']} steps: test masked-token accuracy {p['probe_acc_50']:.3f} at 50 %, "
+              f"{p['probe_acc_90']:.3f} at 90 % masked")
+    return 0
+
+
 def cmd_bench(args):
     from maskgit_lab.bench import run_benchmarks
 
@@ -173,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-vq", help="train the VQ tokenizer (stage 1)")
     _model_args(p)
     add_dataclass_args(p, VQTrainConfig)
+    p.add_argument("--encoder", choices=list(ENCODERS), help="override the config's encoder (conv: sees past its patch; "
+                   "patch: each token sees its own patch only)")
+    p.add_argument("--num-codes", type=int, help="override the config's codebook size K")
     p.add_argument("--run-dir", type=Path, default=Path("runs/vq"))
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--export", type=Path, help="write the finished model as a checkpoint here")
@@ -204,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
     p.set_defaults(func=cmd_score_tokenizer)
+
+    p = sub.add_parser("modelability", help="can a transformer predict this tokenizer's tokens? (diagnostics)")
+    p.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
+    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
+    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--probe-steps", type=int, default=0,
+                   help="also train the default transformer this many steps on the tokens and report its accuracy")
+    p.add_argument("--probe-dir", type=Path, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
+    p.set_defaults(func=cmd_modelability)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
     p.add_argument("which", nargs="*", type=bench_name,

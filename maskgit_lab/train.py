@@ -36,10 +36,10 @@ from maskgit_lab.discriminator import (
 )
 from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.masking import random_token_mask
-from maskgit_lab.mvtm import mvtm_loss, training_mask
+from maskgit_lab.mvtm import mixed_training_mask, mvtm_loss, training_mask
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.utils import default_device, set_seed
-from maskgit_lab.vq import VQConfig, VQTokenizer
+from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer
 
 
 @dataclass
@@ -49,6 +49,7 @@ class VQTrainConfig:
     lr: float = 2e-4
     edge_weight: float = 0.5
     restart_after: int = 50  # a code unused for this many steps restarts from a batch encoding
+    restart_from: str = "random"  # "random" batch encodings, or ones drawn ∝ quantisation "error" (vq.RESTART_FROM)
     gan_weight: float = 0.1  # 0 turns the discriminator off
     gan_start: int = 1500  # the discriminator joins once reconstructions are reasonable
     hflip: bool = True
@@ -58,6 +59,7 @@ class VQTrainConfig:
     max_images: Optional[int] = None  # use only the first images (tests, quick demos)
     init: str = ""  # start from this tokenizer checkpoint instead of random weights
     decoder_only: bool = False  # with init: freeze encoder and codebook, so the tokens stay exactly the same
+    init_decoder: str = ""  # start only the decoder from this tokenizer (a new encoder and codebook learn to feed it)
 
 
 @dataclass
@@ -80,6 +82,7 @@ class MVTMTrainConfig:
     fused_attention: bool = False  # torch's SDPA kernel in place of the hand-built attention
     compile: bool = False  # torch.compile the transformer (GPU; the first steps compile)
     init: str = ""  # start model and EMA from this transformer checkpoint (fresh optimizer and schedule)
+    inpaint_masks: float = 0.0  # share of each batch masked with test-like holes instead of MaskGIT's random masks
 
 
 def load_images(root, split: str = "train", max_images: Optional[int] = None) -> torch.Tensor:
@@ -200,7 +203,17 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
         tokenizer.load_state_dict(load_model(tcfg.init, "vq", expect=cfg).state_dict())
     elif tcfg.decoder_only:
         raise ValueError("--decoder-only fine-tunes a trained tokenizer's decoder; pass --init CHECKPOINT as well")
+    if tcfg.init_decoder:
+        donor = load_model(tcfg.init_decoder, "vq")
+        decoder_fields = ("channels", "res_blocks", "code_dim", "downsample")  # what the decoder's weights depend on
+        if tcfg.init or any(getattr(donor.cfg, f) != getattr(cfg, f) for f in decoder_fields):
+            raise ValueError(f"--init-decoder {tcfg.init_decoder} needs the same channels, res_blocks, code_dim and "
+                             f"downsample as the tokenizer being trained, and no --init")
+        tokenizer.decoder.load_state_dict(donor.decoder.state_dict())
+    if tcfg.restart_from not in RESTART_FROM:
+        raise ValueError(f"unknown --restart-from {tcfg.restart_from!r}; choose one of: {', '.join(RESTART_FROM)}")
     tokenizer.quantizer.restart_after = tcfg.restart_after
+    tokenizer.quantizer.restart_from = tcfg.restart_from
     tokenizer.encoder.requires_grad_(not tcfg.decoder_only)
     tokenizer.quantizer.requires_grad_(not tcfg.decoder_only)
     disc = PatchDiscriminator().to(device)
@@ -334,7 +347,11 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
         for group in opt.param_groups:
             group["lr"] = tcfg.lr * warmup_cosine(step, tcfg.steps, tcfg.warmup)
         batch = tokens[torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)].to(device)
-        mask = training_mask(*batch.shape, tcfg.schedule, generator).to(device)
+        if tcfg.inpaint_masks:
+            mask = mixed_training_mask(*batch.shape, tcfg.schedule, tokenizer.cfg.downsample, tcfg.inpaint_masks, generator)
+        else:
+            mask = training_mask(*batch.shape, tcfg.schedule, generator)
+        mask = mask.to(device)
         opt.zero_grad(set_to_none=True)
         stats = accumulate_gradients(forward, batch, mask, tcfg)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

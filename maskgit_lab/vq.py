@@ -28,6 +28,7 @@ class VQConfig:
     num_codes: int = 512  # K
     code_dim: int = 64  # C
     beta: float = 0.25  # commitment weight
+    encoder: str = "conv"  # "conv": 3×3 convolutions see past the patch; "patch": each token sees its f×f patch only
 
     @property
     def grid_size(self) -> int:
@@ -68,13 +69,20 @@ def perplexity(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
     return torch.exp(-(probs * torch.log(probs + 1e-10)).sum())
 
 
+# Where a dead code restarts: "random" encodings of the batch (every code ends up in use, even on
+# near-identical inputs), or "error": encodings drawn in proportion to their quantisation error.
+RESTART_FROM = ("random", "error")
+
+
 class VectorQuantizer(nn.Module):
-    def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25, restart_after: int = 50):
+    def __init__(self, num_codes: int, code_dim: int, beta: float = 0.25, restart_after: int = 50,
+                 restart_from: str = "random"):
         super().__init__()
         self.num_codes = num_codes
         self.code_dim = code_dim
         self.beta = beta
         self.restart_after = restart_after  # training steps a code may go unused before a restart
+        self.restart_from = restart_from  # see RESTART_FROM
         self.codebook = nn.Embedding(num_codes, code_dim)
         nn.init.uniform_(self.codebook.weight, -1 / num_codes, 1 / num_codes)
         self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
@@ -101,7 +109,15 @@ class VectorQuantizer(nn.Module):
         self.steps_unused = torch.where(used, 0, self.steps_unused + 1)
         dead = (self.steps_unused >= self.restart_after).nonzero().squeeze(1)
         if dead.numel():
-            pick = torch.randint(flat.shape[0], (dead.numel(),), device=flat.device)
+            if self.restart_from == "random":
+                pick = torch.randint(flat.shape[0], (dead.numel(),), device=flat.device)
+            else:
+                # Encodings far from their code, drawn ∝ squared error (as k-means++ seeds): a dead code
+                # goes where the codebook is short, never onto a vector it already fits, such as white.
+                error = (flat - self.codebook.weight[indices]).pow(2).sum(1)  # (M,)
+                if not error.sum() > 0:
+                    return
+                pick = torch.multinomial(error, dead.numel(), replacement=True)
             self.codebook.weight.data[dead] = flat[pick]
             self.steps_unused[dead] = 0
 
@@ -153,6 +169,43 @@ class Encoder(nn.Module):
         return self.net(x)
 
 
+class PointwiseBlock(nn.Module):
+    """A residual block of 1×1 convolutions: mixes channels, keeps every position to itself."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.SiLU(), nn.Conv2d(channels, channels, 1), nn.SiLU(), nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class PatchEncoder(nn.Module):
+    """Each token sees its own f×f patch and nothing else: every convolution has kernel = stride.
+
+    So a token depends only on the pixels it covers: a known patch next to a hole encodes to the
+    same token as in the whole image, and every pure-white patch encodes to the same vector, hence
+    the same code. The transformer then meets at test time the context it was trained on.
+    """
+
+    def __init__(self, cfg: VQConfig):
+        super().__init__()
+        layers, width = [], 3
+        for level in range(_levels(cfg)):
+            out = cfg.channels[level]
+            layers += [nn.Conv2d(width, out, 2, stride=2)]  # halves h and w; never looks across patches
+            layers += [PointwiseBlock(out) for _ in range(cfg.res_blocks)]
+            width = out
+        layers += [nn.SiLU(), nn.Conv2d(width, cfg.code_dim, 1)]  # no GroupNorm: its statistics span the image
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+ENCODERS = {"conv": Encoder, "patch": PatchEncoder}
+
+
 class Decoder(nn.Module):
     def __init__(self, cfg: VQConfig):
         super().__init__()
@@ -177,7 +230,9 @@ class VQTokenizer(nn.Module):
     def __init__(self, cfg: VQConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
+        if cfg.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {cfg.encoder!r}; choose one of: {', '.join(ENCODERS)}")
+        self.encoder = ENCODERS[cfg.encoder](cfg)
         self.quantizer = VectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.beta)
         self.decoder = Decoder(cfg)
 

@@ -183,3 +183,23 @@ def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path, trained)
     train_mvtm(TINY_TF, short, trained / "vq.pt", run, resume=True, progress=False)
     with pytest.raises(ValueError, match="started with other settings"):
         train_mvtm(TINY_TF, dataclasses.replace(short, amp=True), trained / "vq.pt", run, resume=True, progress=False)
+
+
+def test_init_decoder_starts_only_the_decoder_from_a_tokenizer(tmp_path, trained):
+    donor = load_model(trained / "vq.pt", "vq")
+    patch = dataclasses.replace(TINY_VQ, encoder="patch")
+    still = dataclasses.replace(VQ_RUN, steps=1, lr=0.0, gan_weight=0.0, init_decoder=str(trained / "vq.pt"))
+    train_vq(patch, still, tmp_path / "run", progress=False)
+    export(tmp_path / "run", "vq", tmp_path / "new.pt", half=False)
+    new = load_model(tmp_path / "new.pt", "vq")
+    assert new.cfg.encoder == "patch"
+    for name, value in new.decoder.state_dict().items():
+        torch.testing.assert_close(value, donor.decoder.state_dict()[name], atol=1e-3, rtol=0)  # the donor is fp16
+    with pytest.raises(ValueError, match="needs the same channels"):
+        wider = dataclasses.replace(patch, code_dim=TINY_VQ.code_dim * 2)
+        train_vq(wider, still, tmp_path / "other", progress=False)
+
+
+def test_unknown_restart_policy_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown --restart-from 'never'; choose one of: random, error"):
+        train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, restart_from="never"), tmp_path / "run", progress=False)

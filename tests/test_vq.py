@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.vq import VectorQuantizer, nearest_code, perplexity, straight_through, vq_loss
+from maskgit_lab.vq import VectorQuantizer, VQTokenizer, nearest_code, perplexity, straight_through, vq_loss
 from tests.conftest import TINY_VQ
 
 
@@ -105,3 +107,53 @@ def test_encoder_gets_gradient_through_the_quantizer(tiny_tokenizer):
 def test_wrong_image_shape_is_refused(tiny_tokenizer, shape):
     with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, 64, 64\)"):
         tiny_tokenizer.encode(torch.zeros(shape))
+
+
+def test_patch_encoder_token_depends_on_its_own_patch_only():
+    torch.manual_seed(0)
+    tokenizer = VQTokenizer(dataclasses.replace(TINY_VQ, encoder="patch")).eval()
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    changed = images.clone()
+    changed[:, :, 8:, :] = -1.0  # everything outside the top row of patches
+    z, z_changed = tokenizer.encoder(images), tokenizer.encoder(changed)  # (B, C, 8, 8)
+    torch.testing.assert_close(z[:, :, 0], z_changed[:, :, 0])  # the untouched row: identical vectors
+    assert not torch.allclose(z[:, :, 1:], z_changed[:, :, 1:])
+    white = torch.ones(1, 3, 64, 64)
+    assert tokenizer.encode(white).unique().numel() == 1  # one look, one code
+
+
+def test_conv_encoder_sees_past_its_patch():
+    torch.manual_seed(0)
+    tokenizer = VQTokenizer(TINY_VQ).eval()
+    images = torch.rand(1, 3, 64, 64) * 2 - 1
+    changed = images.clone()
+    changed[:, :, 8:, :] = -1.0
+    assert not torch.allclose(tokenizer.encoder(images)[:, :, 0], tokenizer.encoder(changed)[:, :, 0])
+
+
+def test_unknown_encoder_name_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="unknown encoder 'pixel'; choose one of: conv, patch"):
+        VQTokenizer(dataclasses.replace(TINY_VQ, encoder="pixel"))
+
+
+@pytest.mark.parametrize("restart_from", ["random", "error"])
+def test_dead_codes_restart_onto_batch_encodings(restart_from):
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=8, code_dim=2, restart_after=1, restart_from=restart_from).train()
+    vq.codebook.weight.data[:] = 100.0  # every code far away and tied: only code 0 is ever picked
+    z_e = torch.randn(1, 2, 4, 4)
+    vq(z_e)
+    flat = z_e.permute(0, 2, 3, 1).reshape(-1, 2)
+    restarted = vq.codebook.weight[1:]  # the seven dead codes
+    assert all((flat == code).all(1).any() for code in restarted)
+
+
+def test_error_restarts_never_land_on_an_encoding_the_codebook_already_fits():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(num_codes=4, code_dim=2, restart_after=1, restart_from="error").train()
+    fitted, far = torch.tensor([0.0, 0.0]), torch.tensor([5.0, 5.0])
+    vq.codebook.weight.data[:] = torch.stack([fitted, torch.full((2,), 50.0), torch.full((2,), 60.0), torch.full((2,), 70.0)])
+    z_e = torch.stack([fitted] * 15 + [far]).T.reshape(1, 2, 4, 4)  # 15 encodings on code 0, one far from it
+    vq(z_e)
+    for code in vq.codebook.weight[1:]:  # the dead codes
+        torch.testing.assert_close(code, far)  # random restarts would pick the fitted encoding 15 times in 16
