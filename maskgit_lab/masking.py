@@ -8,7 +8,11 @@ what the decoding schedule assumes at test time.
 
 from typing import Optional, Union
 
+import numpy as np
 import torch
+
+from maskgit_lab.data import MASK_KINDS, make_hole
+from maskgit_lab.inpaint import token_mask_from_pixels
 
 
 def mask_counts(ratio: Union[float, torch.Tensor], batch_size: int, num_tokens: int) -> torch.Tensor:
@@ -31,3 +35,16 @@ def random_token_mask(
     scores = torch.rand(batch_size, num_tokens, generator=generator)  # (B, N)
     ranks = scores.argsort(dim=1).argsort(dim=1)  # (B, N): rank of each token's score
     return ranks < counts.unsqueeze(1)
+
+
+def hole_token_mask(batch_size: int, downsample: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Bool (B, N) token masks shaped like the test set's holes: the same four mask makers
+    (boxes, strokes, half, centre, one drawn at random per row) under seeds drawn from ``generator``,
+    then a token is masked when any pixel of its patch is (as ``inpaint`` does)."""
+    seeds = torch.randint(2**62, (batch_size,), generator=generator).tolist()
+    kinds = sorted(MASK_KINDS)
+    holes = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        holes.append(torch.from_numpy(make_hole(kinds[rng.integers(len(kinds))], rng)))
+    return token_mask_from_pixels(~torch.stack(holes), downsample)  # (B, N)

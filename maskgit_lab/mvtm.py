@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.masking import random_token_mask
+from maskgit_lab.masking import hole_token_mask, random_token_mask
 from maskgit_lab.schedules import gamma
 
 
@@ -25,6 +25,20 @@ def training_mask(B: int, N: int, schedule: str = "cosine", generator: Optional[
     """(B, N) bool: per row r ~ U(0, 1), then exactly max(1, floor(γ(r)·N)) masked tokens."""
     r = torch.rand(B, generator=generator)  # (B,) training progress drawn uniformly
     return random_token_mask(B, N, gamma(schedule)(r), generator=generator)
+
+
+def mixed_training_mask(B: int, N: int, schedule: str, downsample: int, hole_share: float,
+                        generator: Optional[torch.Generator] = None):
+    """``training_mask`` rows, with a ``hole_share`` of them replaced by inpainting-shaped masks.
+
+    MaskGIT's uniformly random masks teach generation from any context; the test set hides whole
+    regions (boxes, strokes, halves, centres), so part of every batch hides regions too.
+    """
+    mask = training_mask(B, N, schedule, generator)
+    holes = torch.rand(B, generator=generator) < hole_share  # (B,) rows that get a hole instead
+    if holes.any():
+        mask[holes] = hole_token_mask(int(holes.sum()), downsample, generator)
+    return mask
 
 
 def mvtm_loss(model, tokens: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.1):

@@ -1,9 +1,11 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from maskgit_lab.masking import random_token_mask
+from maskgit_lab import masking
+from maskgit_lab.masking import hole_token_mask, random_token_mask
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.01, 0.3, 0.5, 0.999, 1.0])
@@ -36,3 +38,23 @@ def test_same_generator_seed_same_mask():
 def test_ratio_outside_unit_interval_is_refused():
     with pytest.raises(ValueError, match=r"mask ratio must lie in \[0, 1\]"):
         random_token_mask(2, 10, 1.5)
+
+
+def test_hole_token_masks_come_from_the_test_mask_makers():
+    generator = torch.Generator().manual_seed(0)
+    masks = hole_token_mask(200, 8, generator)
+    assert masks.shape == (200, 64) and masks.dtype == torch.bool
+    # the makers hide 20–60 % of the pixels; a token is masked if any of its pixels is, so 13..64 tokens
+    assert masks.sum(1).min() >= 13 and masks.any(1).all()
+    again = hole_token_mask(200, 8, torch.Generator().manual_seed(0))
+    assert torch.equal(masks, again)
+
+
+def test_hole_token_mask_marks_every_token_touching_the_hole(monkeypatch):
+    hole = np.zeros((64, 64), dtype=bool)
+    hole[10:20, 30:33] = True  # rows 10–19 cross token rows 1 and 2; columns 30–32 cross token columns 3 and 4
+    monkeypatch.setattr(masking, "make_hole", lambda kind, rng: hole)
+    mask = hole_token_mask(1, 8)[0].view(8, 8)
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[1:3, 3:5] = True
+    assert torch.equal(mask, expected)

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.mvtm import masked_token_loss, mvtm_step
+from maskgit_lab import mvtm
+from maskgit_lab.mvtm import masked_token_loss, mixed_training_mask, mvtm_step, training_mask
 from tests.conftest import TINY_TF
 
 
@@ -64,3 +65,17 @@ def test_step_trains_a_tiny_model(tiny_model):
     loss, _ = mvtm_step(tiny_model, tokens)
     loss.backward()
     assert tiny_model.tok_emb.weight.grad.abs().sum() > 0
+
+
+def test_mixed_mask_keeps_maskgit_rows_and_replaces_a_share_with_holes(monkeypatch):
+    B, N = 400, 64
+    plain = training_mask(B, N, "cosine", torch.Generator().manual_seed(0))
+    none = mixed_training_mask(B, N, "cosine", 8, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, none)  # share 0: exactly MaskGIT's masks, same draws
+    hole = torch.zeros(N, dtype=torch.bool)
+    hole[:3] = True  # a pattern no training_mask row has (they mask at least 1 token, at random places)
+    monkeypatch.setattr(mvtm, "hole_token_mask", lambda count, downsample, generator: hole.expand(count, N).clone())
+    mixed = mixed_training_mask(B, N, "cosine", 8, 0.5, torch.Generator().manual_seed(0))
+    replaced = ~(mixed == plain).all(1)
+    assert 150 < replaced.sum() < 250  # about half of the rows
+    assert (mixed[replaced] == hole).all()  # and those rows are the hole maker's
