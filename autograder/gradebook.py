@@ -18,6 +18,7 @@ A lock file keeps a second merge out while one is writing.
 import fcntl
 import os
 import shutil
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,6 +109,7 @@ def import_class(course: Path, graded: dict, notebooks: list, log=print) -> None
     """Import ``graded`` (student → (shard folder, manifest entry)) into ``course``'s gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    started = time.monotonic()
     url, course_id = settings(course)
     no_assignment = ShardError(f"{course}'s gradebook has no assignment {ASSIGNMENT!r}: run "
                                f"`nbgrader generate_assignment {ASSIGNMENT}` in {course} first")
@@ -121,4 +123,5 @@ def import_class(course: Path, graded: dict, notebooks: list, log=print) -> None
         check_cells(assignment, graded, notebooks)
         for student, (folder, entry) in sorted(graded.items()):
             import_student(gb, course, student, folder, entry)
-    log(f"gradebook: {len(graded)} student(s) imported into {url.replace('sqlite:///', '')}")
+    log(f"gradebook: {len(graded)} student(s) imported into {url.replace('sqlite:///', '')} "
+        f"in {time.monotonic() - started:.1f} s")

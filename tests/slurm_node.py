@@ -20,9 +20,14 @@ NEEDED = ("slurmctld", "slurmd", "sbatch", "scontrol", "munged", "munge", "unmun
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 
 
+def binary(name: str) -> str:
+    """The daemons live in /usr/sbin, which a non-login root shell may not have on PATH."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin") or name
+
+
 def unavailable():
     """Why this machine cannot run the SLURM test (one line naming what to install), or None."""
-    missing = [name for name in NEEDED if not shutil.which(name) and not Path("/usr/sbin", name).exists()]
+    missing = [name for name in NEEDED if binary(name) == name]
     if missing:
         return f"needs {', '.join(missing)}: apt-get install -y slurm-wlm munge (as root; `make test` does it)"
     if os.geteuid() != 0:
@@ -123,7 +128,7 @@ class SlurmNode:
         key = Path("/etc/munge/munge.key")
         shutil.chown(key, "munge", "munge")
         key.chmod(0o400)
-        subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True, capture_output=True)
+        subprocess.run([binary("runuser"), "-u", "munge", "--", binary("munged")], check=True, capture_output=True)
         self.started.append((run / "munged.pid", "munged"))
         wait_for("munged", self.munge_works, 20)
 
@@ -135,10 +140,10 @@ class SlurmNode:
         (self.root / "slurm.conf").write_text(config(self.root, free_port(), free_port()))
         try:
             self.start_munge()
-            subprocess.run(["slurmctld"], env=self.env, check=True, capture_output=True)
+            subprocess.run([binary("slurmctld")], env=self.env, check=True, capture_output=True)
             self.started.append((self.root / "slurmctld.pid", "slurmctld"))
             wait_for("slurmctld", lambda: "UP" in self.run("scontrol", "ping", check=False).stdout)
-            subprocess.run(["slurmd", "-N", NODE], env=self.env, check=True, capture_output=True)
+            subprocess.run([binary("slurmd"), "-N", NODE], env=self.env, check=True, capture_output=True)
             self.started.append((self.root / "slurmd.pid", "slurmd"))
             wait_for("the node", self.node_idle)
         except BaseException:

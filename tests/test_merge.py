@@ -26,16 +26,20 @@ POINTS = {"ada": {"01_check_nearest_code": 2.0, "01_check_straight_through": 2.0
           "di": None, "ed": {"01_check_nearest_code": 0.0, "01_check_straight_through": 0.0, "01_check_vq_losses": 3.0}}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A one-notebook course (trimmed 01) with its gradebook, made once: copied into each test's course."""
-    root = tmp_path_factory.mktemp("merge")
+def trimmed_course(root) -> tuple:
+    """(source folder with the trimmed notebook 01, a course made from it: its release and gradebook)."""
     source = root / "source"
     source.mkdir()
     notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
     notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in KEEP]
     nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
     return source, grade.make_template(root, source)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A one-notebook course with its gradebook, made once: copied into each test's course."""
+    return trimmed_course(tmp_path_factory.mktemp("merge"))
 
 
 def write_shards(folder, source, course, count: int, points=POINTS) -> list:
