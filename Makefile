@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-browser browser-deps lab bench release grade clean-venv
+.PHONY: venv demo test test-browser browser-deps slurm-deps lab bench release grade clean-venv
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ demo: venv
 
 # MASKGIT_LAB_FAST=1 shortens the notebooks' training cells; pytest runs tests/ (the browser
 # tests included) and, with nbval, every notebook in solutions/ top to bottom.
-test: venv browser-deps
+test: venv browser-deps slurm-deps
 	MASKGIT_LAB_FAST=1 $(PY) -m pytest
 
 # The browser tests alone: a real JupyterLab driven in headless Chromium (tests/browser).
@@ -41,6 +41,17 @@ browser-deps: $(WIDGETS_JS)/embed.js
 	    apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; } \
 	      || echo "could not install chromium and chromium-driver: the browser tests will skip"; \
 	  else echo "browser tests will skip: install chromium and chromium-driver (apt-get, as root)"; fi; \
+	fi
+
+# The SLURM test (tests/test_slurm.py) starts a real single-node slurmctld + slurmd: it needs slurm-wlm
+# and munge (apt, only when missing and running as root); without them it skips with one line.
+slurm-deps:
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q slurm-wlm munge || { apt-get update -q && apt-get install -y -q slurm-wlm munge; } \
+	      || echo "could not install slurm-wlm and munge: the SLURM test will skip"; \
+	  else echo "the SLURM test will skip: install slurm-wlm and munge (apt-get, as root)"; fi; \
 	fi
 
 $(WIDGETS_JS)/embed.js:

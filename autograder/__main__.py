@@ -1,4 +1,4 @@
-"""``python -m autograder release [--check]``, ``grade SUBMISSIONS --out grades.csv``, ``examples``."""
+"""``python -m autograder release [--check]``, ``grade SUBMISSIONS --out grades.csv [--shard I/N]``, ``merge``, ``examples``."""
 
 import argparse
 import sys
@@ -24,13 +24,33 @@ def main(argv=None) -> int:
     gr.add_argument("--cell-timeout", type=int, default=grading.DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
     gr.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
     gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
+    gr.add_argument("--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
+                    "(default inside a SLURM array task: its task id and count); see autograder/shard.py")
+    mg = commands.add_parser("merge", help="merge the shards' CSVs into the class CSV (and the course's gradebook)")
+    mg.add_argument("shards", type=Path, nargs="+", help="every shard's CSV (DIR/shard-*.csv)")
+    mg.add_argument("--out", type=Path, required=True, help="the class CSV to write")
+    mg.add_argument("--feedback", type=Path, help="where the shards' feedback folders are gathered (default: feedback/ beside --out)")
+    mg.add_argument("--course", type=Path, help="an nbgrader course directory: import every graded student into its gradebook")
     ex = commands.add_parser("examples", help="write the example submissions (autograder/examples/)")
     ex.add_argument("--dest", type=Path, default=None, help="where to write them (default autograder/examples/)")
     ex.add_argument("--verify", type=Path, metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
     args = parser.parse_args(argv)
+    if args.command == "merge":
+        from autograder import merge
+
+        return merge.main(args.shards, args.out, args.feedback, args.course)
     if args.command == "grade":
-        rows = grading.grade(args.submissions, args.out, args.jobs, args.timeout, args.memory, args.cell_timeout,
-                             args.feedback, args.source, args.keep)
+        from autograder import shard
+
+        options = dict(jobs=args.jobs, timeout=args.timeout, memory=args.memory, cell_timeout=args.cell_timeout,
+                       feedback=args.feedback, source=args.source, keep=args.keep)
+        try:
+            which = shard.parse(args.shard) if args.shard else shard.from_environment()
+            rows = shard.grade_shard(args.submissions, args.out, *which, **options) if which else \
+                grading.grade(args.submissions, args.out, **options)
+        except shard.ShardError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(grading.table(rows))
         print(f"wrote {args.out} ({len(rows)} rows)")
         return 0

@@ -218,16 +218,20 @@ def table(rows: list, width: int = 70) -> str:
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
-          keep: bool = False, log=print, template: Path = None) -> list:
+          keep: bool = False, log=print, template: Path = None, only=None, on_student=None) -> list:
     """Grade every student under ``submissions``; write ``out`` (CSV) and the feedback folder; return the rows.
 
-    ``template`` reuses a course made by :func:`make_template` from the same ``source``.
+    ``template`` reuses a course made by :func:`make_template` from the same ``source``. ``only`` (a set of
+    student names) grades those alone, as a shard does; ``on_student(result, rows)`` is called for each
+    student while its scratch course still exists (autograder/shard.py keeps the autograded notebooks).
     """
     from autograder import hidden  # imports torch: only when grading
 
     submissions, out, source = Path(submissions).resolve(), Path(out).resolve(), Path(source).resolve()
     feedback = Path(feedback).resolve() if feedback else out.parent / "feedback"
     students = find_submissions(submissions, source)
+    if only is not None:
+        students = {s: f for s, f in students.items() if s in only}
     options = dict(timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
                    hidden_max={p.stem: hidden.hidden_max(p.stem) for p in source.glob("*.ipynb")})
     maxima = max_points(source)
@@ -272,6 +276,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
             for notebook, html in sorted(results[student].get("feedback", {}).items()):
                 shutil.copy(html, target / f"{notebook}.html")
             (target / "summary.md").write_text(summary(results[student], rows))
+            if on_student:
+                on_student(results[student], rows)
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, COLUMNS)

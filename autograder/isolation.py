@@ -224,7 +224,7 @@ def grade(job: dict) -> dict:
         say("feedback done")
     grades = gradebook_grades(course, student) if findings else {}
     reports = {name: finish_hidden(run, job) for name, run in hidden_runs.items()}
-    feedback = {}
+    feedback, autograded_files = {}, {}
     say("hidden checks done")
     # A refusal in the hidden runner belongs to that notebook; one seen only in the kernels
     # (which run every notebook) is charged to every notebook of the submission.
@@ -253,7 +253,8 @@ def grade(job: dict) -> dict:
             html = course / "feedback" / student / ASSIGNMENT / f"{name}.html"
             if html.exists():
                 feedback[name] = str(html)
-    return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback}
+            autograded_files[name] = str(autograded)
+    return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback, "autograded": autograded_files}
 
 
 def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: dict):

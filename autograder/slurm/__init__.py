@@ -1,0 +1,97 @@
+"""Grading a class as a SLURM job array: what an instructor submits.
+
+``python -m autograder.slurm SUBMISSIONS --shards N --dir DIR [--course COURSE] [grade options]``
+submits ``grade.sbatch`` as an array of N tasks (one shard each, autograder/shard.py) and
+``merge.sbatch`` with ``--dependency=afterok`` on the array (autograder/merge.py), then prints
+both job ids. Each task's CPUs, memory and time limit come from ``grade``'s own limits:
+
+- CPUs: 2 per student graded at once (``-j``): nbgrader's kernel and the re-run of the checks
+  run side by side;
+- memory: the per-student cap (``--memory``) for each of them, plus 2048 MB for the grader;
+- time: the template course (``TEMPLATE_MINUTES``) plus, per round of ``-j`` students in the
+  largest shard, the per-student wall-time limit (``--timeout``).
+"""
+
+import argparse
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder import grade as grading
+from autograder import release, shard
+
+HERE = Path(__file__).resolve().parent
+GRADE_SCRIPT, MERGE_SCRIPT = HERE / "grade.sbatch", HERE / "merge.sbatch"
+TEMPLATE_MINUTES = 10  # nbgrader generate_assignment for the template course, and start-up, with room to spare
+GRADER_MB = 2048  # the grading process itself, beside its students
+
+
+def resources(students: int, jobs: int = 1, timeout: float = grading.DEFAULT_TIMEOUT, memory: int = grading.DEFAULT_MEMORY) -> dict:
+    """sbatch's per-task ``--cpus-per-task``, ``--mem`` (MB) and ``--time`` (minutes) for a shard of ``students``."""
+    rounds = math.ceil(students / jobs)
+    return {"cpus-per-task": 2 * jobs, "mem": f"{jobs * (memory or grading.DEFAULT_MEMORY) + GRADER_MB}M",
+            "time": TEMPLATE_MINUTES + rounds * math.ceil(timeout / 60)}
+
+
+def sbatch(args: list) -> str:
+    """Submit; return the job id (``sbatch --parsable`` prints ``id`` or ``id;cluster``)."""
+    done = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"sbatch failed: {done.stderr.strip()}")
+    return done.stdout.strip().split(";")[0]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograder.slurm", description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("submissions", type=Path, help="one folder per student, on a file system every node sees")
+    p.add_argument("--shards", type=int, required=True, help="array tasks: the class is cut into this many shards")
+    p.add_argument("--dir", type=Path, required=True, help="where the shards, logs and the class CSV go (shared file system)")
+    p.add_argument("--out", type=Path, help="the class CSV (default DIR/grades.csv)")
+    p.add_argument("--course", type=Path, help="an nbgrader course directory whose gradebook the merge fills")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="students graded at once in each task (default 1)")
+    p.add_argument("--timeout", type=float, default=grading.DEFAULT_TIMEOUT, help="wall-time limit per student, s")
+    p.add_argument("--memory", type=int, default=grading.DEFAULT_MEMORY, help="address-space cap per student, MB")
+    p.add_argument("--cell-timeout", type=int, default=grading.DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
+    p.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    for name in ("cpus-per-task", "mem", "time"):
+        p.add_argument(f"--{name}", help=f"override the derived sbatch --{name} of each array task")
+    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                   help="an extra sbatch option for both jobs, e.g. --sbatch=--partition=short (repeatable)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.shards < 1:
+        raise SystemExit("--shards must be at least 1")
+    submissions, folder, source = args.submissions.resolve(), args.dir.resolve(), args.source.resolve()
+    if not submissions.is_dir():
+        raise SystemExit(f"{submissions} is not a folder of submissions")
+    out = (args.out or folder / "grades.csv").resolve()
+    found = grading.find_submissions(submissions, source)
+    cut = shard.partition({s: len(f) for s, f in found.items()}, args.shards)
+    largest = max([list(cut.values()).count(i) for i in range(args.shards)] + [0])
+    limits = resources(largest, args.jobs, args.timeout, args.memory)
+    limits.update({k: v for k in limits if (v := getattr(args, k.replace("-", "_"))) is not None})
+    logs = folder / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    grade_options = ["-j", str(args.jobs), "--timeout", f"{args.timeout:g}", "--memory", str(args.memory),
+                     "--cell-timeout", str(args.cell_timeout), "--source", str(source)]
+    array = sbatch([f"--array=0-{args.shards - 1}", *[f"--{k}={v}" for k, v in limits.items()], f"--chdir={folder}",
+                    f"--output={logs}/grade-%A_%a.out", *args.sbatch,
+                    str(GRADE_SCRIPT), sys.executable, str(submissions), str(folder), *grade_options])
+    course = ["--course", str(args.course.resolve())] if args.course else []
+    merge = sbatch([f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes", f"--chdir={folder}",
+                    f"--output={logs}/merge-%j.out", *args.sbatch, str(MERGE_SCRIPT), sys.executable, str(folder), str(out), *course])
+    print(f"array job {array}: {len(cut)} student(s) in {args.shards} shard(s) (at most {largest} per task), each task "
+          f"{limits['cpus-per-task']} CPUs, {limits['mem']}, {limits['time']} min; writes {folder}/shard-<task>.csv")
+    print(f"merge job {merge}: runs when every task of {array} succeeded; writes {out}"
+          + (f" and {args.course}'s gradebook" if args.course else ""))
+    print(f"watch: squeue -j {array},{merge}   logs: {logs}/")
+    print(f"if a task fails, SLURM cancels the merge: grade that shard again (python -m autograder grade {submissions} "
+          f"--shard I/{args.shards} --out {folder}/shard-I.csv ...), then run: python -m autograder merge {folder}/shard-*.csv "
+          f"--out {out}" + (f" --course {args.course}" if args.course else ""))
+    return 0
+

@@ -1,0 +1,133 @@
+"""Grading a class as a real SLURM job array: `python -m autograder.slurm`, on a single-node SLURM.
+
+tests/slurm_node.py starts slurmctld, slurmd (and munged when none runs) for this module and
+stops them at its end, also when a test fails. The class is four example submissions of a
+trimmed notebook 01 (a correct one, stderr in a graded cell, a deleted test cell, a file that
+is not a notebook), so that two busy cores grade it in a few minutes. Without SLURM the module
+skips with one line saying what to install.
+"""
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import slurm_node
+from test_autograder_grade import NB01
+from test_merge import trimmed_course
+
+from autograder import examples, grade, release, shard
+
+pytestmark = pytest.mark.slurm
+STUDENTS = ["reference", "stderr", "deleted_test_cell"]
+OPTIONS = ["--timeout", "240", "--memory", "5120", "--cell-timeout", "60"]
+JOB = re.compile(r"^(array|merge) job (\d+)", re.M)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    why = slurm_node.unavailable()
+    if why:
+        pytest.skip(f"no SLURM: {why}")
+    with slurm_node.SlurmNode(tmp_path_factory.mktemp("slurm")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """(source notebooks, the instructor's course with its gradebook, the submissions, the serial run's CSV)."""
+    root = tmp_path_factory.mktemp("class")
+    source, made = trimmed_course(root)
+    submissions = root / "submissions"
+    examples.write(submissions, source, students=STUDENTS, release_dir=made / "release" / release.ASSIGNMENT)
+    (submissions / "broken").mkdir()
+    (submissions / "broken" / f"{NB01}.ipynb").write_text("{ this is not a notebook")
+    return source, made, submissions
+
+
+def submit(node, submissions, folder, course_dir, source) -> dict:
+    """Run the instructor's wrapper; return {"array": id, "merge": id} from what it printed."""
+    done = subprocess.run([sys.executable, "-m", "autograder.slurm", str(submissions), "--shards", "2", "--dir", str(folder),
+                           "--course", str(course_dir), "--source", str(source), *OPTIONS, "--cpus-per-task", "1", "--mem", "1024"],
+                          env=node.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    jobs = dict(JOB.findall(done.stdout))
+    assert set(jobs) == {"array", "merge"}, done.stdout
+    return jobs
+
+
+def totals(path) -> dict:
+    """student → total visible score, from a class CSV."""
+    found = {}
+    with open(path) as handle:
+        for row in csv.DictReader(handle):
+            found[row["student"]] = found.get(row["student"], 0.0) + float(row["score"])
+    return found
+
+
+def test_the_array_and_its_merge_give_the_serial_csv_and_fill_the_gradebook(node, course, tmp_path):
+    source, made, submissions = course
+    course_dir = tmp_path / "course"
+    shutil.copytree(made, course_dir)
+    started = time.monotonic()
+    jobs = submit(node, submissions, tmp_path / "run", course_dir, source)
+    # the serial run the merge must equal, graded meanwhile
+    grade.grade(submissions, tmp_path / "serial" / "grades.csv", jobs=1, source=source, timeout=240, memory=5120, cell_timeout=60)
+    states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
+    print(f"array + merge finished {time.monotonic() - started:.0f} s after submission")
+    logs = "".join(p.read_text() for p in sorted((tmp_path / "run" / "logs").glob("*.out")))
+    assert states[jobs["array"]] == {"0": "COMPLETED", "1": "COMPLETED"}, logs
+    assert states[jobs["merge"]] == {jobs["merge"]: "COMPLETED"}, logs
+    merged = tmp_path / "run" / "grades.csv"
+    assert merged.read_bytes() == (tmp_path / "serial" / "grades.csv").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "run" / "feedback").iterdir()) == sorted(STUDENTS + ["broken"])
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}", "maskgit-lab") as gb:
+        recorded = {s.id: sum(g.auto_score or 0 for sub in s.submissions for nb in sub.notebooks for g in nb.grades)
+                    for s in gb.students}
+        graded_notebooks = {s.id: [nb.name for sub in s.submissions for nb in sub.notebooks] for s in gb.students}
+    assert recorded == totals(merged)
+    assert graded_notebooks == {s: [NB01] for s in STUDENTS + ["broken"]}
+    for student in STUDENTS:
+        assert (course_dir / "autograded" / student / release.ASSIGNMENT / f"{NB01}.ipynb").exists()
+    release.run_nbgrader(course_dir, "export", "--to", str(tmp_path / "export.csv"))
+    with open(tmp_path / "export.csv") as handle:
+        exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(handle)}
+    assert exported == totals(merged)
+
+
+def test_a_failed_array_task_cancels_the_merge_and_the_merge_names_the_missing_shard(node, course, tmp_path):
+    source, made, submissions = course
+    broken_class = tmp_path / "submissions"
+    shutil.copytree(submissions, broken_class)
+    cut = shard.partition({s: 1 for s in STUDENTS + ["broken"]}, 2)
+    lost = sorted(s for s, i in cut.items() if i == 1)
+    notebook = broken_class / lost[0] / f"{NB01}.ipynb"
+    notebook.unlink()
+    os.symlink(tmp_path / "gone" / f"{NB01}.ipynb", notebook)  # a dangling link: the folder is damaged
+    course_dir = tmp_path / "course"
+    shutil.copytree(made, course_dir)
+    jobs = submit(node, broken_class, tmp_path / "run", course_dir, source)
+    states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
+    logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").glob("*.out")}
+    assert states[jobs["array"]] == {"0": "COMPLETED", "1": "FAILED"}, logs
+    assert states[jobs["merge"]] == {jobs["merge"]: "CANCELLED"}, logs  # afterok: SLURM never runs it
+    assert "cannot read" in logs[f"grade-{jobs['array']}_1.out"]
+    assert not (tmp_path / "run" / "shard-1.csv").exists()
+
+    done = subprocess.run([sys.executable, "-m", "autograder", "merge", *map(str, sorted((tmp_path / "run").glob("shard-*.csv"))),
+                           "--out", str(tmp_path / "run" / "grades.csv"), "--course", str(course_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "MISSING: shard 1/2 is missing" in done.stdout
+    with open(tmp_path / "run" / "grades.csv") as handle:
+        rows = {r["student"]: r for r in csv.DictReader(handle)}
+    assert sorted(rows) == sorted(cut)  # the whole class, never a short list
+    assert [s for s in sorted(rows) if rows[s]["status"] == "missing shard"] == lost
+    assert all("shard 1/2 wrote no results" in rows[s]["reason"] for s in lost)
