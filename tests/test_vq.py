@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.vq import VectorQuantizer, nearest_code, perplexity, straight_through, vq_loss
+from maskgit_lab.vq import VectorQuantizer, encode_all, nearest_code, perplexity, straight_through, vq_loss
 from tests.conftest import TINY_VQ
 
 
@@ -105,3 +105,10 @@ def test_encoder_gets_gradient_through_the_quantizer(tiny_tokenizer):
 def test_wrong_image_shape_is_refused(tiny_tokenizer, shape):
     with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, 64, 64\)"):
         tiny_tokenizer.encode(torch.zeros(shape))
+
+
+def test_encode_all_in_batches_equals_one_encode(tiny_tokenizer):
+    images = torch.rand(7, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    tokens = encode_all(tiny_tokenizer, images, batch_size=3)  # batches of 3, 3 and 1
+    assert tokens.shape == (7, 64) and tokens.device.type == "cpu"
+    assert torch.equal(tokens, tiny_tokenizer.encode(images))
