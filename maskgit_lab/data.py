@@ -8,7 +8,8 @@ What this module holds, in reading order:
 * images ⇄ tensors: ``to_tensor`` (uint8 → float), ``to_uint8`` (float → uint8, as a PNG
   save rounds), ``to_numpy_image`` (one image for matplotlib and PIL);
 * ``InpaintingTestSet``: masked image + mask (+ ground truth) triples, and
-  ``load_test_batch``: the whole set as stacked tensors;
+  ``load_test_batch``: the whole set as stacked tensors (``take`` a subset, ``evenly_spaced``
+  indices for a varied one);
 * ``prepare``: rebuilds ``data/emoji`` byte for byte from the npm package
   ``emoji-datasource-google@16.0.0`` (Noto emoji, Apache-2.0; data MIT), and ``verify``,
   which checks the shipped files against ``MANIFEST.sha256``.
@@ -336,6 +337,17 @@ def load_test_batch(root: PathLike = DEFAULT_ROOT, limit: Optional[int] = None, 
         "known": torch.stack([item["mask"] for item in items]),
         "gt": None if any(g is None for g in gts) else torch.stack(gts),
     }
+
+
+def evenly_spaced(count: int, total: int) -> torch.Tensor:
+    """``count`` indices spread over ``total`` items: the test set is sorted by code point (flags first)."""
+    return torch.linspace(0, total - 1, count).long()
+
+
+def take(batch: dict, index) -> dict:
+    """The items ``index`` of a ``load_test_batch`` dict: tensors indexed, the list of names picked."""
+    return {key: None if value is None else [value[i] for i in index] if isinstance(value, list) else value[index]
+            for key, value in batch.items()}
 
 
 # ---------------------------------------------------------------------------------------

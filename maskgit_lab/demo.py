@@ -24,6 +24,7 @@ from maskgit_lab.quality import (
     maskgit_rows,
     summarize,
     test_set_scorer,
+    write_rows,
 )
 from maskgit_lab.train import (
     MVTMTrainConfig,
@@ -63,7 +64,7 @@ BASELINE_CACHE = "baselines.json"  # beside the tokenizer checkpoint
 
 def score_test_set(tokenizer, model, out: Path, data_root, settings: DecodeSettings, full: bool,
                    limit=None, extractor=None, baseline_cache=None) -> dict:
-    """The quality table on the test set; prints the headline and writes quality.md / .png.
+    """The quality table on the test set; prints the headline and writes quality.md / .json / .png.
 
     ``baseline_cache``: a JSON file that keeps the fill and floor rows (see ``quality.baseline_rows``).
     """
@@ -83,6 +84,7 @@ def score_test_set(tokenizer, model, out: Path, data_root, settings: DecodeSetti
     table = markdown_table(rows)
     print(table)
     (out / "quality.md").write_text(table + "\n")
+    write_rows(rows, out / "quality.json")
     quality_bars(rows, out / "quality.png", summary["ceiling"], summary["floor"])
     return {"rows": rows, **summary}
 

@@ -6,6 +6,7 @@ history, the schedule functions); nothing here recomputes the algorithm.
 
 import csv
 from pathlib import Path
+from typing import Optional
 
 import torch
 from matplotlib.figure import (
@@ -100,8 +101,11 @@ def quality_bars(rows: list, path, ceiling: float, floor: float):
     return save(fig, path)
 
 
-def training_curves(log_csv, path, columns: list):
-    """One panel per column of a run's ``log.csv`` against the step."""
+def training_curves(log_csv, path, columns: list, guides: Optional[dict] = None):
+    """One panel per column of a run's ``log.csv`` against the step.
+
+    ``guides`` maps a column to (value, label): a dashed reference line, e.g. the loss of a uniform guess.
+    """
     with open(log_csv) as f:
         rows = list(csv.DictReader(f))
     steps = [int(row["step"]) for row in rows]
@@ -109,6 +113,10 @@ def training_curves(log_csv, path, columns: list):
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
     for ax, column in zip(axes, columns):
         ax.plot(steps, [float(row[column]) for row in rows], marker=".")
+        if column in (guides or {}):
+            value, label = guides[column]
+            ax.axhline(value, color="gray", linestyle="--", label=label)
+            ax.legend(fontsize=8)
         ax.set(xlabel="step", title=column)
         ax.grid(alpha=0.3)
     return save(fig, path)

@@ -13,6 +13,9 @@ Inception features cost most of the time on a CPU, so nothing is scored twice: a
 remembers the features of every image set it has seen (T = 1 decodes the same for every
 schedule), and the baseline rows, which depend only on the tokenizer and the test set, can be
 kept in a JSON file keyed by the extractor, the test images and the tokenizer's weights.
+
+The rows themselves travel as JSON (``write_rows`` / ``read_rows``): ``make demo`` writes
+``quality.json`` beside ``quality.md``, and notebook 05 reads the rows back from it.
 """
 
 import hashlib
@@ -159,6 +162,34 @@ def summarize(rows: list) -> dict:
     for row in rows:
         row["gap_closed"] = gap_closed(ceiling, floor, row["fid"])
     return {"ceiling": ceiling, "floor": floor, "best": best}
+
+
+ROW_FIELDS = ("method", "fid", "kid", "psnr_hole", "ssim_hole")  # every row has these; decoded rows add more
+
+
+def write_rows(rows: list, path) -> Path:
+    """The rows as a JSON list of objects (a decoded row keeps its setting's fields)."""
+    Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+    return Path(path)
+
+
+def read_rows(path) -> list:
+    """Rows written by ``write_rows``; a file of anything else is refused, naming what is missing."""
+    rows = json.loads(Path(path).read_text())
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"{path} is not a list of quality rows; write it with maskgit_lab.quality.write_rows")
+    for row in rows:
+        missing = [name for name in ROW_FIELDS if name not in row]
+        if missing:
+            raise ValueError(f"{path}: row {row.get('method', '?')!r} has no {', '.join(missing)}; "
+                             f"re-run `python -m maskgit_lab demo` to write the table again")
+    return rows
+
+
+def covers_grid(rows: list) -> bool:
+    """True when the decoded rows span more than one schedule and more than one T (``demo --full``)."""
+    grid = {(row["schedule"], row["steps"]) for row in rows if row.get("schedule") and not row.get("sweet_spot")}
+    return len({s for s, _ in grid}) > 1 and len({t for _, t in grid}) > 1
 
 
 def markdown_table(rows: list) -> str:

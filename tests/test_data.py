@@ -17,10 +17,12 @@ from maskgit_lab.data import (
     DEFAULT_ROOT,
     ImageFolder,
     InpaintingTestSet,
+    evenly_spaced,
     load_image,
     load_mask,
     load_test_batch,
     prepare,
+    take,
     to_numpy_image,
     to_tensor,
     to_uint8,
@@ -105,6 +107,16 @@ def test_to_numpy_image_maps_the_range_to_bytes():
 def test_uint8_pixels_survive_the_round_trip():
     pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
     assert np.array_equal(to_numpy_image(to_tensor(pixels)), pixels)
+
+
+def test_a_subset_of_the_test_batch_keeps_names_and_tensors_aligned():
+    batch = load_test_batch(DEFAULT_ROOT, limit=9)
+    index = evenly_spaced(4, 9)
+    assert index.tolist() == [0, 2, 5, 8]
+    few = take(batch, index)
+    assert few["names"] == [batch["names"][i] for i in (0, 2, 5, 8)]
+    assert torch.equal(few["masked"], batch["masked"][[0, 2, 5, 8]]) and torch.equal(few["gt"][1], batch["gt"][2])
+    assert take({**batch, "gt": None}, index)["gt"] is None
 
 
 def test_load_mask_white_is_known(tmp_path):

@@ -5,6 +5,7 @@ import pytest
 from maskgit_lab import demo
 from maskgit_lab.checkpoint import save_checkpoint
 from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.quality import markdown_table, read_rows
 from maskgit_lab.schedules import SCHEDULES
 from tests.test_quality import STAND_IN
 
@@ -26,6 +27,9 @@ def test_demo_with_checkpoints_scores_and_draws(tmp_path, checkpoints, capsys):
     assert all(f.stat().st_size > 1000 for f in figures)
     table = (tmp_path / "out" / "quality.md").read_text().splitlines()
     assert len(table) == 2 + 4  # header, rule, gray, white, floor, cosine T=4
+    rows = read_rows(tmp_path / "out" / "quality.json")
+    assert [row["method"] for row in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=4"]
+    assert markdown_table(rows).splitlines() == table
 
 
 def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoints):
