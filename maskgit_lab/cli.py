@@ -16,6 +16,7 @@ from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.schedules import SCHEDULES
 
+
 def _flag_type(value):
     if isinstance(value, bool):
         return lambda text: text.lower() in ("1", "true", "yes", "on")

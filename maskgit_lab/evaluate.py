@@ -5,6 +5,7 @@ lines up with ``test_gt/`` for FID, exactly as the lab's ``inpainting.py`` write
 """
 
 from pathlib import Path
+
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
