@@ -9,7 +9,7 @@ import tempfile
 import nbformat
 import pytest
 
-from autograder import examples, hidden, release, tamper
+from autograder import examples, hidden, release, rerun, tamper
 
 SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
 BUGS = [e for e in examples.EXAMPLES_TABLE if e.student in (
@@ -75,7 +75,7 @@ def test_reference_use_is_found_in_its_usual_disguises():
 def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_notebook(notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     monkeypatch.chdir(tmp_path)
-    report = hidden.run(submission(tmp_path, notebook), release.SOLUTIONS / f"{notebook}.ipynb")
+    report = rerun.run(submission(tmp_path, notebook), release.SOLUTIONS / f"{notebook}.ipynb")
     assert report["errors"] == {}
     tests = [c for c in SOURCES[notebook].cells if tamper.is_test_cell(c)]
     assert set(report["tests"]) == {tamper.grade_id(c) for c in tests}
@@ -88,7 +88,7 @@ def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_noteb
 def test_each_bug_loses_exactly_the_points_of_its_checks_with_the_right_message(example, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     monkeypatch.chdir(tmp_path)
-    report = hidden.run(submission(tmp_path, example.notebook, example.edits), release.SOLUTIONS / f"{example.notebook}.ipynb")
+    report = rerun.run(submission(tmp_path, example.notebook, example.edits), release.SOLUTIONS / f"{example.notebook}.ipynb")
     lost = {gid: t for gid, t in report["tests"].items() if t["points"] < t["max_points"]}
     assert set(lost) == set(example.lost), {gid: t["message"] for gid, t in lost.items()}
     for gid, fragment in example.lost.items():
@@ -100,7 +100,7 @@ def test_rebinding_show_or_hiding_tracebacks_changes_nothing_outside_the_noteboo
     for student in ("fakes_show", "hides_traceback"):
         example = examples.BY_STUDENT[student]
         path = submission(tmp_path, example.notebook, example.edits, student)
-        report = hidden.run(path, release.SOLUTIONS / f"{example.notebook}.ipynb")
+        report = rerun.run(path, release.SOLUTIONS / f"{example.notebook}.ipynb")
         assert report["tests"]["01_check_nearest_code"]["points"] == 0  # the dot-product bug, or no get_ipython here
 
 
