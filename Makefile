@@ -67,6 +67,7 @@ lab: venv
 
 bench: venv
 	$(PY) -m maskgit_lab bench
+	$(PY) -m autograder bench
 
 clean-venv:
 	rm -rf $(VENV)
