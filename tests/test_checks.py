@@ -13,6 +13,7 @@ import torch
 from autograder.bench import CHECK_BUDGET_S, bench_checks, report
 from autograder.checks import reference_twins
 from autograder.rerun import visible_checks
+from tests import test_checks_attention, test_checks_vq
 
 CHECKS = visible_checks()
 REFERENCES = reference_twins()
@@ -56,3 +57,17 @@ def test_the_benchmark_times_every_check_against_the_budget():
     assert all(row["seconds"] > 0 and row["ratio"] == row["seconds"] / CHECK_BUDGET_S for row in rows)
     text = report(rows)
     assert text.count("× budget") == len(rows) and f"budget {CHECK_BUDGET_S:g} s each" in text
+
+
+# Other right answers and the usual mistakes, written as a student would (notebooks 01 and 02).
+@pytest.mark.parametrize("check,answer", test_checks_vq.CORRECT + test_checks_attention.CORRECT)
+def test_other_right_answers_get_full_marks(check, answer):
+    result = check(answer)
+    assert result.passed and result.points == result.max_points == check.points, result.message
+
+
+@pytest.mark.parametrize("check,answer,words", test_checks_vq.WRONG + test_checks_attention.WRONG)
+def test_each_mistake_gets_zero_and_is_named(check, answer, words):
+    result = check(answer)
+    assert result.points == 0 and not result.passed and result.max_points == check.points
+    assert words in result.message, result.message

@@ -1,8 +1,8 @@
-"""The checks of notebook 02: full marks for the package's answers, 0 and the right words for each mistake."""
+"""The checks of notebook 02: answers a student might write, right (CORRECT) and wrong (WRONG, with the words
+the message must hold), which tests/test_checks.py grades; and the cases that need more than that."""
 
 import math
 
-import pytest
 import torch
 from torch.nn import functional as F
 
@@ -127,16 +127,3 @@ WRONG = [
     (check_multi_head_attention, lambda *a: (mha_reference(*a), None), "not a tuple"),
     (check_multi_head_attention, lambda x, *a: x, "fix that one first"),
 ]
-
-
-@pytest.mark.parametrize("check,answer", CORRECT)
-def test_right_answers_get_full_marks(check, answer):
-    result = check(answer)
-    assert result.passed and result.points == result.max_points == check.points, result.message
-
-
-@pytest.mark.parametrize("check,answer,words", WRONG)
-def test_each_mistake_gets_zero_and_is_named(check, answer, words):
-    result = check(answer)
-    assert result.points == 0 and not result.passed and result.max_points == check.points
-    assert words in result.message, result.message

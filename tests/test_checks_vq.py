@@ -1,7 +1,6 @@
-"""The checks of notebook 01: full marks for the package's answers, 0 and the right words for each mistake."""
+"""The checks of notebook 01: answers a student might write, right (CORRECT) and wrong (WRONG, with the words
+the message must hold), which tests/test_checks.py grades; and the cases that need more than that."""
 
-
-import pytest
 import torch
 from torch.nn import functional as F
 
@@ -64,19 +63,6 @@ WRONG = [
     (check_vq_losses, lambda z_e, z_q, b: (1 + b) * F.mse_loss(z_q, z_e, reduction="none"), "single number"),
     (check_vq_losses, lambda z_e, z_q, b: ((1 + b) * F.mse_loss(z_q, z_e)).detach(), "no gradient"),
 ]
-
-
-@pytest.mark.parametrize("check,answer", CORRECT)
-def test_right_answers_get_full_marks(check, answer):
-    result = check(answer)
-    assert result.passed and result.points == result.max_points == check.points, result.message
-
-
-@pytest.mark.parametrize("check,answer,words", WRONG)
-def test_each_mistake_gets_zero_and_is_named(check, answer, words):
-    result = check(answer)
-    assert result.points == 0 and not result.passed and result.max_points == check.points
-    assert words in result.message, result.message
 
 
 def test_a_crash_in_the_answer_is_reported_not_raised():
