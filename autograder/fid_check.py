@@ -4,9 +4,9 @@ Inpaint the embedded test set with the shipped checkpoints, decoding either with
 package's ``decode_step`` or with a student's (same signature as notebook 04's TODO), and
 compare the FID against the ground truth with a threshold.
 
-CPU variant (the default): the first ``CPU_SUBSET`` test images, the default
-``DecodeSettings`` (cosine schedule, T = 8, τ = 4.5), seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a
-published number but the reference decoder's own FID on the same subset plus a margin:
+CPU variant (the default): the first ``CPU_SUBSET`` test images, the default ``DecodeSettings()``,
+seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a published number
+but the reference decoder's own FID on the same subset plus a margin:
 
     CPU_THRESHOLD = CPU_REFERENCE_FID * (1 + CPU_MARGIN)
 
@@ -14,9 +14,10 @@ published number but the reference decoder's own FID on the same subset plus a m
 
     MASKGIT_LAB_FAST=0 .venv/bin/python -m autograder.fid_check --calibrate
 
-which prints the new constant; paste it below together with the checkpoint hash it prints
-(``CPU_REFERENCE_CHECKPOINT``). ``check`` refuses to judge when the shipped transformer's
-hash differs from the recorded one, so a retrained checkpoint cannot silently move the bar.
+which prints the new constant; paste it below together with the checkpoint hash and the decode
+setting it prints (``CPU_REFERENCE_CHECKPOINT``, ``CPU_REFERENCE_DECODE``). ``check`` refuses to
+judge when the shipped transformer's hash or the default decode setting differs from the
+recorded one, so neither a retrained checkpoint nor a new default can silently move the bar.
 
 GPU variant (``@pytest.mark.gpu``): the lab configuration on the whole test set, with the
 checkpoints named by ``MASKGIT_LAB_LAB_VQ`` / ``MASKGIT_LAB_LAB_MVTM`` and the threshold in
@@ -43,11 +44,16 @@ SEED = 0
 # Seeds 0, 1, 2 gave 160.99, 156.24, 156.97 (spread 2.9 %).
 CPU_REFERENCE_FID = 160.99
 CPU_REFERENCE_CHECKPOINT = "d9d3f45d645a6e9e"
+CPU_REFERENCE_DECODE = "cosine T=8 τ=4.5"  # decode_label() of the DecodeSettings() it was measured with
 CPU_MARGIN = 0.15  # another decoder draws other samples: 3 seeds of the reference spread by 2.9 %; 15 % is well above that
 
 
 def cpu_threshold() -> float:
     return CPU_REFERENCE_FID * (1 + CPU_MARGIN)
+
+
+def decode_label(settings: DecodeSettings = DecodeSettings()) -> str:
+    return f"{settings.label} τ={settings.temperature:g}"
 
 
 def checkpoint_hash(path: Path = SHIPPED_MVTM) -> str:
@@ -82,6 +88,9 @@ def check(step: Optional[Callable] = None) -> tuple:
     if shipped != CPU_REFERENCE_CHECKPOINT:
         raise RuntimeError(f"data/checkpoints/mvtm.pt changed (sha256 {shipped}, threshold made for "
                            f"{CPU_REFERENCE_CHECKPOINT}): run `python -m autograder.fid_check --calibrate`")
+    if decode_label() != CPU_REFERENCE_DECODE:
+        raise RuntimeError(f"the default decode setting changed ({decode_label()}, threshold made for "
+                           f"{CPU_REFERENCE_DECODE}): run `python -m autograder.fid_check --calibrate`")
     fid = decode_fid(step)
     return fid <= cpu_threshold(), fid, cpu_threshold()
 
@@ -97,6 +106,7 @@ def main(argv=None) -> int:
               + ", ".join(f"{v:.2f}" for v in values))
         print(f"CPU_REFERENCE_FID = {values[0]:.2f}")
         print(f'CPU_REFERENCE_CHECKPOINT = "{checkpoint_hash()}"')
+        print(f'CPU_REFERENCE_DECODE = "{decode_label()}"')
         print(f"spread over seeds: {100 * (max(values) - min(values)) / values[0]:.1f} % (CPU_MARGIN is {100 * CPU_MARGIN:.0f} %)")
         return 0
     passed, fid, threshold = check()

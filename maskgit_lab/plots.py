@@ -14,7 +14,7 @@ from matplotlib.figure import (
 )
 
 from maskgit_lab.data import to_numpy_image
-from maskgit_lab.decoding import masked_after_step
+from maskgit_lab.decoding import DecodeSettings, masked_after_step
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 
@@ -56,7 +56,7 @@ def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int
     return save(fig, path)
 
 
-def gamma_figure(path, steps: int = 8, n0: int = 64):
+def gamma_figure(path, steps: int = DecodeSettings.steps, n0: int = 64):
     """γ(r) for every schedule, and the tokens still masked after each of T steps."""
     fig = Figure(figsize=(10, 4))
     left, right = fig.subplots(1, 2)

@@ -27,6 +27,13 @@ def test_a_student_step_decodes_like_the_package_when_it_is_the_package_one(tiny
     assert torch.equal(run(fid_check.student_step(decoding.decode_step)), run(decoding.decode_step))
 
 
+def test_the_threshold_is_refused_for_another_default_decode_setting(monkeypatch):
+    assert fid_check.decode_label() == fid_check.CPU_REFERENCE_DECODE  # what the shipped threshold was measured with
+    monkeypatch.setattr(fid_check, "CPU_REFERENCE_DECODE", "linear T=4 τ=1")
+    with pytest.raises(RuntimeError, match=r"default decode setting changed \(cosine T=8 τ=4.5, threshold made for linear"):
+        fid_check.check()
+
+
 def test_the_threshold_lives_in_one_constant_with_its_margin():
     assert fid_check.cpu_threshold() == pytest.approx(fid_check.CPU_REFERENCE_FID * (1 + fid_check.CPU_MARGIN))
 
