@@ -164,7 +164,7 @@ def score_test_cell(gid: str, grade: dict, output: tuple, again, job: dict) -> t
 
 def penalize_reference_use(checks: list, source, findings) -> set:
     """Zero the checks of every TODO that used the reference package; returns the functions those TODOs define."""
-    todos = {c for c in source.cells if tamper.grade_id(c) in findings.reference_use}
+    todos = [c for c in source.cells if tamper.grade_id(c) in findings.reference_use]
     penalized = {t for c in todos for t in tamper.tests_of_solution(source).get(tamper.grade_id(c), [])}
     for check in checks:
         if check["cell"] in penalized:

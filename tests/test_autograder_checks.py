@@ -153,3 +153,25 @@ def test_hidden_checks_stay_out_of_the_notebooks():
         for items in hidden.HIDDEN.values():
             for item in items:
                 assert item.check.__name__ not in text
+
+
+def test_a_todo_that_uses_the_reference_scores_its_checks_and_hidden_points_zero():
+    from autograder import isolation
+    from autograder.core import Status
+
+    example = examples.BY_STUDENT["imports_reference"]
+    source = SOURCES[example.notebook]
+    findings = tamper.scan(examples.answered(source, source, example.edits), source)
+    tests = [tamper.grade_id(c) for c in source.cells if tamper.is_test_cell(c)]
+    grades = {gid: {"kind": "auto", "score": 2.0, "max_score": 2.0} for gid in tests}
+    report = {"tests": {}, "hidden": [{"answer": "nearest_code", "points": 1.0, "max_points": 1.0},
+                                      {"answer": "vq_losses", "points": 1.0, "max_points": 1.0}]}
+    job = {"source": str(release.SOLUTIONS), "hidden_max": {example.notebook: 2.0}, "cell_timeout": 60, "memory_mb": 0}
+    row = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=[])
+    lost = [c["cell"] for c in row["checks"] if c["points"] == 0]
+    assert row["status"] == Status.PENALIZED and lost == ["01_check_nearest_code"]
+    assert (row["score"], row["max_score"], row["hidden_score"]) == (2.0 * len(tests) - 2.0, 2.0 * len(tests), 1.0)
+    assert "uses the reference implementation instead of your own" in row["reason"]
+    tampered = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=["write to /etc/x"])
+    assert (tampered["status"], tampered["score"], tampered["hidden_score"]) == (Status.TAMPERED, 0.0, 0.0)
+    assert "tried to write to /etc/x (outside its scratch folder; refused)" in tampered["reason"]
