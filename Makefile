@@ -78,6 +78,7 @@ lab: venv
 
 bench: venv
 	$(PY) -m maskgit_lab bench
+	$(PY) -m autograder bench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,4 @@
-"""``python -m autograder release [--check]``, ``grade SUBMISSIONS --out grades.csv [--shard I/N]``, ``merge``, ``examples``."""
+"""``python -m autograder release [--check]``, ``grade SUBMISSIONS --out grades.csv [--shard I/N]``, ``merge``, ``examples``, ``bench``."""
 
 import argparse
 import sys
@@ -34,11 +34,18 @@ def main(argv=None) -> int:
     ex = commands.add_parser("examples", help="write the example submissions (autograder/examples/)")
     ex.add_argument("--dest", type=Path, default=None, help="where to write them (default autograder/examples/)")
     ex.add_argument("--verify", type=Path, metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
+    be = commands.add_parser("bench", help="time every visible check on its reference answer against the per-check budget")
+    be.add_argument("--repeats", type=int, default=3, help="runs per check; the fastest counts (default 3)")
     args = parser.parse_args(argv)
     if args.command == "merge":
         from autograder import merge
 
         return merge.main(args.shards, args.out, args.feedback, args.course)
+    if args.command == "bench":
+        from autograder.bench import bench_checks, report
+
+        print(report(bench_checks(args.repeats)))
+        return 0
     if args.command == "grade":
         from autograder import shard
 

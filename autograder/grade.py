@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from autograder import release
+from autograder.core import Status
 
 COLUMNS = ["student", "notebook", "status", "score", "max_score", "hidden_score", "hidden_max", "manual_max", "reason"]
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # nbgrader ids with odd characters break paths (#1738)
@@ -116,7 +117,7 @@ def changed(before: dict, after: dict) -> list:
 def rows_for(notebooks: list, files: dict, status: str, reason: str) -> list:
     """The rows of a student whose grading gave nothing usable: submitted notebooks get ``status``."""
     return [{"notebook": n, "status": status, "reason": reason} if n in files else
-            {"notebook": n, "status": "missing", "reason": "not submitted"} for n in notebooks]
+            {"notebook": n, "status": Status.MISSING, "reason": "not submitted"} for n in notebooks]
 
 
 def grade_student(student: str, files: dict, template: Path, work: Path, source: Path, options: dict) -> dict:
@@ -140,7 +141,7 @@ def grade_student(student: str, files: dict, template: Path, work: Path, source:
     seconds = time.monotonic() - started
     if timed_out:
         reason = f"grading took longer than {options['timeout']:g} s (an endless loop, or cells that ignore interrupts?)"
-        return {"student": student, "rows": rows_for(notebooks, files, "timeout", reason), "feedback": {}, "seconds": seconds}
+        return {"student": student, "rows": rows_for(notebooks, files, Status.TIMEOUT, reason), "feedback": {}, "seconds": seconds}
     try:
         result = json.loads((folder / "result.json").read_text())
     except (OSError, ValueError):
@@ -148,7 +149,7 @@ def grade_student(student: str, files: dict, template: Path, work: Path, source:
         result = {"student": student, "crash": f"no result (exit code {process.returncode}): {tail}"}
     if "crash" in result:
         last = result["crash"].strip().splitlines()[-1] if result["crash"].strip() else "unknown"
-        result = {"student": student, "rows": rows_for(notebooks, files, "error", f"the grader crashed: {last}"), "feedback": {}}
+        result = {"student": student, "rows": rows_for(notebooks, files, Status.ERROR, f"the grader crashed: {last}"), "feedback": {}}
     result["seconds"] = seconds
     return result
 
@@ -207,7 +208,7 @@ def summary(result: dict, rows: list) -> str:
 
 def table(rows: list, width: int = 70) -> str:
     """The CSV rows as a Markdown table for the terminal; ``missing`` rows are only counted."""
-    handed_in = [r for r in rows if r["status"] != "missing"]
+    handed_in = [r for r in rows if r["status"] != Status.MISSING]
     lines = ["| student | notebook | status | checks | hidden | reason |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['student']} | {markdown_cells(r, width)} |" for r in handed_in]
     missing = len(rows) - len(handed_in)
@@ -242,7 +243,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
         for student in sorted(set(students) - set(valid)):
             notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
             results[student] = {"student": student, "feedback": {}, "rows": rows_for(
-                notebooks, students[student], "error", "the folder name is not a usable student id ([A-Za-z0-9_-] only)")}
+                notebooks, students[student], Status.ERROR, "the folder name is not a usable student id ([A-Za-z0-9_-] only)")}
         started = time.monotonic()
         template = Path(template) if template else (make_template(work, source) if valid else None)
         log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
@@ -257,8 +258,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
             if touched:
                 note = f"files outside its scratch folder changed while it was graded: {', '.join(touched[:3])}"
                 for row in result["rows"]:
-                    if row["status"] != "missing":
-                        row.update(status="tampered", score=0.0, hidden_score=0.0, reason=note)
+                    if row["status"] != Status.MISSING:
+                        row.update(status=Status.TAMPERED, score=0.0, hidden_score=0.0, reason=note)
             log(f"{student}: {time.monotonic() - started:.0f} s since start, took {result['seconds']:.0f} s")
             return result
 

@@ -1,51 +1,30 @@
-"""Hidden checks, and the re-run of every visible check outside the notebook.
+"""Hidden checks: a few extra checks per notebook, kept out of the notebooks on purpose.
 
-Hidden checks are kept out of the notebooks on purpose: nbgrader's feedback shows every cell
-of the graded notebook, hidden tests included (jupyter/nbgrader#917, #1363), so these live
-only here and only their points reach the student (the summary says "hidden checks: 3/4").
+nbgrader's feedback shows every cell of the graded notebook, hidden tests included
+(jupyter/nbgrader#917, #1363), so these live only here and only their points reach the student
+(the summary says "hidden checks: 3/4"). ``autograder/rerun.py`` calls them at grade time on
+the functions exactly as the student's solution cells defined them.
 
-At grade time, in the student's scratch folder, ``python -m autograder.hidden SUBMITTED SOURCE
-OUT.json`` starts a fresh Python process that:
-
-1. installs the write guard (autograder/guard.py),
-2. runs, in the source notebook's order, the set-up cells and the ``PRELUDE`` cells (from the
-   source), the student's solution cells, and each test cell's check — called directly on the
-   student's function with the check object imported before any student code ran, so a
-   rebound ``show``, an overridden ``showtraceback`` or an edited test cell changes nothing,
-3. calls the hidden checks on the functions exactly as the student's solution cells defined them.
-
-Other locked cells (training, pictures) are skipped: the checks do not need them.
+A notebook's entry in ``HIDDEN`` lists (the student's function, the check called with it);
+``PRELUDE`` names the locked cells besides the set-up cells that the checks after them rely on.
 """
 
-import json
 import math
-import os
-import signal
-import sys
-import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.nn import functional as F
 
-from autograder.core import CheckFailed, Result, graded
-
-# --------------------------------------------------------------------------- the hidden checks
-
-
-def _tensor(value, what):
-    if not torch.is_tensor(value):
-        raise CheckFailed(f"expected {what} as a tensor, got {type(value).__name__}")
-    return value
+from autograder.checks.common import tensor
+from autograder.core import CheckFailed, graded
 
 
 @graded(1)
 def hidden_nearest_code_many(nearest_code) -> str:
     generator = torch.Generator().manual_seed(11)
     z, codebook = torch.randn(300, 8, generator=generator), torch.randn(40, 8, generator=generator) * 2
-    got = _tensor(nearest_code(z.clone(), codebook.clone()), "indices").long()
+    got = tensor(nearest_code(z.clone(), codebook.clone()), "indices").long()
     if not torch.equal(got, torch.cdist(z, codebook).argmin(dim=1)):
         raise CheckFailed("wrong nearest codes on a larger random case")
     return "ok"
@@ -56,7 +35,7 @@ def hidden_vq_losses_no_beta(vq_losses) -> str:
     generator = torch.Generator().manual_seed(12)
     z_e = torch.randn(3, 5, generator=generator).requires_grad_()
     z_q = torch.randn(3, 5, generator=generator).requires_grad_()
-    loss = _tensor(vq_losses(z_e, z_q, 0.0), "the loss")
+    loss = tensor(vq_losses(z_e, z_q, 0.0), "the loss")
     if not torch.allclose(loss.detach().reshape(()), F.mse_loss(z_q, z_e).detach(), rtol=1e-5):
         raise CheckFailed("wrong value with beta = 0")
     return "ok"
@@ -67,7 +46,7 @@ def hidden_attention_without_batch(attention) -> str:
     generator = torch.Generator().manual_seed(21)
     q, k, v = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator), torch.randn(6, 3, generator=generator)
     out, weights = attention(q, k, v)
-    if not torch.allclose(_tensor(out, "the output"), F.scaled_dot_product_attention(q, k, v), atol=1e-5):
+    if not torch.allclose(tensor(out, "the output"), F.scaled_dot_product_attention(q, k, v), atol=1e-5):
         raise CheckFailed("wrong output for (N, d) inputs without batch axes and d_v ≠ d")
     return "ok"
 
@@ -87,7 +66,7 @@ def hidden_multi_head_attention_more_heads(multi_head_attention) -> str:
             linear.bias.zero_()
         x = torch.randn(3, 7, D, generator=generator)
         expected = layer(x)
-    got = _tensor(multi_head_attention(x, *weights, H), "the output")
+    got = tensor(multi_head_attention(x, *weights, H), "the output")
     if not (got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)):
         raise CheckFailed("wrong output with 4 heads of width 4")
     return "ok"
@@ -96,7 +75,7 @@ def hidden_multi_head_attention_more_heads(multi_head_attention) -> str:
 @graded(1)
 def hidden_mask_ratio_per_row(random_token_mask) -> str:
     ratio = torch.tensor([0.0, 0.3, 0.5, 1.0])
-    mask = _tensor(random_token_mask(4, 10, ratio, generator=torch.Generator().manual_seed(31)), "the mask")
+    mask = tensor(random_token_mask(4, 10, ratio, generator=torch.Generator().manual_seed(31)), "the mask")
     if mask.shape != (4, 10) or mask.sum(dim=1).tolist() != [1, 3, 5, 10]:
         raise CheckFailed("wrong counts with one ratio per row, including 0 and 1")
     return "ok"
@@ -107,7 +86,7 @@ def hidden_loss_without_smoothing(masked_token_loss) -> str:
     generator = torch.Generator().manual_seed(32)
     logits, targets = torch.randn(2, 9, 5, generator=generator), torch.randint(0, 5, (2, 9), generator=generator)
     mask = torch.rand(2, 9, generator=generator) < 0.4
-    got = _tensor(masked_token_loss(logits, targets, mask, label_smoothing=0.0), "the loss")
+    got = tensor(masked_token_loss(logits, targets, mask, label_smoothing=0.0), "the loss")
     if not torch.allclose(got.reshape(()), F.cross_entropy(logits[mask], targets[mask]), atol=1e-5):
         raise CheckFailed("wrong loss without label smoothing")
     return "ok"
@@ -122,7 +101,7 @@ def hidden_counts_every_schedule(masked_after_step) -> str:
     for name in SCHEDULES:
         for steps in (1, 3, 12):
             for t in range(steps):
-                got = _tensor(masked_after_step(gamma(name), t, steps, n0.clone()), "the counts").long()
+                got = tensor(masked_after_step(gamma(name), t, steps, n0.clone()), "the counts").long()
                 if not torch.equal(got, decoding.masked_after_step(gamma(name), t, steps, n0)):
                     raise CheckFailed("wrong counts for another schedule or number of steps")
     return "ok"
@@ -161,7 +140,7 @@ def hidden_token_mask_other_factors(token_mask_from_pixels) -> str:
     generator = torch.Generator().manual_seed(51)
     known = torch.rand(3, 32, 32, generator=generator) > 0.02
     for factor in (4, 16):
-        got = _tensor(token_mask_from_pixels(known.clone(), factor), "the token mask")
+        got = tensor(token_mask_from_pixels(known.clone(), factor), "the token mask")
         if not torch.equal(got.bool(), reference(known, factor)):
             raise CheckFailed("wrong token mask for another downsample factor")
     return "ok"
@@ -172,7 +151,7 @@ def hidden_paste_batch(paste_known) -> str:
     generator = torch.Generator().manual_seed(52)
     generated, original = torch.rand(3, 3, 8, 8, generator=generator), torch.rand(3, 3, 8, 8, generator=generator)
     known = torch.rand(3, 8, 8, generator=generator) > 0.5
-    got = _tensor(paste_known(generated, original, known), "the images")
+    got = tensor(paste_known(generated, original, known), "the images")
     if not torch.equal(got, torch.where(known.unsqueeze(1), original, generated)):
         raise CheckFailed("wrong pasting on another batch")
     return "ok"
@@ -200,126 +179,3 @@ PRELUDE = {"04_step_helpers"}
 
 def hidden_max(notebook: str) -> float:
     return float(sum(h.check.points for h in HIDDEN.get(notebook, [])))
-
-
-# --------------------------------------------------------------------------- the runner
-
-
-def _visible_checks() -> dict:
-    """Every graded check of the course by name, taken before any student code runs."""
-    from autograder.checks import attention, decoding, inpainting, mvtm, vq
-
-    checks = {}
-    for module in (vq, attention, mvtm, decoding, inpainting):
-        for name, value in vars(module).items():
-            if name.startswith("check_") and callable(value) and hasattr(value, "points"):
-                checks[name] = value
-    return checks
-
-
-class CellTimeoutError(BaseException):
-    """A student's cell or a check ran past the per-cell time limit (SIGALRM)."""
-
-
-def _alarm(signum, frame):
-    raise CellTimeoutError("no answer before the cell timeout")
-
-
-class _NoShell:
-    """Stands in for ``get_ipython()`` outside a kernel: any attribute is a no-op, any can be set."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def _code(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
-
-
-def _call_check(check, answer, cell_timeout: int) -> Result:
-    """``check(answer)``, interrupted after ``cell_timeout`` s; whatever escapes it scores 0."""
-    try:
-        signal.alarm(cell_timeout)
-        return check(answer)
-    except BaseException as err:  # noqa: BLE001 (graded() turns Exceptions into 0; this catches the rest)
-        return Result(check.__name__, 0, check.points, f"{type(err).__name__}: {err}")
-    finally:
-        signal.alarm(0)
-
-def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
-    """Run the checks of one notebook as described above; returns a JSON-able report.
-
-    With ``cell_timeout`` (seconds, main thread only), each student cell and each check is
-    interrupted after that long, as nbgrader interrupts a cell after ``Execute.timeout``.
-    """
-    import nbformat
-
-    from autograder import tamper
-
-    checks = _visible_checks()
-    notebook = Path(source).stem
-    source_nb = nbformat.read(str(source), as_version=4)
-    sub_nb = nbformat.read(str(submitted), as_version=4)
-    students = {tamper.grade_id(c): c.source for c in sub_nb.cells if tamper.is_solution_cell(c)}
-    namespace = {"__name__": "__main__", "get_ipython": _NoShell}
-    defined, tests, errors = {}, {}, {}
-    if cell_timeout:
-        signal.signal(signal.SIGALRM, _alarm)
-    for cell in source_nb.cells:
-        gid = tamper.grade_id(cell)
-        if cell.cell_type != "code" or gid is None:
-            continue
-        if tamper.is_solution_cell(cell):
-            if gid not in students:
-                continue
-            try:
-                signal.alarm(cell_timeout)
-                exec(compile(_code(students[gid]), f"<{gid}>", "exec"), namespace)
-            except BaseException as err:  # noqa: BLE001 (the student's cell may raise anything, even SystemExit)
-                errors[gid] = f"{type(err).__name__}: {err}"
-            finally:
-                signal.alarm(0)
-            for name in tamper.defined_functions(cell.source):
-                if name in namespace:
-                    defined[name] = namespace[name]
-        elif tamper.is_test_cell(cell):
-            name, answer = tamper.checked_names(cell.source)
-            check = checks.get(name)
-            if check is None:
-                raise RuntimeError(f"{gid}: cannot read which check the test cell calls: {cell.source!r}")
-            if answer not in namespace:
-                result = Result(name, 0, check.points, f"{answer} is not defined (its cell did not run)")
-            else:
-                result = _call_check(check, namespace[answer], cell_timeout)
-            tests[gid] = {"check": name, "points": float(result.points), "max_points": float(result.max_points),
-                          "message": result.message}
-        elif gid.endswith("_setup") or gid in PRELUDE:
-            exec(compile(_code(cell.source), f"<{gid}>", "exec"), namespace)
-    hidden = []
-    for item in HIDDEN.get(notebook, []):
-        if item.answer in defined:
-            result = _call_check(item.check, defined[item.answer], cell_timeout)
-        else:
-            result = Result(item.check.__name__, 0, item.check.points, f"{item.answer} is not defined")
-        hidden.append({"answer": item.answer, "points": float(result.points), "max_points": float(result.max_points)})
-    return {"notebook": notebook, "tests": tests, "hidden": hidden, "errors": errors}
-
-
-def main(argv=None) -> int:
-    submitted, source, out, guard_log, scratch, cell_timeout = (argv or sys.argv[1:])[:6]
-    from autograder import guard
-
-    os.environ["MPLBACKEND"] = "Agg"  # no kernel here to show inline figures
-    report_file = open(out, "w")  # opened before the guard: the only file this process may write outside
-    guard.install([scratch, "/dev"], guard_log)
-    try:
-        report = run(Path(submitted), Path(source), int(cell_timeout))
-    except BaseException:  # noqa: BLE001
-        report = {"crash": traceback.format_exc()[-2000:]}
-    report_file.write(json.dumps(report))
-    report_file.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ limit. It
 4. runs ``nbgrader autograde`` (per-cell ``Execute.timeout``, missing test cells added back)
    and ``nbgrader generate_feedback``, with HOME, TMPDIR and IPYTHONDIR inside the scratch
    folder, the write guard in every kernel (autograder/guard.py), and cwd in the scratch folder,
-5. re-runs every visible check and the hidden checks outside the notebook (autograder/hidden.py),
+5. re-runs every visible check and the hidden checks outside the notebook (autograder/rerun.py),
 6. writes one JSON result: a row per notebook, the per-check messages, the feedback files.
 
 Only the parent reads that result and writes grades.csv, so students never share a gradebook.
@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import guard, tamper
+from autograder.core import Status
 from autograder.release import ASSIGNMENT
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # a giant submitted file once took an nbgrader server down (#874)
@@ -125,62 +126,82 @@ def describe_error(error: str, job: dict) -> str:
     return f"raised {error[:300]}"
 
 
-def assemble(notebook: str, job: dict, grades: dict, outputs: dict, findings, report: dict, refused: list) -> dict:
-    """One notebook's row (and the per-check messages) from everything gathered."""
-    source = nbformat.read(str(Path(job["source"]) / f"{notebook}.ipynb"), as_version=4)
-    penalized = {t for gid in findings.reference_use for t in tamper.tests_of_solution(source).get(gid, [])}
-    notes, checks = list(findings.notes()), []
+def grader_notes(findings, report: dict, job: dict) -> list:
+    """What the static reading found and what went wrong outside the checks (a crash, a cell that raised)."""
+    notes = list(findings.notes())
     if report.get("crash"):
         notes.append("the grader could not re-run the checks outside the notebook: " + report["crash"].strip().splitlines()[-1])
     for gid, error in report.get("errors", {}).items():
         notes.append(f"your cell {gid} {describe_error(error, job)}")
-    shadow = report.get("tests", {})
-    explained = set()  # test cells whose loss a note already explains
-    score = max_score = manual_max = 0.0
-    for gid, grade in grades.items():
-        if grade["kind"] == "manual":
-            manual_max += grade["max_score"]
-            continue
-        max_score += grade["max_score"]
-        points = float(grade["score"] or 0)
-        error, stderr = outputs.get(gid, (None, False))
-        again = shadow.get(gid)
-        message = again["message"] if again else ""
-        if error:
-            why = describe_error(error, job)
-            message = why if not again or again["points"] == again["max_points"] else message
-            if again is None or again["points"] == again["max_points"]:
-                notes.append(f"{gid} {why}")
-                explained.add(gid)
-        elif stderr and points == 0:
-            notes.append(f"{gid} wrote to stderr, which nbgrader scores 0")
-            explained.add(gid)
-            message = "wrote to stderr (a warning or a progress bar?), which nbgrader scores 0"
-        if again is not None and again["points"] < points:
-            notes.append(f"{gid} passed in the notebook but fails when the grader re-runs it: {again['message'][:200]}")
-            explained.add(gid)
-            points = again["points"]
-        if gid in penalized:
-            points, message = 0.0, "uses the reference implementation instead of your own"
-        score += points
-        checks.append({"cell": gid, "check": again["check"] if again else gid, "points": points,
-                       "max_points": grade["max_score"], "message": message})
-    penalized_answers = {name for gid in findings.reference_use for c in source.cells if tamper.grade_id(c) == gid
-                         for name in tamper.defined_functions(c.source)}
-    hidden_score = sum(h["points"] for h in report.get("hidden", []) if h["answer"] not in penalized_answers)
-    status = "graded"
+    return notes
+
+
+def score_test_cell(gid: str, grade: dict, output: tuple, again, job: dict) -> tuple:
+    """(the check's entry, notes) for one test cell: the smaller of nbgrader's score and the re-run's.
+
+    ``output`` is (error text or None, wrote to stderr) from the autograded notebook; ``again``
+    the re-run's result for this cell (None when it has none). A note explains a loss in words
+    the check's own message would not give (a timeout, stderr, a pass that does not hold up).
+    """
+    points, notes = float(grade["score"] or 0), []
+    error, stderr = output
+    message = again["message"] if again else ""
+    if error:
+        why = describe_error(error, job)
+        if again is None or again["points"] == again["max_points"]:
+            message = why
+            notes.append(f"{gid} {why}")
+    elif stderr and points == 0:
+        notes.append(f"{gid} wrote to stderr, which nbgrader scores 0")
+        message = "wrote to stderr (a warning or a progress bar?), which nbgrader scores 0"
+    if again is not None and again["points"] < points:
+        notes.append(f"{gid} passed in the notebook but fails when the grader re-runs it: {again['message'][:200]}")
+        points = again["points"]
+    check = {"cell": gid, "check": again["check"] if again else gid, "points": points, "max_points": grade["max_score"],
+             "message": message}
+    return check, notes
+
+
+def penalize_reference_use(checks: list, source, findings) -> set:
+    """Zero the checks of every TODO that used the reference package; returns the functions those TODOs define."""
+    todos = [c for c in source.cells if tamper.grade_id(c) in findings.reference_use]
+    penalized = {t for c in todos for t in tamper.tests_of_solution(source).get(tamper.grade_id(c), [])}
+    for check in checks:
+        if check["cell"] in penalized:
+            check.update(points=0.0, message="uses the reference implementation instead of your own")
+    return {name for c in todos for name in tamper.defined_functions(c.source)}
+
+
+def status_of(findings, refused: list) -> Status:
     if findings.grader_tampering or refused:
-        status, score, hidden_score = "tampered", 0.0, 0.0
-        for what in refused:
-            notes.append(f"tried to {what} (outside its scratch folder; refused)")
-    elif findings.reference_use:
-        status = "penalized"
+        return Status.TAMPERED
+    return Status.PENALIZED if findings.reference_use else Status.GRADED
+
+
+def assemble(notebook: str, job: dict, grades: dict, outputs: dict, findings, report: dict, refused: list) -> dict:
+    """One notebook's row (and the per-check messages) from everything gathered."""
+    source = nbformat.read(str(Path(job["source"]) / f"{notebook}.ipynb"), as_version=4)
+    notes, checks, explained = grader_notes(findings, report, job), [], set()  # explained: losses a note already gives
+    for gid, grade in grades.items():
+        if grade["kind"] != "manual":
+            check, cell_notes = score_test_cell(gid, grade, outputs.get(gid, (None, False)), report.get("tests", {}).get(gid), job)
+            checks.append(check)
+            notes += cell_notes
+            if cell_notes:
+                explained.add(gid)
+    penalized_answers = penalize_reference_use(checks, source, findings)
+    score = sum((c["points"] for c in checks), 0.0)
+    hidden_score = sum((h["points"] for h in report.get("hidden", []) if h["answer"] not in penalized_answers), 0.0)
+    status = status_of(findings, refused)
+    if status == Status.TAMPERED:
+        score, hidden_score = 0.0, 0.0
+        notes += [f"tried to {what} (outside its scratch folder; refused)" for what in refused]
     lost = [f"{c['cell']}: {c['message']}" for c in checks
             if c["points"] < c["max_points"] and c["message"] and c["cell"] not in explained]
-    reason = "; ".join(notes + lost)
-    return {"notebook": notebook, "status": status, "score": score, "max_score": max_score,
-            "hidden_score": float(hidden_score), "hidden_max": job["hidden_max"].get(notebook, 0.0), "manual_max": manual_max,
-            "reason": reason or "all checks passed", "checks": checks}
+    return {"notebook": notebook, "status": status, "score": score, "max_score": sum((c["max_points"] for c in checks), 0.0),
+            "hidden_score": hidden_score, "hidden_max": job["hidden_max"].get(notebook, 0.0),
+            "manual_max": sum((g["max_score"] for g in grades.values() if g["kind"] == "manual"), 0.0),
+            "reason": "; ".join(notes + lost) or "all checks passed", "checks": checks}
 
 
 def say(message: str) -> None:
@@ -232,18 +253,18 @@ def grade(job: dict) -> dict:
     attributed = any(refused for _, refused in reports.values())
     for name in notebooks:
         if name not in job["files"]:
-            rows[name] = {"notebook": name, "status": "missing", "reason": "not submitted"}
+            rows[name] = {"notebook": name, "status": Status.MISSING, "reason": "not submitted"}
         elif name in problems:
-            rows[name] = {"notebook": name, "status": "error", "reason": problems[name]}
+            rows[name] = {"notebook": name, "status": Status.ERROR, "reason": problems[name]}
         elif name not in grades or not (course / "autograded" / student / ASSIGNMENT / f"{name}.ipynb").exists():
             text = log.read_text(errors="replace") if log.exists() else ""
             if "CellTimeoutError" in text:  # nbclient gives up on the whole submission when the interrupt is ignored
-                rows[name] = {"notebook": name, "status": "timeout", "reason": (
+                rows[name] = {"notebook": name, "status": Status.TIMEOUT, "reason": (
                     f"a cell ran past the cell timeout ({job['cell_timeout']} s) and ignored the interrupt, so nbgrader "
                     f"gave up on this submission")}
             else:
                 errors = [line for line in text.splitlines() if "[AutogradeApp | ERROR]" in line][:2]
-                rows[name] = {"notebook": name, "status": "error",
+                rows[name] = {"notebook": name, "status": Status.ERROR,
                               "reason": f"nbgrader could not grade it: {' '.join(errors)[:300] or text.strip()[-300:]}"}
         else:
             report, refused = reports[name]
@@ -261,7 +282,7 @@ def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: d
     """Start the hidden checks and the re-run of the visible ones in a fresh guarded process."""
     hidden_log = scratch.parent / f"guard-{source.stem}.log"  # both outside the scratch folder: the student
     result = scratch.parent / f"hidden-{source.stem}.json"  # can write neither
-    command = [sys.executable, "-m", "autograder.hidden", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
+    command = [sys.executable, "-m", "autograder.rerun", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
                str(job["cell_timeout"])]
     # the runner's cwd is a copy of the submission folder, as the kernel's is the autograded one
     cwd = scratch / "course" / "hidden" / source.stem

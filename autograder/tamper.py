@@ -8,7 +8,7 @@
   the whole notebook scores 0 and is reported as tampered.
 
 Everything here is static (``ast``), so it cannot be fooled by what the code does at run time;
-the hidden-check runner re-runs the checks outside the notebook for that (autograder/hidden.py).
+the hidden-check runner re-runs the checks outside the notebook for that (autograder/rerun.py).
 """
 
 import ast

@@ -20,9 +20,8 @@ from torch.nn import functional as F
 
 from maskgit_lab.attention import MultiHeadAttention
 from maskgit_lab.configs import get_config
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.decoding import iterative_decode
-from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
+from maskgit_lab.decoding import DecodeSettings, iterative_decode
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import MVTMTrainConfig, accumulate_gradients
@@ -47,22 +46,22 @@ def token_masks_of_test_set(root=DEFAULT_ROOT, limit=None, downsample: int = 8) 
     return token_mask_from_pixels(load_test_batch(root, limit)["known"], downsample)
 
 
-def bench_decode(quick: bool = False, steps: int = 8) -> dict:
+def bench_decode(quick: bool = False, settings: DecodeSettings = DecodeSettings()) -> dict:
     cfg = get_config("default").transformer
     model = BidirectionalTransformer(cfg).eval()
     token_mask = token_masks_of_test_set(limit=16 if quick else None)
     tokens = torch.randint(cfg.num_codes, token_mask.shape, generator=torch.Generator().manual_seed(0))
 
     def batched():
-        iterative_decode(model, tokens, token_mask, steps, generator=torch.Generator().manual_seed(0))
+        iterative_decode(model, tokens, token_mask, settings, generator=torch.Generator().manual_seed(0))
 
     def one_by_one():
         generator = torch.Generator().manual_seed(0)
         for i in range(tokens.shape[0]):
-            iterative_decode(model, tokens[i : i + 1], token_mask[i : i + 1], steps, generator=generator)
+            iterative_decode(model, tokens[i : i + 1], token_mask[i : i + 1], settings, generator=generator)
 
     t_batched, t_loop = best_time(batched, 1), best_time(one_by_one, 1)
-    return {"name": f"decode {tokens.shape[0]} test images, T={steps}", "fast": t_batched, "slow": t_loop,
+    return {"name": f"decode {tokens.shape[0]} test images, {settings.label}", "fast": t_batched, "slow": t_loop,
             "ratio": t_loop / t_batched, "target": "batched ≥ 20× faster than per-image"}
 
 
@@ -120,17 +119,16 @@ def bench_train(quick: bool = False, config: str = "default", batch_size: int = 
 
 
 def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
-    """Seconds to inpaint the test set (cosine, T=8) and to extract its Inception features."""
-    from maskgit_lab.checkpoint import load_pair
-    from maskgit_lab.cli import DEFAULT_MVTM, DEFAULT_VQ
+    """Seconds to inpaint the test set (the default ``DecodeSettings``) and to extract its Inception features."""
+    from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ, load_pair
     from maskgit_lab.evaluate import inpaint_batched
     from maskgit_lab.fid import inception_features, load_extractor
 
-    tokenizer, model = load_pair(vq or DEFAULT_VQ, mvtm or DEFAULT_MVTM, device=default_device())
+    tokenizer, model = load_pair(vq or SHIPPED_VQ, mvtm or SHIPPED_MVTM, device=default_device())
     test = load_test_batch(DEFAULT_ROOT, limit=8 if quick else None)
     extractor = load_extractor()
     start = time.perf_counter()
-    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], progress=False, steps=8)
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], progress=False)
     _sync(model.pos_emb.device)
     decode = time.perf_counter() - start
     start = time.perf_counter()

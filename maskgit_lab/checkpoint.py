@@ -3,7 +3,7 @@
 A file holds {"format", "kind" ("vq" | "mvtm"), "config" (the dataclass as a dict),
 "state_dict", "meta" (how it was trained)}. Loading rebuilds the model from the stored
 config, so there is nothing to get wrong by hand; when the caller expects a config,
-every differing field is named in the error.
+every differing field is named in the error. ``load_shipped`` loads the course's trained pair.
 """
 
 import hashlib
@@ -17,7 +17,9 @@ from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.vq import VQConfig, VQTokenizer
 
 FORMAT = "maskgit-lab/1"
-SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"  # the course's trained vq.pt, mvtm.pt
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"  # the course's trained models
+SHIPPED_VQ = SHIPPED_CHECKPOINTS / "vq.pt"
+SHIPPED_MVTM = SHIPPED_CHECKPOINTS / "mvtm.pt"
 KINDS = {"vq": (VQConfig, VQTokenizer), "mvtm": (TransformerConfig, BidirectionalTransformer)}
 
 
@@ -105,3 +107,8 @@ def load_pair(vq_path, mvtm_path, device="cpu", expect=None):
             f"K={vq.num_codes}, N={vq.num_tokens}; use the transformer trained on this tokenizer"
         )
     return tokenizer, model
+
+
+def load_shipped(device="cpu"):
+    """The course's trained tokenizer and transformer (``SHIPPED_VQ``, ``SHIPPED_MVTM``)."""
+    return load_pair(SHIPPED_VQ, SHIPPED_MVTM, device=device)

@@ -10,14 +10,12 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
 
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS
+from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ
 from maskgit_lab.configs import CONFIGS
 from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.vq import ENCODERS
-
-DEFAULT_VQ = SHIPPED_CHECKPOINTS / "vq.pt"
-DEFAULT_MVTM = SHIPPED_CHECKPOINTS / "mvtm.pt"
 
 
 def _flag_type(value):
@@ -59,12 +57,12 @@ def _model_args(parser):
 
 
 def _decode_args(parser):
-    parser.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
-    parser.add_argument("--mvtm", type=Path, default=DEFAULT_MVTM, help="transformer checkpoint")
-    parser.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
-    parser.add_argument("--steps", "-T", type=step_count, default=8, help="decoding steps T (≥ 1)")
-    parser.add_argument("--temperature", type=float, default=4.5, help="Gumbel noise scale τ (annealed)")
-    parser.add_argument("--sweet-spot", type=int, default=None, help="stop after this many of the T steps")
+    parser.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
+    parser.add_argument("--mvtm", type=Path, default=SHIPPED_MVTM, help="transformer checkpoint")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), default=DecodeSettings.schedule)
+    parser.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps, help="decoding steps T (≥ 1)")
+    parser.add_argument("--temperature", type=float, default=DecodeSettings.temperature, help="Gumbel noise scale τ (annealed)")
+    parser.add_argument("--sweet-spot", type=int, default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
@@ -116,8 +114,8 @@ def cmd_inpaint(args):
     from maskgit_lab.configs import get_config
     from maskgit_lab.evaluate import inpaint_test_set
 
-    out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, schedule=args.schedule, steps=args.steps,
-                           temperature=args.temperature, sweet_spot=args.sweet_spot, seed=args.seed,
+    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot)
+    out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, settings, seed=args.seed,
                            batch_size=args.batch_size, limit=args.limit, config=get_config(args.config),
                            fused_attention=args.fused_attention)
     print(f"wrote {out}")
@@ -145,7 +143,7 @@ def cmd_score_tokenizer(args):
 
 def cmd_modelability(args):
     from maskgit_lab.checkpoint import load_model
-    from maskgit_lab.evaluate import load_test_batch
+    from maskgit_lab.data import load_test_batch
     from maskgit_lab.modelability import diagnose_tokenizer, probe
 
     tokenizer = load_model(args.vq, "vq")
@@ -174,8 +172,8 @@ def cmd_bench(args):
 def cmd_demo(args):
     from maskgit_lab.demo import run_demo
 
-    run_demo(args.out, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows, steps=args.steps,
-             schedule=args.schedule, full=args.full, limit=args.limit)
+    run_demo(args.out, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows,
+             settings=DecodeSettings(schedule=args.schedule, steps=args.steps), full=args.full, limit=args.limit)
     return 0
 
 
@@ -207,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-mvtm", help="train the transformer with masked visual token modeling (stage 2)")
     _model_args(p)
     add_dataclass_args(p, MVTMTrainConfig)
-    p.add_argument("--tokenizer", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint to train on")
+    p.add_argument("--tokenizer", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint to train on")
     p.add_argument("--run-dir", type=Path, default=Path("runs/mvtm"))
     p.add_argument("--resume", action="store_true")
     p.add_argument("--export", type=Path)
@@ -226,13 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fid)
 
     p = sub.add_parser("score-tokenizer", help="FID of the tokenizer floor against gray and white fill")
-    p.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
+    p.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
     p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
     p.set_defaults(func=cmd_score_tokenizer)
 
     p = sub.add_parser("modelability", help="can a transformer predict this tokenizer's tokens? (diagnostics)")
-    p.add_argument("--vq", type=Path, default=DEFAULT_VQ, help="tokenizer checkpoint")
+    p.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
     p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
     p.add_argument("--probe-steps", type=int, default=0,
@@ -249,14 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="inpaint test images and save figures")
     p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
-    p.add_argument("--vq", type=Path, default=DEFAULT_VQ)
-    p.add_argument("--mvtm", type=Path, default=DEFAULT_MVTM)
+    p.add_argument("--vq", type=Path, default=SHIPPED_VQ)
+    p.add_argument("--mvtm", type=Path, default=SHIPPED_MVTM)
     p.add_argument("--out", type=Path, default=Path("artifacts/demo"))
     p.add_argument("--rows", type=int, default=6, help="test images to show")
     p.add_argument("--full", action="store_true", help="score every schedule × T and the sweet spot (slow)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N test images")
-    p.add_argument("--steps", "-T", type=step_count, default=8, help="decoding steps T (≥ 1)")
-    p.add_argument("--schedule", choices=list(SCHEDULES), default="cosine")
+    p.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps, help="decoding steps T (≥ 1)")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default=DecodeSettings.schedule)
     p.set_defaults(func=cmd_demo)
     return parser
 

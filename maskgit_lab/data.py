@@ -5,7 +5,11 @@ What this module holds, in reading order:
 * loaders that check their input at the edge: ``load_image`` (RGB → (3, 64, 64) float in
   [-1, 1]) and ``load_mask`` (white/black → (64, 64) bool, True = known pixel);
 * ``ImageFolder``: the training images, ``root/<split>/*.png|*.jpg``;
-* ``InpaintingTestSet``: masked image + mask (+ ground truth) triples;
+* images ⇄ tensors: ``to_tensor`` (uint8 → float), ``to_uint8`` (float → uint8, as a PNG
+  save rounds), ``to_numpy_image`` (one image for matplotlib and PIL);
+* ``InpaintingTestSet``: masked image + mask (+ ground truth) triples, and
+  ``load_test_batch``: the whole set as stacked tensors (``take`` a subset, ``evenly_spaced``
+  indices for a varied one);
 * ``prepare``: rebuilds ``data/emoji`` byte for byte from the npm package
   ``emoji-datasource-google@16.0.0`` (Noto emoji, Apache-2.0; data MIT), and ``verify``,
   which checks the shipped files against ``MANIFEST.sha256``.
@@ -116,9 +120,40 @@ def load_image(path: PathLike) -> torch.Tensor:
     return to_tensor(np.asarray(img, dtype=np.uint8))
 
 
+# --- images ⇄ tensors: the one place pixels change representation ---------------------------
+
+ImageBatch = Union[torch.Tensor, np.ndarray]
+
+
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) → float (3, H, W) in [-1, 1]: 0 → -1, 255 → 1."""
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def to_uint8(images: ImageBatch) -> torch.Tensor:
+    """Check an (N, 3, H, W) batch and return it as uint8; floats in [-1, 1] are rounded."""
+    x = torch.as_tensor(images).detach().cpu()
+    if x.ndim != 4 or x.shape[1] != 3:
+        hint = " (channels last? use .permute(0, 3, 1, 2))" if x.ndim == 4 and x.shape[-1] == 3 else ""
+        raise ValueError(f"images must be (N, 3, H, W); got shape {tuple(x.shape)}{hint}")
+    if x.shape[0] == 0:
+        raise ValueError("no images given: the batch is empty")
+    if x.dtype == torch.uint8:
+        return x
+    if not x.is_floating_point():
+        raise TypeError(f"images must be uint8 in [0, 255] or float in [-1, 1]; got dtype {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or inf")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -2 or hi > 2:  # clearly not [-1, 1]; a little overshoot is clipped like a PNG save
+        raise ValueError(f"float images must lie in [-1, 1]; got values in [{lo:.3g}, {hi:.3g}] (pass uint8 for 0..255)")
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """(3, S, S) in [-1, 1] → (S, S, 3) uint8, rounded exactly as FID sees it."""
+    return to_uint8(image.unsqueeze(0))[0].permute(1, 2, 0).numpy()
+
 
 
 def _mask_values(img: Image.Image, path: PathLike) -> np.ndarray:
@@ -284,6 +319,35 @@ class InpaintingTestSet(Dataset):
     def __getitem__(self, i: int) -> dict:
         return dict(name=self.masked[i].stem, masked=load_image(self.masked[i]),
                     mask=load_mask(self.masks[i]), gt=self._gt(i))
+
+
+def load_test_batch(root: PathLike = DEFAULT_ROOT, limit: Optional[int] = None, needs_gt: Optional[str] = None) -> dict:
+    """The test set as tensors: names, masked (M, 3, S, S), known (M, S, S), gt or None.
+
+    ``needs_gt`` says why the ground truth is required; without it, a missing one raises.
+    """
+    test = InpaintingTestSet(root)
+    items = [test[i] for i in range(len(test) if limit is None else min(limit, len(test)))]
+    gts = [item["gt"] for item in items]
+    if needs_gt and any(g is None for g in gts):
+        raise FileNotFoundError(f"{root} has no test ground truth (test_gt/), {needs_gt}")
+    return {
+        "names": [item["name"] for item in items],
+        "masked": torch.stack([item["masked"] for item in items]),
+        "known": torch.stack([item["mask"] for item in items]),
+        "gt": None if any(g is None for g in gts) else torch.stack(gts),
+    }
+
+
+def evenly_spaced(count: int, total: int) -> torch.Tensor:
+    """``count`` indices spread over ``total`` items: the test set is sorted by code point (flags first)."""
+    return torch.linspace(0, total - 1, count).long()
+
+
+def take(batch: dict, index) -> dict:
+    """The items ``index`` of a ``load_test_batch`` dict: tensors indexed, the list of names picked."""
+    return {key: None if value is None else [value[i] for i in index] if isinstance(value, list) else value[index]
+            for key, value in batch.items()}
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Start from the known tokens and n₀ unknown ones (per image). At step t = 0 …
      n_t = floor(γ((t+1)/T)·n₀) least confident ones (at least 1 while t < T−1).
 Known tokens are never changed nor re-masked, and a token decoded at one step stays.
 Counts come from n₀, the unknowns at the start — not from the tokens masked right now.
-``decode_step`` is one such step (the exercise of notebook 04); ``iterative_decode`` loops it.
+``decode_step`` is one such step (the exercise of notebook 04); ``iterative_decode`` loops it
+with the step it is given. ``DecodeSettings`` holds γ, T, τ and the sweet spot, and its defaults
+are the course's one default decode setting: every command, figure and check starts from it.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +19,33 @@ from typing import Callable, Optional
 import torch
 
 from maskgit_lab.schedules import gamma
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k.
+
+    ``sweet_spot=k`` stops after k of the T steps and fills every token still masked then.
+    """
+
+    schedule: str = "cosine"
+    steps: int = 8
+    temperature: float = 4.5
+    sweet_spot: Optional[int] = None
+
+    def __post_init__(self):
+        gamma(self.schedule)  # refuses an unknown name with the list of valid ones
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps (T) must be an integer ≥ 1, got {self.steps!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
+        if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.steps:
+            raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
+
+    @property
+    def label(self) -> str:
+        """The row name in quality tables: ``cosine T=8``, ``cubic T=12 stop@4``."""
+        return f"{self.schedule} T={self.steps}" + (f" stop@{self.sweet_spot}" if self.sweet_spot else "")
 
 
 @dataclass
@@ -87,9 +116,9 @@ def decode_step(
     return filled.masked_fill(new_mask, mask_id), new_mask
 
 
-def _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot):
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps (T) must be an integer ≥ 1, got {steps!r}")
+def _check_inputs(model, tokens, token_mask, settings):
+    if not isinstance(settings, DecodeSettings):
+        raise TypeError(f"settings must be a DecodeSettings, e.g. DecodeSettings(steps=12), got {type(settings).__name__}")
     if tokens.dim() != 2 or token_mask.shape != tokens.shape:
         raise ValueError(
             f"tokens and token_mask must both be (B, N); got {tuple(tokens.shape)} and "
@@ -97,10 +126,6 @@ def _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot):
         )
     if token_mask.dtype != torch.bool:
         raise TypeError(f"token_mask must be bool (True = unknown), got {token_mask.dtype}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0, got {temperature}")
-    if sweet_spot is not None and not 1 <= sweet_spot <= steps:
-        raise ValueError(f"sweet_spot must be between 1 and steps={steps}, got {sweet_spot}")
     known = tokens[~token_mask]
     if known.numel() and (known.min() < 0 or known.max() >= model.mask_id):
         raise ValueError(f"known tokens must be codebook indices in [0, {model.mask_id})")
@@ -111,33 +136,33 @@ def iterative_decode(
     model,
     tokens: torch.Tensor,
     token_mask: torch.Tensor,
-    steps: int,
-    schedule: str = "cosine",
-    temperature: float = 4.5,
+    settings: DecodeSettings = DecodeSettings(),
     generator: Optional[torch.Generator] = None,
     return_history: bool = False,
-    sweet_spot: Optional[int] = None,
+    step: Callable = decode_step,
 ):
-    """Fill the True positions of ``token_mask`` in ``tokens`` (B, N) in ``steps`` steps.
+    """Fill the True positions of ``token_mask`` in ``tokens`` (B, N) as ``settings`` say.
 
-    ``sweet_spot=S`` stops after S of the T steps (the lab's partial decoding) and fills
-    the still-masked tokens with that step's samples. Returns (B, N) codes, and the
-    ``DecodeHistory`` too when ``return_history``.
+    A sweet spot k stops after k of the T steps (the lab's partial decoding) and fills the
+    still-masked tokens with that step's samples. ``step`` is called as ``decode_step`` is
+    (a student's step, for grading). Returns (B, N) codes, and the ``DecodeHistory`` too
+    when ``return_history``.
     """
-    _check_inputs(model, tokens, token_mask, steps, temperature, sweet_spot)
-    gamma_fn = gamma(schedule)
+    _check_inputs(model, tokens, token_mask, settings)
+    steps, temperature = settings.steps, settings.temperature
+    gamma_fn = gamma(settings.schedule)
     was_training = model.training
     model.eval()
     mask = token_mask.clone()
     n0 = mask.sum(dim=1).cpu()  # (B,) unknowns at the start: every count derives from these
     current = tokens.masked_fill(mask, model.mask_id)
     history = DecodeHistory()
-    last_step = steps if sweet_spot is None else sweet_spot
+    last_step = steps if settings.sweet_spot is None else settings.sweet_spot
     for t in range(last_step):
         logits = model(current)  # (B, N, K)
         # The last step taken (the T-th, or the sweet spot) fills everything still masked.
-        current, mask = decode_step(logits, current, mask, n0, t, steps, gamma_fn, temperature, model.mask_id, generator,
-                                    fill_all=t == last_step - 1)
+        current, mask = step(logits, current, mask, n0, t, steps, gamma_fn, temperature, model.mask_id, generator,
+                             fill_all=t == last_step - 1)
         if return_history:
             history.tokens.append(current.clone())
             history.masks.append(mask.clone())

@@ -13,8 +13,8 @@ import torch
 
 from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.configs import get_config
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
+from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.inpaint import inpaint
 from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
 from maskgit_lab.quality import (
@@ -24,6 +24,7 @@ from maskgit_lab.quality import (
     maskgit_rows,
     summarize,
     test_set_scorer,
+    write_rows,
 )
 from maskgit_lab.train import (
     MVTMTrainConfig,
@@ -61,20 +62,19 @@ SWEET_SPOT_T = 12
 BASELINE_CACHE = "baselines.json"  # beside the tokenizer checkpoint
 
 
-def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps: int, full: bool,
+def score_test_set(tokenizer, model, out: Path, data_root, settings: DecodeSettings, full: bool,
                    limit=None, extractor=None, baseline_cache=None) -> dict:
-    """The quality table on the test set; prints the headline and writes quality.md / .png.
+    """The quality table on the test set; prints the headline and writes quality.md / .json / .png.
 
     ``baseline_cache``: a JSON file that keeps the fill and floor rows (see ``quality.baseline_rows``).
     """
     scorer, test = test_set_scorer(data_root, limit, extractor)
     rows = baseline_rows(scorer, tokenizer, baseline_cache)
-    settings = full_settings() if full else [dict(schedule=schedule, steps=steps)]
-    rows += maskgit_rows(scorer, tokenizer, model, test["masked"], settings)
+    rows += maskgit_rows(scorer, tokenizer, model, test["masked"], full_settings() if full else [settings])
     summary = summarize(rows)
     if full:
         best = summary["best"]["schedule"]
-        sweet = [dict(schedule=best, steps=SWEET_SPOT_T, sweet_spot=s) for s in range(2, SWEET_SPOT_T, 2)]
+        sweet = [DecodeSettings(best, SWEET_SPOT_T, sweet_spot=s) for s in range(2, SWEET_SPOT_T, 2)]
         rows += maskgit_rows(scorer, tokenizer, model, test["masked"], sweet)
         summary = summarize(rows)
     best = summary["best"]
@@ -84,11 +84,12 @@ def score_test_set(tokenizer, model, out: Path, data_root, schedule: str, steps:
     table = markdown_table(rows)
     print(table)
     (out / "quality.md").write_text(table + "\n")
+    write_rows(rows, out / "quality.json")
     quality_bars(rows, out / "quality.png", summary["ceiling"], summary["floor"])
     return {"rows": rows, **summary}
 
 
-def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, steps: int = 8, schedule: str = "cosine",
+def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, settings: DecodeSettings = DecodeSettings(),
              full: bool = False, limit=None, extractor=None):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,17 +103,17 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, ste
     tokenizer, model = load_pair(vq, mvtm, device=default_device())
     test = load_test_batch(data_root, limit=rows)
     device = next(model.parameters()).device
-    result, history = inpaint(tokenizer, model, test["masked"].to(device), test["known"].to(device), steps=steps,
-                              schedule=schedule, generator=torch.Generator().manual_seed(0), return_history=True)
+    result, history = inpaint(tokenizer, model, test["masked"].to(device), test["known"].to(device), settings,
+                              generator=torch.Generator().manual_seed(0), return_history=True)
     truth = test["gt"] if test["gt"] is not None else test["masked"]
     figures = [
         decoding_grid(tokenizer, test["masked"], history, result.cpu(), truth, out / "decoding_steps.png"),
         image_grid([test["masked"], result.cpu(), truth], ["masked", "inpainted", "ground truth"], out / "inpainted.png"),
-        gamma_figure(out / "schedules.png", steps=steps, n0=tokenizer.cfg.num_tokens),
+        gamma_figure(out / "schedules.png", steps=settings.steps, n0=tokenizer.cfg.num_tokens),
     ]
     if trained:
         cache = Path(vq).parent / BASELINE_CACHE if limit is None else None  # whole test sets only
-        score_test_set(tokenizer, model, out, data_root, schedule, steps, full, limit, extractor, cache)
+        score_test_set(tokenizer, model, out, data_root, settings, full, limit, extractor, cache)
         figures.append(out / "quality.png")
     for path in figures:
         print(f"saved {path}")

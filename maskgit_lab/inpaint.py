@@ -5,12 +5,12 @@ pixel mask → token mask (a token is unknown if any pixel of its f×f patch is 
 → VQ decoder → the known pixels pasted back from the input, so only the hole changes.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.decoding import iterative_decode
+from maskgit_lab.decoding import DecodeSettings, decode_step, iterative_decode
 
 
 def token_mask_from_pixels(known: torch.Tensor, downsample: int) -> torch.Tensor:
@@ -44,23 +44,21 @@ def inpaint(
     model,
     images: torch.Tensor,
     known: torch.Tensor,
-    steps: int = 8,
-    schedule: str = "cosine",
-    temperature: float = 4.5,
+    settings: DecodeSettings = DecodeSettings(),
     generator: Optional[torch.Generator] = None,
     paste: bool = True,
-    sweet_spot: Optional[int] = None,
     return_history: bool = False,
+    step: Callable = decode_step,
 ):
-    """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S)."""
+    """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S).
+
+    ``settings`` and ``step`` go to ``iterative_decode`` unchanged.
+    """
     check_pair(images, known)
     tokenizer.eval()
     tokens = tokenizer.encode(images)  # (B, N)
     token_mask = token_mask_from_pixels(known, tokenizer.cfg.downsample).to(tokens.device)
-    decoded = iterative_decode(
-        model, tokens, token_mask, steps, schedule, temperature, generator,
-        return_history=return_history, sweet_spot=sweet_spot,
-    )
+    decoded = iterative_decode(model, tokens, token_mask, settings, generator, return_history=return_history, step=step)
     codes, history = decoded if return_history else (decoded, None)
     output = tokenizer.decode(codes)
     if paste:

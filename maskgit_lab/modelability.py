@@ -25,7 +25,8 @@ from maskgit_lab.checkpoint import load_model
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.inpaint import token_mask_from_pixels
-from maskgit_lab.train import MVTMTrainConfig, encode_all, train_mvtm
+from maskgit_lab.train import MVTMTrainConfig, train_mvtm
+from maskgit_lab.vq import encode_all
 
 
 def entropy_bits(counts: torch.Tensor) -> float:

@@ -6,15 +6,15 @@ history, the schedule functions); nothing here recomputes the algorithm.
 
 import csv
 from pathlib import Path
+from typing import Optional
 
-import numpy as np
 import torch
 from matplotlib.figure import (
     Figure,  # no pyplot: works headless and leaves notebook backends alone
 )
 
-from maskgit_lab.decoding import masked_after_step
-from maskgit_lab.fid import to_uint8
+from maskgit_lab.data import to_numpy_image
+from maskgit_lab.decoding import DecodeSettings, masked_after_step
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 
@@ -24,11 +24,6 @@ def save(fig: Figure, path) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return Path(path)
-
-
-def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """(3, S, S) in [-1, 1] → (S, S, 3) uint8, rounded exactly as FID sees it."""
-    return to_uint8(image.unsqueeze(0))[0].permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
@@ -61,7 +56,7 @@ def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int
     return save(fig, path)
 
 
-def gamma_figure(path, steps: int = 8, n0: int = 64):
+def gamma_figure(path, steps: int = DecodeSettings.steps, n0: int = 64):
     """γ(r) for every schedule, and the tokens still masked after each of T steps."""
     fig = Figure(figsize=(10, 4))
     left, right = fig.subplots(1, 2)
@@ -106,8 +101,11 @@ def quality_bars(rows: list, path, ceiling: float, floor: float):
     return save(fig, path)
 
 
-def training_curves(log_csv, path, columns: list):
-    """One panel per column of a run's ``log.csv`` against the step."""
+def training_curves(log_csv, path, columns: list, guides: Optional[dict] = None):
+    """One panel per column of a run's ``log.csv`` against the step.
+
+    ``guides`` maps a column to (value, label): a dashed reference line, e.g. the loss of a uniform guess.
+    """
     with open(log_csv) as f:
         rows = list(csv.DictReader(f))
     steps = [int(row["step"]) for row in rows]
@@ -115,6 +113,10 @@ def training_curves(log_csv, path, columns: list):
     axes = fig.subplots(1, len(columns), squeeze=False)[0]
     for ax, column in zip(axes, columns):
         ax.plot(steps, [float(row[column]) for row in rows], marker=".")
+        if column in (guides or {}):
+            value, label = guides[column]
+            ax.axhline(value, color="gray", linestyle="--", label=label)
+            ax.legend(fontsize=8)
         ax.set(xlabel="step", title=column)
         ax.grid(alpha=0.3)
     return save(fig, path)

@@ -13,11 +13,14 @@ Inception features cost most of the time on a CPU, so nothing is scored twice: a
 remembers the features of every image set it has seen (T = 1 decodes the same for every
 schedule), and the baseline rows, which depend only on the tokenizer and the test set, can be
 kept in a JSON file keyed by the extractor, the test images and the tokenizer's weights.
+
+The rows themselves travel as JSON (``write_rows`` / ``read_rows``): ``make demo`` writes
+``quality.json`` beside ``quality.md``, and notebook 05 reads the rows back from it.
 """
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,8 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from maskgit_lab.checkpoint import weights_hash
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import inpaint_batched, load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch, to_uint8
+from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.evaluate import inpaint_batched
 from maskgit_lab.fid import (
     DEFAULT_STATS_CACHE,
     DEFAULT_TEST_DIR,
@@ -37,12 +41,11 @@ from maskgit_lab.fid import (
     load_extractor,
     reference_stats,
     statistics,
-    to_uint8,
 )
 from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
 from maskgit_lab.metrics import psnr_hole, ssim_hole
 from maskgit_lab.schedules import SCHEDULES
-from maskgit_lab.train import encode_all
+from maskgit_lab.vq import encode_all
 
 FILLS = {"gray fill": 0.0, "white fill": 1.0}  # pixel values in [-1, 1]
 
@@ -130,24 +133,23 @@ def baseline_rows(scorer: Scorer, tokenizer, cache: Optional[Path] = None) -> li
     return rows
 
 
-def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[dict], seed: int = 0,
+def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[DecodeSettings], seed: int = 0,
                  batch_size: int = 64) -> list:
-    """One row per decoding setting, e.g. ``dict(schedule="cosine", steps=8)``."""
+    """One row per decoding setting, named by its label; the row holds the setting's fields too."""
     target_codes = encode_all(tokenizer, scorer.gt)
     token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
     rows = []
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
-        images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, batch_size, seed,
-                                        progress=False, return_codes=True, **setting)
-        label = f"{setting['schedule']} T={setting['steps']}"
-        if setting.get("sweet_spot"):
-            label += f" stop@{setting['sweet_spot']}"
-        rows.append(scorer(label, images, token_acc=token_accuracy(codes, target_codes, token_mask), **setting))
+        images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, setting, batch_size, seed,
+                                        progress=False, return_codes=True)
+        rows.append(scorer(setting.label, images, token_acc=token_accuracy(codes, target_codes, token_mask),
+                           **asdict(setting)))
     return rows
 
 
 def full_settings(schedules=tuple(SCHEDULES), steps=(1, 4, 8, 12)) -> list:
-    return [dict(schedule=s, steps=t) for s in schedules for t in steps]
+    """Every schedule × T, at the default temperature."""
+    return [DecodeSettings(schedule=s, steps=t) for s in schedules for t in steps]
 
 
 def summarize(rows: list) -> dict:
@@ -160,6 +162,34 @@ def summarize(rows: list) -> dict:
     for row in rows:
         row["gap_closed"] = gap_closed(ceiling, floor, row["fid"])
     return {"ceiling": ceiling, "floor": floor, "best": best}
+
+
+ROW_FIELDS = ("method", "fid", "kid", "psnr_hole", "ssim_hole")  # every row has these; decoded rows add more
+
+
+def write_rows(rows: list, path) -> Path:
+    """The rows as a JSON list of objects (a decoded row keeps its setting's fields)."""
+    Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+    return Path(path)
+
+
+def read_rows(path) -> list:
+    """Rows written by ``write_rows``; a file of anything else is refused, naming what is missing."""
+    rows = json.loads(Path(path).read_text())
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"{path} is not a list of quality rows; write it with maskgit_lab.quality.write_rows")
+    for row in rows:
+        missing = [name for name in ROW_FIELDS if name not in row]
+        if missing:
+            raise ValueError(f"{path}: row {row.get('method', '?')!r} has no {', '.join(missing)}; "
+                             f"re-run `python -m maskgit_lab demo` to write the table again")
+    return rows
+
+
+def covers_grid(rows: list) -> bool:
+    """True when the decoded rows span more than one schedule and more than one T (``demo --full``)."""
+    grid = {(row["schedule"], row["steps"]) for row in rows if row.get("schedule") and not row.get("sweet_spot")}
+    return len({s for s, _ in grid}) > 1 and len({t for _, t in grid}) > 1
 
 
 def markdown_table(rows: list) -> str:

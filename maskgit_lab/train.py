@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint
-from maskgit_lab.data import DEFAULT_ROOT, ImageFolder
+from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, load_test_batch
 from maskgit_lab.discriminator import (
     PatchDiscriminator,
     adaptive_weight,
@@ -34,12 +34,11 @@ from maskgit_lab.discriminator import (
     hinge_d_loss,
     hinge_g_loss,
 )
-from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.mvtm import mixed_training_mask, mvtm_loss, training_mask
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.utils import default_device, set_seed
-from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer
+from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer, encode_all
 
 
 @dataclass
@@ -259,13 +258,6 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
         if (step + 1) % tcfg.save_every == 0 or last:
             _save_state(run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg))
     return run_dir
-
-
-@torch.no_grad()
-def encode_all(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    tokenizer.eval()
-    device = next(tokenizer.parameters()).device
-    return torch.cat([tokenizer.encode(chunk.to(device)).cpu() for chunk in images.split(batch_size)])
 
 
 @torch.no_grad()

@@ -259,3 +259,11 @@ class VQTokenizer(nn.Module):
     @torch.no_grad()
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.lookup(indices, self.cfg.grid_size)).clamp(-1, 1)
+
+
+@torch.no_grad()
+def encode_all(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Tokens (M, N) of any number of images (M, 3, S, S), ``batch_size`` at a time, on the CPU."""
+    tokenizer.eval()
+    device = next(tokenizer.parameters()).device
+    return torch.cat([tokenizer.encode(chunk.to(device)).cpu() for chunk in images.split(batch_size)])

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: nothing registers with, or leaks from, its figure manager
 
-from maskgit_lab.decoding import masked_after_step
+from maskgit_lab.data import to_numpy_image
+from maskgit_lab.decoding import DecodeSettings, masked_after_step
 from maskgit_lab.inpaint import inpaint, paste_known, token_mask_from_pixels
-from maskgit_lab.plots import render_tokens, to_numpy_image
+from maskgit_lab.plots import render_tokens
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 MAX_STEPS = 16  # one picture per step: beyond this the strip stops being readable
@@ -121,7 +122,7 @@ def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[
             tokenizer, model, test: dict, seed: int = 0, draw: bool = True) -> dict:
     """Decode test image ``image_index`` with the given settings and return what the explorer shows.
 
-    ``test`` is ``evaluate.load_test_batch(...)``: masked (M, 3, S, S), known (M, S, S), gt or None.
+    ``test`` is ``data.load_test_batch(...)``: masked (M, 3, S, S), known (M, S, S), gt or None.
     Returns a dict with
       * the settings, ``name`` of the image, ``num_tokens`` N and ``n0`` (its unknown tokens);
       * ``counts``: T ints, the tokens masked after each step, from ``masked_after_step``;
@@ -142,8 +143,9 @@ def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[
     known = test["known"][image_index: image_index + 1].to(device)  # (1, S, S), True = known pixel
     token_mask = token_mask_from_pixels(known, tokenizer.cfg.downsample)  # (1, N), True = unknown token
     n0 = int(token_mask.sum())
-    result, history = inpaint(tokenizer, model, masked, known, steps=steps, schedule=schedule, temperature=temperature,
-                              generator=torch.Generator().manual_seed(seed), sweet_spot=sweet_spot, return_history=True)
+    settings = DecodeSettings(schedule, steps, temperature, sweet_spot)
+    result, history = inpaint(tokenizer, model, masked, known, settings, torch.Generator().manual_seed(seed),
+                              return_history=True)
     frames = torch.cat([paste_known(render_tokens(tokenizer, tokens, mask), masked, known)
                         for tokens, mask in zip(history.tokens, history.masks)])  # (k, 3, S, S)
     truth = None if test.get("gt") is None else test["gt"][image_index].to(device)
@@ -194,21 +196,23 @@ class ScheduleExplorer(widgets.VBox):
         self.tokenizer, self.model, self.test, self.seed = tokenizer, model, test, seed
         style = {"description_width": "initial"}
         count = len(test["masked"])
+        default = DecodeSettings()
         # Every control gets a tooltip: without one, ipywidgets 8 sets its label's title to the
         # text "null", and hovering over the label shows "null".
         self.controls = {
-            "schedule": widgets.Dropdown(options=list(SCHEDULES), value="cosine", description="schedule γ", style=style,
+            "schedule": widgets.Dropdown(options=list(SCHEDULES), value=default.schedule, description="schedule γ", style=style,
                                          tooltip="γ(r): the fraction of the n₀ unknown tokens still masked at progress r"),
             # IntText, not BoundedIntText: a bounded box clamps silently in the browser; here an
             # out-of-range T is clamped by us and the notice says so.
-            "steps": widgets.IntText(value=8, description=f"T (steps, 1–{MAX_STEPS})", continuous_update=False, style=style,
+            "steps": widgets.IntText(value=default.steps, description=f"T (steps, 1–{MAX_STEPS})", continuous_update=False,
+                                     style=style,
                                      tooltip=f"T: the number of decoding steps, 1 to {MAX_STEPS}; type it and press Enter"),
-            "temperature": widgets.FloatSlider(value=4.5, min=0.0, max=MAX_TEMPERATURE, step=0.5, description="temperature τ",
-                                               continuous_update=False, style=style,
+            "temperature": widgets.FloatSlider(value=default.temperature, min=0.0, max=MAX_TEMPERATURE, step=0.5,
+                                               description="temperature τ", continuous_update=False, style=style,
                                                tooltip="τ: the scale of the Gumbel noise, annealed to 0 by the last step"),
             "stop_early": widgets.Checkbox(value=False, description="stop early (sweet spot)", indent=False),
-            "sweet_spot": widgets.IntSlider(value=4, min=1, max=8, description="stop after k steps", disabled=True,
-                                            continuous_update=False, style=style,
+            "sweet_spot": widgets.IntSlider(value=default.steps // 2, min=1, max=default.steps, description="stop after k steps",
+                                            disabled=True, continuous_update=False, style=style,
                                             tooltip="k: decode k of the T steps, then fill every token still masked"),
             "image": widgets.IntSlider(value=0, min=0, max=max(count - 1, 0), description="test image",
                                        continuous_update=False, style=style, tooltip="which test image to decode"),
@@ -286,7 +290,7 @@ class ScheduleExplorer(widgets.VBox):
 def schedule_explorer(tokenizer, model, test: dict, seed: int = 0):
     """The interactive explorer (an ``ipywidgets.VBox``); display it as a notebook cell's last line.
 
-    ``test`` is ``evaluate.load_test_batch(...)``. Each redraw decodes one image with the package's
+    ``test`` is ``data.load_test_batch(...)``. Each redraw decodes one image with the package's
     ``inpaint``/``iterative_decode`` and seed ``seed``, so a setting always gives the same picture.
     """
     return ScheduleExplorer(tokenizer, model, test, seed)

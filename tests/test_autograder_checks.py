@@ -9,7 +9,7 @@ import tempfile
 import nbformat
 import pytest
 
-from autograder import examples, hidden, release, tamper
+from autograder import examples, hidden, release, rerun, tamper
 
 SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
 BUGS = [e for e in examples.EXAMPLES_TABLE if e.student in (
@@ -75,7 +75,7 @@ def test_reference_use_is_found_in_its_usual_disguises():
 def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_notebook(notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     monkeypatch.chdir(tmp_path)
-    report = hidden.run(submission(tmp_path, notebook), release.SOLUTIONS / f"{notebook}.ipynb")
+    report = rerun.run(submission(tmp_path, notebook), release.SOLUTIONS / f"{notebook}.ipynb")
     assert report["errors"] == {}
     tests = [c for c in SOURCES[notebook].cells if tamper.is_test_cell(c)]
     assert set(report["tests"]) == {tamper.grade_id(c) for c in tests}
@@ -88,7 +88,7 @@ def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_noteb
 def test_each_bug_loses_exactly_the_points_of_its_checks_with_the_right_message(example, tmp_path, monkeypatch):
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     monkeypatch.chdir(tmp_path)
-    report = hidden.run(submission(tmp_path, example.notebook, example.edits), release.SOLUTIONS / f"{example.notebook}.ipynb")
+    report = rerun.run(submission(tmp_path, example.notebook, example.edits), release.SOLUTIONS / f"{example.notebook}.ipynb")
     lost = {gid: t for gid, t in report["tests"].items() if t["points"] < t["max_points"]}
     assert set(lost) == set(example.lost), {gid: t["message"] for gid, t in lost.items()}
     for gid, fragment in example.lost.items():
@@ -100,7 +100,7 @@ def test_rebinding_show_or_hiding_tracebacks_changes_nothing_outside_the_noteboo
     for student in ("fakes_show", "hides_traceback"):
         example = examples.BY_STUDENT[student]
         path = submission(tmp_path, example.notebook, example.edits, student)
-        report = hidden.run(path, release.SOLUTIONS / f"{example.notebook}.ipynb")
+        report = rerun.run(path, release.SOLUTIONS / f"{example.notebook}.ipynb")
         assert report["tests"]["01_check_nearest_code"]["points"] == 0  # the dot-product bug, or no get_ipython here
 
 
@@ -153,3 +153,25 @@ def test_hidden_checks_stay_out_of_the_notebooks():
         for items in hidden.HIDDEN.values():
             for item in items:
                 assert item.check.__name__ not in text
+
+
+def test_a_todo_that_uses_the_reference_scores_its_checks_and_hidden_points_zero():
+    from autograder import isolation
+    from autograder.core import Status
+
+    example = examples.BY_STUDENT["imports_reference"]
+    source = SOURCES[example.notebook]
+    findings = tamper.scan(examples.answered(source, source, example.edits), source)
+    tests = [tamper.grade_id(c) for c in source.cells if tamper.is_test_cell(c)]
+    grades = {gid: {"kind": "auto", "score": 2.0, "max_score": 2.0} for gid in tests}
+    report = {"tests": {}, "hidden": [{"answer": "nearest_code", "points": 1.0, "max_points": 1.0},
+                                      {"answer": "vq_losses", "points": 1.0, "max_points": 1.0}]}
+    job = {"source": str(release.SOLUTIONS), "hidden_max": {example.notebook: 2.0}, "cell_timeout": 60, "memory_mb": 0}
+    row = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=[])
+    lost = [c["cell"] for c in row["checks"] if c["points"] == 0]
+    assert row["status"] == Status.PENALIZED and lost == ["01_check_nearest_code"]
+    assert (row["score"], row["max_score"], row["hidden_score"]) == (2.0 * len(tests) - 2.0, 2.0 * len(tests), 1.0)
+    assert "uses the reference implementation instead of your own" in row["reason"]
+    tampered = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=["write to /etc/x"])
+    assert (tampered["status"], tampered["score"], tampered["hidden_score"]) == (Status.TAMPERED, 0.0, 0.0)
+    assert "tried to write to /etc/x (outside its scratch folder; refused)" in tampered["reason"]

@@ -9,17 +9,29 @@ from autograder import fid_check
 from maskgit_lab import decoding
 
 
-def test_a_student_decode_step_replaces_the_package_one_only_inside_the_block():
+def test_a_student_decode_step_is_called_without_the_package_flag():
     calls = []
 
     def step(*args, **kwargs):
-        calls.append(kwargs)
+        calls.append((args, kwargs))
 
-    original = decoding.decode_step
-    with fid_check.decoding_with(step):
-        assert decoding.decode_step is not original
-        decoding.decode_step(1, 2, fill_all=True)
-    assert decoding.decode_step is original and calls == [{}]  # fill_all is the package's own flag, not passed on
+    fid_check.student_step(step)(1, 2, fill_all=True)
+    assert calls == [((1, 2), {})]  # fill_all is the package's own flag, not passed on
+
+
+def test_a_student_step_decodes_like_the_package_when_it_is_the_package_one(tiny_model):
+    tokens = torch.randint(0, 16, (3, 64), generator=torch.Generator().manual_seed(0))
+    token_mask = torch.rand(3, 64, generator=torch.Generator().manual_seed(1)) < 0.5
+    run = lambda step: decoding.iterative_decode(tiny_model, tokens, token_mask, generator=torch.Generator().manual_seed(2),  # noqa: E731
+                                                 step=step)
+    assert torch.equal(run(fid_check.student_step(decoding.decode_step)), run(decoding.decode_step))
+
+
+def test_the_threshold_is_refused_for_another_default_decode_setting(monkeypatch):
+    assert fid_check.decode_label() == fid_check.CPU_REFERENCE_DECODE  # what the shipped threshold was measured with
+    monkeypatch.setattr(fid_check, "CPU_REFERENCE_DECODE", "linear T=4 τ=1")
+    with pytest.raises(RuntimeError, match=r"default decode setting changed \(cosine T=8 τ=4.5, threshold made for linear"):
+        fid_check.check()
 
 
 def test_the_threshold_lives_in_one_constant_with_its_margin():

@@ -108,7 +108,7 @@ def test_feedback_and_summaries_are_copied_and_never_show_the_hidden_checks(grad
     feedback = out / "feedback"
     assert (feedback / "reference" / f"{NB01}.html").exists()
     secrets = [item.check.__name__ for items in hidden.HIDDEN.values() for item in items]
-    checks_part = open(hidden.__file__).read().split("the runner\n")[0]  # the hidden checks' source
+    checks_part = open(hidden.__file__).read()  # the hidden checks' source
     source_lines = [line.strip() for line in checks_part.splitlines()
                     if len(line.strip()) > 30 and not line.strip().startswith(("#", '"""', "from", "import"))]
     files = list(feedback.rglob("*.html")) + list(feedback.rglob("*.md"))

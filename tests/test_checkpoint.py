@@ -3,7 +3,7 @@ import dataclasses
 import pytest
 import torch
 
-from maskgit_lab.checkpoint import load_model, load_pair, save_checkpoint
+from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ, load_model, load_pair, load_shipped, save_checkpoint, weights_hash
 from maskgit_lab.configs import ModelConfig, get_config
 from maskgit_lab.transformer import BidirectionalTransformer
 from maskgit_lab.vq import VQTokenizer
@@ -74,3 +74,11 @@ def test_pair_is_checked_against_a_named_config(tmp_path, tiny_tokenizer, tiny_m
     tiny = ModelConfig("tiny", TINY_VQ, TINY_TF)
     tokenizer, model = load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=tiny)
     assert model.cfg == TINY_TF
+
+
+def test_load_shipped_is_the_pair_at_the_shipped_paths():
+    tokenizer, model = load_shipped()
+    assert isinstance(tokenizer, VQTokenizer) and isinstance(model, BidirectionalTransformer)
+    assert weights_hash(tokenizer) == weights_hash(load_model(SHIPPED_VQ, "vq"))
+    assert weights_hash(model) == weights_hash(load_model(SHIPPED_MVTM, "mvtm"))
+    assert tokenizer.cfg == get_config("default").vq and model.cfg == get_config("default").transformer

@@ -1,5 +1,4 @@
 import math
-import time
 import warnings
 
 import pytest
@@ -9,37 +8,6 @@ from autograder.checks import decoding as checks
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
 from tests.conftest import TINY_TF
-
-ALL_CHECKS = [
-    (checks.check_gumbel_noise, decoding.gumbel_noise),
-    (checks.check_annealed_temperature, decoding.annealed_temperature),
-    (checks.check_masked_after_step, decoding.masked_after_step),
-    (checks.check_decode_step_keeps_decided, decoding.decode_step),
-    (checks.check_decode_step_counts, decoding.decode_step),
-    (checks.check_decode_step_noise, decoding.decode_step),
-    (checks.check_decode_step, decoding.decode_step),
-]
-
-
-@pytest.mark.parametrize("check, reference", ALL_CHECKS, ids=lambda x: getattr(x, "__name__", ""))
-def test_references_get_full_marks_quickly_and_quietly(check, reference, capsys):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        start = time.perf_counter()
-        result = check(reference)
-        seconds = time.perf_counter() - start
-    assert result.passed and result.points == result.max_points == check.points, result.message
-    assert seconds < 2.0, f"{check.__name__} took {seconds:.2f} s"
-    assert capsys.readouterr().err == ""
-
-
-@pytest.mark.parametrize("check, reference", ALL_CHECKS, ids=lambda x: getattr(x, "__name__", ""))
-def test_not_implemented_scores_zero(check, reference):
-    def todo(*args, **kwargs):
-        raise NotImplementedError("TODO: replace this line with your code")
-
-    result = check(todo)
-    assert result.points == 0 and "not implemented" in result.message
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear", "arccos"])
@@ -62,7 +30,8 @@ def test_reference_step_loop_is_iterative_decode(tiny_model, schedule, steps):
 
 
 def iterative_decode_with_seed(model, tokens, unknown, steps, schedule):
-    return decoding.iterative_decode(model, tokens, unknown, steps, schedule, 4.5, torch.Generator().manual_seed(7))
+    return decoding.iterative_decode(model, tokens, unknown, decoding.DecodeSettings(schedule, steps, 4.5),
+                                     torch.Generator().manual_seed(7))
 
 
 # ---------------------------------------------------------------- buggy Gumbel noise

@@ -2,41 +2,15 @@
 
 import json
 import re
-import time
 import warnings
 from pathlib import Path
 
-import pytest
 import torch
 from torch.nn import functional as F
 
 import autograder.checks.inpainting
 from autograder.checks.inpainting import check_paste_known, check_token_mask_from_pixels
-from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
-
-REFERENCES = [(check_token_mask_from_pixels, token_mask_from_pixels), (check_paste_known, paste_known)]
-
-
-@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_gets_full_marks_quietly_and_fast(check, reference, capfd):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        started = time.perf_counter()
-        result = check(reference)
-        elapsed = time.perf_counter() - started
-    assert result.passed and result.points == result.max_points > 0, result.message
-    assert elapsed < 1.0, f"{check.__name__} took {elapsed:.2f} s"
-    out, err = capfd.readouterr()
-    assert out == "" and err == ""
-
-
-@pytest.mark.parametrize("check", [c for c, _ in REFERENCES], ids=lambda c: c.__name__)
-def test_not_implemented_scores_zero(check):
-    def todo(*args):
-        raise NotImplementedError("TODO: replace this line with your code (see the task above)")
-
-    result = check(todo)
-    assert result.points == 0 and "not implemented" in result.message
+from maskgit_lab.inpaint import token_mask_from_pixels
 
 
 def assert_fails(result, *words):

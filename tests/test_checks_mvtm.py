@@ -3,7 +3,6 @@
 import json
 import math
 import re
-import time
 import warnings
 from pathlib import Path
 
@@ -22,38 +21,6 @@ from autograder.checks.mvtm import (
 )
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.mvtm import masked_token_loss
-from maskgit_lab.schedules import gamma
-
-REFERENCES = [
-    (check_gamma_endpoints, gamma),
-    (check_gamma_laws, gamma),
-    (check_mask_counts, random_token_mask),
-    (check_mask_randomness, random_token_mask),
-    (check_masked_token_loss, masked_token_loss),
-    (check_label_smoothing, masked_token_loss),
-]
-
-
-@pytest.mark.parametrize("check, reference", REFERENCES, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_gets_full_marks_quietly_and_fast(check, reference, capfd):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        started = time.perf_counter()
-        result = check(reference)
-        elapsed = time.perf_counter() - started
-    assert result.passed and result.points == result.max_points > 0, result.message
-    assert elapsed < 1.0, f"{check.__name__} took {elapsed:.2f} s"
-    out, err = capfd.readouterr()
-    assert out == "" and err == ""
-
-
-@pytest.mark.parametrize("check", [c for c, _ in REFERENCES], ids=lambda c: c.__name__)
-def test_not_implemented_scores_zero(check):
-    def todo(*args, **kwargs):
-        raise NotImplementedError("TODO: replace this line with your code (see the task above)")
-
-    result = check(todo)
-    assert result.points == 0 and "not implemented" in result.message
 
 
 def assert_fails(result, *words):

@@ -1,18 +1,11 @@
-"""The checks of notebook 01: full marks for the package's answers, 0 and the right words for each mistake."""
+"""The checks of notebook 01: answers a student might write, right (CORRECT) and wrong (WRONG, with the words
+the message must hold), which tests/test_checks.py grades; and the cases that need more than that."""
 
-import time
-import warnings
-
-import pytest
 import torch
 from torch.nn import functional as F
 
 from autograder.checks.vq import check_nearest_code, check_straight_through, check_vq_losses
 from maskgit_lab import vq
-
-
-def not_done(*args):
-    raise NotImplementedError("TODO: replace this line with your code (see the task above)")
 
 
 def squared_distances(z, codebook):
@@ -72,43 +65,6 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("check,answer", CORRECT)
-def test_right_answers_get_full_marks(check, answer):
-    result = check(answer)
-    assert result.passed and result.points == result.max_points == check.points, result.message
-
-
-@pytest.mark.parametrize("check,answer,words", WRONG)
-def test_each_mistake_gets_zero_and_is_named(check, answer, words):
-    result = check(answer)
-    assert result.points == 0 and not result.passed and result.max_points == check.points
-    assert words in result.message, result.message
-
-
-@pytest.mark.parametrize("check", [check_nearest_code, check_straight_through, check_vq_losses])
-def test_unfinished_todo_gets_zero_and_says_so(check):
-    result = check(not_done)
-    assert result.points == 0
-    assert "not implemented yet" in result.message
-
-
 def test_a_crash_in_the_answer_is_reported_not_raised():
     result = check_nearest_code(lambda z, c: z @ c)  # (7, 3) @ (5, 3): shapes do not fit
     assert result.points == 0 and "RuntimeError" in result.message
-
-
-def test_checks_are_quiet_fast_and_leave_the_random_stream_alone(capfd):
-    torch.manual_seed(123)
-    expected_next = torch.rand(3)
-    torch.manual_seed(123)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for check, answer in CORRECT:
-            assert check(answer).passed
-    started = time.perf_counter()  # again, now that autograd has started up
-    for check, answer in CORRECT:
-        check(answer)
-    assert time.perf_counter() - started < 2.0  # milliseconds each; generous for a busy machine
-    assert torch.equal(torch.rand(3), expected_next)
-    out, err = capfd.readouterr()
-    assert out == "" and err == ""

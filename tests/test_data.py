@@ -13,7 +13,21 @@ import torch
 from PIL import Image
 
 from maskgit_lab import data
-from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, InpaintingTestSet, load_image, load_mask, prepare, verify
+from maskgit_lab.data import (
+    DEFAULT_ROOT,
+    ImageFolder,
+    InpaintingTestSet,
+    evenly_spaced,
+    load_image,
+    load_mask,
+    load_test_batch,
+    prepare,
+    take,
+    to_numpy_image,
+    to_tensor,
+    to_uint8,
+    verify,
+)
 
 
 def save(path: Path, array: np.ndarray, mode: str = None) -> Path:
@@ -74,6 +88,36 @@ def test_load_image_missing_file_names_path(tmp_path):
 
 
 # --- load_mask ---------------------------------------------------------------------------
+
+def test_images_must_be_nchw_uint8_or_minus_one_to_one():
+    with pytest.raises(ValueError, match="channels last"):
+        to_uint8(np.zeros((2, 64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"must lie in \[-1, 1\]"):
+        to_uint8(torch.full((2, 3, 8, 8), 255.0))
+    floats = torch.tensor([-1.0, -0.2, 0.0, 1.0, 1.3]).view(1, 1, 1, 5).expand(1, 3, 1, 5)
+    assert to_uint8(floats)[0, 0, 0].tolist() == [0, 102, 128, 255, 255]  # rounded like a PNG save
+
+
+def test_to_numpy_image_maps_the_range_to_bytes():
+    image = torch.stack([torch.full((2, 2), -1.0), torch.zeros(2, 2), torch.ones(2, 2)])
+    pixels = to_numpy_image(image)
+    assert pixels.shape == (2, 2, 3) and pixels[0, 0].tolist() == [0, 128, 255]
+
+
+def test_uint8_pixels_survive_the_round_trip():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    assert np.array_equal(to_numpy_image(to_tensor(pixels)), pixels)
+
+
+def test_a_subset_of_the_test_batch_keeps_names_and_tensors_aligned():
+    batch = load_test_batch(DEFAULT_ROOT, limit=9)
+    index = evenly_spaced(4, 9)
+    assert index.tolist() == [0, 2, 5, 8]
+    few = take(batch, index)
+    assert few["names"] == [batch["names"][i] for i in (0, 2, 5, 8)]
+    assert torch.equal(few["masked"], batch["masked"][[0, 2, 5, 8]]) and torch.equal(few["gt"][1], batch["gt"][2])
+    assert take({**batch, "gt": None}, index)["gt"] is None
+
 
 def test_load_mask_white_is_known(tmp_path):
     mask = load_mask(save(tmp_path / "m.png", mask_array(10), "L"))

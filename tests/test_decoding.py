@@ -5,6 +5,7 @@ import torch
 
 from maskgit_lab.decoding import (
     DecodeHistory,
+    DecodeSettings,
     annealed_temperature,
     decode_step,
     gumbel_noise,
@@ -31,7 +32,7 @@ def make_inputs(B=4, seed=0):
 def test_counts_follow_the_schedule_from_the_initial_unknowns(tiny_model, schedule, steps):
     tokens, token_mask = make_inputs()
     n0 = token_mask.sum(1)
-    out, history = iterative_decode(tiny_model, tokens, token_mask, steps, schedule, return_history=True,
+    out, history = iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(schedule, steps), return_history=True,
                                     generator=torch.Generator().manual_seed(0))
     assert len(history.masks) == steps
     g = gamma(schedule)
@@ -49,7 +50,7 @@ def test_counts_follow_the_schedule_from_the_initial_unknowns(tiny_model, schedu
 
 def test_known_and_decoded_tokens_never_change(tiny_model):
     tokens, token_mask = make_inputs()
-    out, history = iterative_decode(tiny_model, tokens, token_mask, 6, return_history=True)
+    out, history = iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=6), return_history=True)
     assert torch.equal(out[~token_mask], tokens[~token_mask])
     for t in range(1, 6):
         decoded_before = ~history.masks[t - 1]
@@ -59,21 +60,21 @@ def test_known_and_decoded_tokens_never_change(tiny_model):
 
 def test_masked_positions_hold_the_mask_id_in_history(tiny_model):
     tokens, token_mask = make_inputs()
-    _, history = iterative_decode(tiny_model, tokens, token_mask, 4, return_history=True)
+    _, history = iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=4), return_history=True)
     for tok, mask in zip(history.tokens, history.masks):
         assert ((tok == tiny_model.mask_id) == mask).all()
 
 
 def test_seeded_runs_repeat_and_different_seeds_differ(tiny_model):
     tokens, token_mask = make_inputs()
-    run = lambda seed: iterative_decode(tiny_model, tokens, token_mask, 8, generator=torch.Generator().manual_seed(seed))  # noqa: E731
+    run = lambda seed: iterative_decode(tiny_model, tokens, token_mask, generator=torch.Generator().manual_seed(seed))  # noqa: E731
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 
 
 def test_sweet_spot_stops_early_and_fills_everything(tiny_model):
     tokens, token_mask = make_inputs()
-    out, history = iterative_decode(tiny_model, tokens, token_mask, 10, sweet_spot=3, return_history=True)
+    out, history = iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=10, sweet_spot=3), return_history=True)
     assert len(history.masks) == 3
     assert history.masks[-1].sum() == 0 and (out < K).all()
     assert torch.equal(out[~token_mask], tokens[~token_mask])
@@ -81,8 +82,31 @@ def test_sweet_spot_stops_early_and_fills_everything(tiny_model):
 
 def test_nothing_unknown_returns_the_input(tiny_model):
     tokens, _ = make_inputs()
-    out = iterative_decode(tiny_model, tokens, torch.zeros_like(tokens, dtype=torch.bool), 5)
+    out = iterative_decode(tiny_model, tokens, torch.zeros_like(tokens, dtype=torch.bool), DecodeSettings(steps=5))
     assert torch.equal(out, tokens)
+
+
+def test_the_default_setting_and_its_labels():
+    default = DecodeSettings()
+    assert (default.schedule, default.steps, default.temperature, default.sweet_spot) == ("cosine", 8, 4.5, None)
+    assert default.label == "cosine T=8"
+    assert DecodeSettings("cubic", 12, sweet_spot=4).label == "cubic T=12 stop@4"
+
+
+def test_the_step_is_an_argument(tiny_model):
+    tokens, token_mask = make_inputs()
+    calls = []
+
+    def counting_step(*args, **kwargs):
+        calls.append(kwargs["fill_all"])
+        return decode_step(*args, **kwargs)
+
+    out = iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=5, sweet_spot=3), torch.Generator().manual_seed(4),
+                           step=counting_step)
+    assert calls == [False, False, True]  # the last step taken fills everything
+    settings = DecodeSettings(steps=5, sweet_spot=3)
+    expected = iterative_decode(tiny_model, tokens, token_mask, settings, torch.Generator().manual_seed(4))
+    assert torch.equal(out, expected)
 
 
 def test_noise_is_annealed_to_zero_and_drawn_per_token():
@@ -114,7 +138,7 @@ def test_without_noise_the_most_confident_tokens_are_kept():
 
     tokens = torch.zeros(1, N, dtype=torch.long)
     token_mask = torch.ones(1, N, dtype=torch.bool)
-    _, history = iterative_decode(Fixed(), tokens, token_mask, 2, "linear", temperature=0.0, return_history=True,
+    _, history = iterative_decode(Fixed(), tokens, token_mask, DecodeSettings("linear", 2, temperature=0.0), return_history=True,
                                   generator=torch.Generator().manual_seed(0))
     # after step 1 of 2 (linear), half stay masked: the least confident half, the first one
     assert history.masks[0][0, : N // 2].all() and not history.masks[0][0, N // 2 :].any()
@@ -124,21 +148,23 @@ def test_without_noise_the_most_confident_tokens_are_kept():
 def test_bad_step_count_is_refused(tiny_model, steps):
     tokens, token_mask = make_inputs()
     with pytest.raises(ValueError, match=r"steps \(T\) must be an integer ≥ 1"):
-        iterative_decode(tiny_model, tokens, token_mask, steps)
+        iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=steps))
 
 
 def test_bad_inputs_are_refused(tiny_model):
     tokens, token_mask = make_inputs()
     with pytest.raises(ValueError, match="must both be"):
-        iterative_decode(tiny_model, tokens, token_mask[:, :10], 4)
+        iterative_decode(tiny_model, tokens, token_mask[:, :10], DecodeSettings(steps=4))
     with pytest.raises(TypeError, match="must be bool"):
-        iterative_decode(tiny_model, tokens, token_mask.long(), 4)
+        iterative_decode(tiny_model, tokens, token_mask.long(), DecodeSettings(steps=4))
     with pytest.raises(ValueError, match="unknown mask schedule"):
-        iterative_decode(tiny_model, tokens, token_mask, 4, schedule="exp")
+        iterative_decode(tiny_model, tokens, token_mask, DecodeSettings("exp", 4))
     with pytest.raises(ValueError, match="sweet_spot must be between 1 and steps=4"):
-        iterative_decode(tiny_model, tokens, token_mask, 4, sweet_spot=5)
+        iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=4, sweet_spot=5))
     with pytest.raises(ValueError, match="temperature must be ≥ 0"):
-        iterative_decode(tiny_model, tokens, token_mask, 4, temperature=-1)
+        iterative_decode(tiny_model, tokens, token_mask, DecodeSettings(steps=4, temperature=-1))
+    with pytest.raises(TypeError, match="settings must be a DecodeSettings"):
+        iterative_decode(tiny_model, tokens, token_mask, 4)
 
 
 # ---------------------------------------------------------------- decode_step, the body of the loop
@@ -201,8 +227,8 @@ def test_iterative_decode_is_bit_identical_to_the_loop_before_decode_step(tiny_m
     before, after = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     expected, expected_history = iterative_decode_before_decode_step(model, tokens, token_mask, steps, schedule, temperature,
                                                                      before, sweet_spot)
-    out, history = iterative_decode(model, tokens, token_mask, steps, schedule, temperature, after, return_history=True,
-                                    sweet_spot=sweet_spot)
+    out, history = iterative_decode(model, tokens, token_mask, DecodeSettings(schedule, steps, temperature, sweet_spot), after,
+                                    return_history=True)
     assert out.device == expected.device and out.dtype == expected.dtype and torch.equal(out, expected)
     for name in ("tokens", "masks", "num_masked"):
         ours, theirs = getattr(history, name), getattr(expected_history, name)

@@ -4,6 +4,8 @@ import pytest
 
 from maskgit_lab import demo
 from maskgit_lab.checkpoint import save_checkpoint
+from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.quality import markdown_table, read_rows
 from maskgit_lab.schedules import SCHEDULES
 from tests.test_quality import STAND_IN
 
@@ -17,19 +19,23 @@ def checkpoints(tmp_path, tiny_tokenizer, tiny_model):
 
 def test_demo_with_checkpoints_scores_and_draws(tmp_path, checkpoints, capsys):
     vq, mvtm = checkpoints
-    figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=3, steps=4, limit=12, extractor=STAND_IN)
+    figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=3, settings=DecodeSettings(steps=4), limit=12,
+                             extractor=STAND_IN)
     out = capsys.readouterr().out
     assert "tokenizer floor FID" in out and "gap closed" in out and "| cosine T=4 |" in out
     assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png", "quality.png"]
     assert all(f.stat().st_size > 1000 for f in figures)
     table = (tmp_path / "out" / "quality.md").read_text().splitlines()
     assert len(table) == 2 + 4  # header, rule, gray, white, floor, cosine T=4
+    rows = read_rows(tmp_path / "out" / "quality.json")
+    assert [row["method"] for row in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=4"]
+    assert markdown_table(rows).splitlines() == table
 
 
 def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoints):
     vq, mvtm = checkpoints
     tokenizer, model = demo.load_pair(vq, mvtm)
-    result = demo.score_test_set(tokenizer, model, tmp_path, demo.DEFAULT_ROOT, "cosine", 8, full=True, limit=6,
+    result = demo.score_test_set(tokenizer, model, tmp_path, demo.DEFAULT_ROOT, DecodeSettings(), full=True, limit=6,
                                  extractor=STAND_IN)
     methods = [row["method"] for row in result["rows"]]
     assert len(methods) == 3 + 6 * 4 + 5
@@ -41,7 +47,8 @@ def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoint
 
 def test_demo_without_checkpoints_trains_a_quick_run_and_skips_scores(tmp_path, checkpoints, capsys, monkeypatch):
     monkeypatch.setattr(demo, "quick_checkpoints", lambda out, root, shipped_vq: checkpoints)
-    figures = demo.run_demo(tmp_path / "out", vq=tmp_path / "none.pt", mvtm=tmp_path / "none.pt", rows=2, steps=2)
+    figures = demo.run_demo(tmp_path / "out", vq=tmp_path / "none.pt", mvtm=tmp_path / "none.pt", rows=2,
+                             settings=DecodeSettings(steps=2))
     out = capsys.readouterr().out
     assert "training a short CPU demo run of what is missing first" in out and "FID" not in out
     assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from maskgit_lab.configs import get_config
-from maskgit_lab.decoding import iterative_decode
+from maskgit_lab.decoding import DecodeSettings, iterative_decode
 from maskgit_lab.inpaint import inpaint
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import MVTMTrainConfig, accumulate_gradients
@@ -21,7 +21,7 @@ def test_decoding_on_cuda_keeps_the_invariants(tiny_model):
     model = tiny_model.cuda()
     tokens = torch.randint(16, (8, 64), device="cuda")
     token_mask = torch.rand(8, 64, device="cuda") < 0.5
-    out, history = iterative_decode(model, tokens, token_mask, 6, return_history=True,
+    out, history = iterative_decode(model, tokens, token_mask, DecodeSettings(steps=6), return_history=True,
                                     generator=torch.Generator().manual_seed(0))
     assert out.device.type == "cuda"
     assert torch.equal(out[~token_mask], tokens[~token_mask])
@@ -32,7 +32,7 @@ def test_inpainting_on_cuda_matches_cpu_masks(tiny_tokenizer, tiny_model):
     images = torch.rand(4, 3, 64, 64) * 2 - 1
     known = torch.ones(4, 64, 64, dtype=torch.bool)
     known[:, 20:44, 20:44] = False
-    out = inpaint(tiny_tokenizer.cuda(), tiny_model.cuda(), images.cuda(), known.cuda(), steps=4)
+    out = inpaint(tiny_tokenizer.cuda(), tiny_model.cuda(), images.cuda(), known.cuda(), DecodeSettings(steps=4))
     assert torch.equal(out.cpu()[:, :, :20], images[:, :, :20])
 
 
@@ -79,6 +79,6 @@ def test_batched_decoding_of_747_lab_size_grids_keeps_the_invariants():
     tokens = torch.randint(cfg.num_codes, (747, cfg.num_tokens), generator=generator).cuda()
     token_mask = (torch.rand(747, cfg.num_tokens, generator=generator) < 0.4).cuda()
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        out = iterative_decode(model, tokens, token_mask, 8, generator=generator)
+        out = iterative_decode(model, tokens, token_mask, generator=generator)
     assert torch.equal(out[~token_mask], tokens[~token_mask])
     assert (out < cfg.num_codes).all()

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.inpaint import inpaint, paste_known, token_mask_from_pixels
 
 
@@ -50,13 +51,13 @@ def test_inpaint_keeps_known_pixels_exactly(tiny_tokenizer, tiny_model):
     images = torch.rand(2, 3, 64, 64) * 2 - 1
     known = torch.ones(2, 64, 64, dtype=torch.bool)
     known[:, 16:40, 8:50] = False
-    out, history = inpaint(tiny_tokenizer, tiny_model, images, known, steps=4, return_history=True,
+    out, history = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4), return_history=True,
                            generator=torch.Generator().manual_seed(0))
     assert out.shape == images.shape
     assert torch.equal(out.permute(1, 0, 2, 3)[:, known], images.permute(1, 0, 2, 3)[:, known])
     assert not torch.equal(out[:, :, 20, 20], images[:, :, 20, 20])
     assert len(history.masks) == 4
-    unpasted = inpaint(tiny_tokenizer, tiny_model, images, known, steps=4, paste=False)
+    unpasted = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4), paste=False)
     assert not torch.equal(unpasted.permute(1, 0, 2, 3)[:, known], images.permute(1, 0, 2, 3)[:, known])
 
 

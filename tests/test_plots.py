@@ -1,13 +1,8 @@
 import torch
 
-from maskgit_lab.decoding import iterative_decode
-from maskgit_lab.plots import decoding_grid, gamma_figure, render_tokens, to_numpy_image, training_curves
-
-
-def test_to_numpy_image_maps_the_range_to_bytes():
-    image = torch.stack([torch.full((2, 2), -1.0), torch.zeros(2, 2), torch.ones(2, 2)])
-    pixels = to_numpy_image(image)
-    assert pixels.shape == (2, 2, 3) and pixels[0, 0].tolist() == [0, 128, 255]
+from maskgit_lab import plots
+from maskgit_lab.decoding import DecodeSettings, iterative_decode
+from maskgit_lab.plots import decoding_grid, gamma_figure, render_tokens, training_curves
 
 
 def test_masked_tokens_are_drawn_as_flat_gray_patches(tiny_tokenizer):
@@ -22,9 +17,20 @@ def test_masked_tokens_are_drawn_as_flat_gray_patches(tiny_tokenizer):
 def test_figures_are_written(tmp_path, tiny_tokenizer, tiny_model):
     tokens = torch.randint(16, (2, 64))
     mask = torch.rand(2, 64) < 0.5
-    _, history = iterative_decode(tiny_model, tokens, mask, 3, return_history=True)
+    _, history = iterative_decode(tiny_model, tokens, mask, DecodeSettings(steps=3), return_history=True)
     images = torch.zeros(2, 3, 64, 64)
     assert decoding_grid(tiny_tokenizer, images, history, images, images, tmp_path / "g.png").stat().st_size > 1000
     assert gamma_figure(tmp_path / "s.png").stat().st_size > 1000
     (tmp_path / "log.csv").write_text("step,loss,acc\n10,2.0,0.1\n20,1.5,0.2\n")
     assert training_curves(tmp_path / "log.csv", tmp_path / "c.png", ["loss", "acc"]).stat().st_size > 1000
+
+
+def test_a_guide_line_is_drawn_in_its_own_panel_only(tmp_path, monkeypatch):
+    (tmp_path / "log.csv").write_text("step,loss,acc\n1,2.0,0.1\n2,1.5,0.2\n")
+    figures = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figures.append(fig) or path)
+    plots.training_curves(tmp_path / "log.csv", tmp_path / "c.png", ["loss", "acc"], guides={"loss": (3.0, "uniform guess")})
+    loss_ax, acc_ax = figures[0].axes
+    assert loss_ax.get_legend_handles_labels()[1] == ["uniform guess"]
+    assert list(loss_ax.get_lines()[-1].get_ydata()) == [3.0, 3.0]
+    assert len(acc_ax.get_lines()) == 1 and acc_ax.get_legend() is None

@@ -6,19 +6,22 @@ import torch
 import torch.nn.functional as F
 
 from maskgit_lab import fid
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
+from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.quality import (
     Scorer,
     baseline_rows,
+    covers_grid,
     fill_hole,
     gap_closed,
     markdown_table,
     maskgit_rows,
+    read_rows,
     score_tokenizer,
     summarize,
     token_accuracy,
     tokenizer_floor,
+    write_rows,
 )
 
 STAND_IN = fid.FeatureExtractor(name="pooled-pixels-8x8", net=lambda x: F.adaptive_avg_pool2d(x, 8).flatten(1),
@@ -73,7 +76,7 @@ def test_token_accuracy_counts_only_unknown_tokens():
 def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
     score, test = scorer
     rows = baseline_rows(score, tiny_tokenizer)
-    settings = [dict(schedule="cosine", steps=2), dict(schedule="linear", steps=4, sweet_spot=2)]
+    settings = [DecodeSettings("cosine", 2), DecodeSettings("linear", 4, sweet_spot=2)]
     rows += maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
     assert [r["method"] for r in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=2",
                                            "linear T=4 stop@2"]
@@ -84,6 +87,34 @@ def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
     assert rows[2]["gap_closed"] == pytest.approx(1.0)
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| tokenizer floor |" in table
+    assert rows[4]["sweet_spot"] == 2 and rows[4]["temperature"] == DecodeSettings().temperature
+
+
+def test_rows_come_back_from_json_as_they_were_written(tmp_path, scorer, tiny_tokenizer, tiny_model):
+    score, test = scorer
+    rows = baseline_rows(score, tiny_tokenizer)
+    rows += maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], [DecodeSettings("cosine", 2)], batch_size=16)
+    summarize(rows)
+    assert read_rows(write_rows(rows, tmp_path / "quality.json")) == rows
+    assert markdown_table(read_rows(tmp_path / "quality.json")) == markdown_table(rows)
+
+
+def test_a_file_that_is_not_rows_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "q.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="not a list of quality rows"):
+        read_rows(tmp_path / "q.json")
+    (tmp_path / "q.json").write_text(json.dumps([{"method": "gray fill", "fid": 1.0}]))
+    with pytest.raises(ValueError, match="'gray fill' has no kid, psnr_hole, ssim_hole; re-run"):
+        read_rows(tmp_path / "q.json")
+
+
+def test_the_shipped_rows_are_the_full_grid_and_match_the_shipped_table():
+    from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS
+
+    rows = read_rows(SHIPPED_CHECKPOINTS / "quality.json")
+    assert covers_grid(rows) and not covers_grid(rows[:4])
+    summarize(rows)
+    assert markdown_table(rows) + "\n" == (SHIPPED_CHECKPOINTS / "quality.md").read_text()
 
 
 def test_score_tokenizer_reports_floor_over_ceiling(tiny_tokenizer):

@@ -8,8 +8,9 @@ import torch
 
 from maskgit_lab import train as train_module
 from maskgit_lab.checkpoint import load_model, load_pair
-from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.evaluate import inpaint_batched, load_test_batch
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
+from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.evaluate import inpaint_batched
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import (
     MVTMTrainConfig,
@@ -48,7 +49,7 @@ def test_logs_record_every_interval(trained):
 def test_exported_pair_inpaints_and_keeps_known_pixels(trained):
     tokenizer, model = load_pair(trained / "vq.pt", trained / "mvtm.pt")
     test = load_test_batch(DEFAULT_ROOT, limit=3)
-    out = inpaint_batched(tokenizer, model, test["masked"], test["known"], batch_size=2, progress=False, steps=3)
+    out = inpaint_batched(tokenizer, model, test["masked"], test["known"], DecodeSettings(steps=3), batch_size=2, progress=False)
     known = test["known"].unsqueeze(1).expand_as(out)
     assert torch.equal(out[known], test["masked"][known])
     assert model.meta["steps"] == 6

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.vq import VectorQuantizer, VQTokenizer, nearest_code, perplexity, straight_through, vq_loss
+from maskgit_lab.vq import VectorQuantizer, VQTokenizer, encode_all, nearest_code, perplexity, straight_through, vq_loss
 from tests.conftest import TINY_VQ
 
 
@@ -157,3 +157,10 @@ def test_error_restarts_never_land_on_an_encoding_the_codebook_already_fits():
     vq(z_e)
     for code in vq.codebook.weight[1:]:  # the dead codes
         torch.testing.assert_close(code, far)  # random restarts would pick the fitted encoding 15 times in 16
+
+
+def test_encode_all_in_batches_equals_one_encode(tiny_tokenizer):
+    images = torch.rand(7, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    tokens = encode_all(tiny_tokenizer, images, batch_size=3)  # batches of 3, 3 and 1
+    assert tokens.shape == (7, 64) and tokens.device.type == "cpu"
+    assert torch.equal(tokens, tiny_tokenizer.encode(images))

@@ -6,9 +6,8 @@ import torch
 from matplotlib.figure import Figure
 
 from maskgit_lab import widgets
-from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import masked_after_step
-from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.schedules import SCHEDULES, gamma
 from maskgit_lab.widgets import MAX_STEPS, explore, schedule_explorer

@@ -6,32 +6,19 @@ When an answer differs, each check computes what the usual mistakes would have r
 names the one that matches.
 """
 
+import functools
 import math
 
 import torch
 from torch.nn import functional as F
 
-from autograder.core import CheckFailed, graded
+from autograder.checks.common import close, fmt, tensor
+from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab.attention import MultiHeadAttention
 from maskgit_lab.attention import merge_heads as package_merge_heads
 from maskgit_lab.attention import split_heads as package_split_heads
 
-
-def _fmt(t: torch.Tensor, n: int = 6) -> str:
-    """The first ``n`` entries of a tensor, short enough for one line of a message."""
-    flat = t.detach().flatten()
-    values = ", ".join(f"{v:.4g}" for v in flat[:n].float().tolist())
-    return f"[{values}{', …' if flat.numel() > n else ''}]"
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=1e-4, atol=1e-5)
-
-
-def _tensor(value, what: str) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"expected {what} as a torch.Tensor, got a {type(value).__name__}")
-    return value
+near = functools.partial(close, atol=1e-5)  # attention sums softmax products: a looser tolerance than the default
 
 
 # ---------------------------------------------------------------------------------------
@@ -46,8 +33,8 @@ def check_scaled_dot_product_attention(attention) -> str:
     answer = attention(q.clone(), k.clone(), v.clone())
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
         raise CheckFailed("return two things, (output, weights): the attended values and the attention weights")
-    out = _tensor(answer[0], "the output")
-    weights = _tensor(answer[1], "the weights")
+    out = tensor(answer[0], "the output")
+    weights = tensor(answer[1], "the weights")
     expected_out = F.scaled_dot_product_attention(q, k, v)
     scores = q @ k.transpose(-2, -1)  # (B, H, N, N), not yet scaled
     expected_weights = (scores / math.sqrt(Dh)).softmax(dim=-1)
@@ -56,30 +43,30 @@ def check_scaled_dot_product_attention(attention) -> str:
     if weights.shape != (B, H, N, N):
         raise CheckFailed(f"expected weights of shape (..., N_queries, N_keys) = {(B, H, N, N)}, got {tuple(weights.shape)}; "
                           f"the scores are q @ kᵀ with k transposed over its last two axes")
-    if not _close(weights, expected_weights):
-        wrong = [
-            ((scores).softmax(-1), f"the scores are not scaled: divide q·kᵀ by sqrt(d_head) = sqrt({Dh}) before the "
-                                   f"softmax, or large dot products make the softmax nearly one-hot"),
-            ((scores / Dh).softmax(-1), f"the scores are divided by d_head = {Dh}; divide by its square root, "
-                                        f"sqrt(d_head) = {math.sqrt(Dh):g}"),
-            ((scores * math.sqrt(Dh)).softmax(-1), "the scores are multiplied by sqrt(d_head); divide by it instead"),
-            ((scores / math.sqrt(Dh)).softmax(-2), "the softmax runs over the wrong axis: each query's weights over the "
-                                                   "keys must sum to 1, so take the softmax over the last axis (dim=-1)"),
-            (scores.softmax(-2), "the scores are not scaled by 1/sqrt(d_head), and the softmax runs over the wrong axis "
-                                 "(it must be over the keys, dim=-1)"),
-            (scores / math.sqrt(Dh), "these are the scaled scores before the softmax; apply .softmax(dim=-1) to them"),
-        ]
-        for candidate, why in wrong:
-            if _close(weights, candidate):
-                raise CheckFailed(f"expected weights {_fmt(expected_weights)}, got {_fmt(weights)}: {why}")
-        raise CheckFailed(f"expected weights softmax(q kᵀ / sqrt(d_head)) = {_fmt(expected_weights)}, got {_fmt(weights)}")
+    why = diagnose(weights, expected_weights, [
+        ((scores).softmax(-1), f"the scores are not scaled: divide q·kᵀ by sqrt(d_head) = sqrt({Dh}) before the "
+                               f"softmax, or large dot products make the softmax nearly one-hot"),
+        ((scores / Dh).softmax(-1), f"the scores are divided by d_head = {Dh}; divide by its square root, "
+                                    f"sqrt(d_head) = {math.sqrt(Dh):g}"),
+        ((scores * math.sqrt(Dh)).softmax(-1), "the scores are multiplied by sqrt(d_head); divide by it instead"),
+        ((scores / math.sqrt(Dh)).softmax(-2), "the softmax runs over the wrong axis: each query's weights over the "
+                                               "keys must sum to 1, so take the softmax over the last axis (dim=-1)"),
+        (scores.softmax(-2), "the scores are not scaled by 1/sqrt(d_head), and the softmax runs over the wrong axis "
+                             "(it must be over the keys, dim=-1)"),
+        (scores / math.sqrt(Dh), "these are the scaled scores before the softmax; apply .softmax(dim=-1) to them"),
+    ], same=near)
+    if why:
+        raise CheckFailed(f"expected weights {fmt(expected_weights)}, got {fmt(weights)}: {why}")
+    if why == "":
+        raise CheckFailed(f"expected weights softmax(q kᵀ / sqrt(d_head)) = {fmt(expected_weights)}, got {fmt(weights)}")
     if out.shape != (B, H, N, Dh):
         raise CheckFailed(f"expected an output of the shape of v, {(B, H, N, Dh)}, got {tuple(out.shape)}")
-    if not _close(out, expected_out):
-        if _close(out, expected_weights.transpose(-2, -1) @ v):
-            raise CheckFailed("the weights are right, but the output uses them transposed: output = weights @ v, "
-                              "so row i (query i) mixes the values with its own weights")
-        raise CheckFailed(f"the weights are right, but expected output weights @ v = {_fmt(expected_out)}, got {_fmt(out)}")
+    transposed = expected_weights.transpose(-2, -1) @ v
+    why = diagnose(out, expected_out, [(transposed, "the weights are right, but the output uses them transposed: output = "
+                                                    "weights @ v, so row i (query i) mixes the values with its own weights")],
+                   same=near)
+    if why is not None:
+        raise CheckFailed(why or f"the weights are right, but expected output weights @ v = {fmt(expected_out)}, got {fmt(out)}")
     return "output matches torch.nn.functional.scaled_dot_product_attention, and every row of weights sums to 1"
 
 
@@ -94,22 +81,22 @@ def check_split_heads(split_heads) -> str:
     for H in (2, 4):
         Dh = D // H
         expected = package_split_heads(x, H)
-        got = _tensor(split_heads(x.clone(), H), "the split tensor")
+        got = tensor(split_heads(x.clone(), H), "the split tensor")
         if got.shape == (B, N, H, Dh):
             raise CheckFailed(f"expected shape (B, H, N, D/H) = {(B, H, N, Dh)}, got {tuple(got.shape)}: the width is "
                               f"split into heads, but the head axis must come before the tokens; add .transpose(1, 2)")
         if got.shape != (B, H, N, Dh):
             raise CheckFailed(f"expected shape (B, H, N, D/H) = {(B, H, N, Dh)} for num_heads={H}, got {tuple(got.shape)}")
-        if torch.equal(got, expected):
-            continue
         example = f"(image 0, token 0: expected heads {expected[0, :, 0].tolist()}, got {got[0, :, 0].tolist()})"
-        if torch.equal(got, x.reshape(B, H, N, Dh)):
-            raise CheckFailed(f"reshaping (B, N, D) straight to (B, H, N, D/H) mixes different tokens into one row "
-                              f"{example}; view as (B, N, H, D/H) first, then .transpose(1, 2)")
-        if torch.equal(got, x.view(B, N, Dh, H).permute(0, 3, 1, 2)):
-            raise CheckFailed(f"the heads take every H-th channel instead of a contiguous block {example}: head h must "
-                              f"own channels h·D/H … (h+1)·D/H − 1, so view as (B, N, H, D/H), not (B, N, D/H, H)")
-        raise CheckFailed(f"wrong channels in the heads for num_heads={H} {example}")
+        why = diagnose(got, expected, [
+            (x.reshape(B, H, N, Dh), f"reshaping (B, N, D) straight to (B, H, N, D/H) mixes different tokens into one row "
+                                     f"{example}; view as (B, N, H, D/H) first, then .transpose(1, 2)"),
+            (x.view(B, N, Dh, H).permute(0, 3, 1, 2), f"the heads take every H-th channel instead of a contiguous block "
+                                                       f"{example}: head h must own channels h·D/H … (h+1)·D/H − 1, so view "
+                                                       f"as (B, N, H, D/H), not (B, N, D/H, H)"),
+        ], same=torch.equal)
+        if why is not None:
+            raise CheckFailed(why or f"wrong channels in the heads for num_heads={H} {example}")
     return "(B, N, D) → (B, H, N, D/H) with head h holding channels h·D/H … (h+1)·D/H − 1"
 
 
@@ -119,19 +106,19 @@ def check_merge_heads(merge_heads) -> str:
     x = torch.arange(B * N * D, dtype=torch.float32).view(B, N, D)
     for H in (2, 4):
         heads = package_split_heads(x, H).contiguous()  # (B, H, N, Dh), laid out as attention returns it
-        got = _tensor(merge_heads(heads.clone()), "the merged tensor")
+        got = tensor(merge_heads(heads.clone()), "the merged tensor")
         if got.shape != (B, N, D):
             raise CheckFailed(f"expected shape (B, N, H·D/H) = {(B, N, D)}, got {tuple(got.shape)}")
-        if torch.equal(got, x):
-            continue
         example = f"(image 0, token 0: expected {x[0, 0].tolist()}, got {got[0, 0].tolist()})"
-        if torch.equal(got, heads.reshape(B, N, D)):
-            raise CheckFailed(f"merge must undo split exactly, but reshaping (B, H, N, D/H) straight to (B, N, D) mixes "
-                              f"tokens {example}; first .transpose(1, 2) back to (B, N, H, D/H), then reshape")
-        if torch.equal(got, heads.permute(0, 2, 3, 1).reshape(B, N, D)):
-            raise CheckFailed(f"the heads are merged in the wrong order {example}: channel j of head h must land at "
-                              f"position h·D/H + j, so transpose to (B, N, H, D/H), not (B, N, D/H, H)")
-        raise CheckFailed(f"merge must undo split exactly (num_heads={H}) {example}")
+        why = diagnose(got, x, [
+            (heads.reshape(B, N, D), f"merge must undo split exactly, but reshaping (B, H, N, D/H) straight to (B, N, D) "
+                                     f"mixes tokens {example}; first .transpose(1, 2) back to (B, N, H, D/H), then reshape"),
+            (heads.permute(0, 2, 3, 1).reshape(B, N, D), f"the heads are merged in the wrong order {example}: channel j of "
+                                                          f"head h must land at position h·D/H + j, so transpose to "
+                                                          f"(B, N, H, D/H), not (B, N, D/H, H)"),
+        ], same=torch.equal)
+        if why is not None:
+            raise CheckFailed(why or f"merge must undo split exactly (num_heads={H}) {example}")
     return "merge_heads(split(x)) gives back x exactly"
 
 
@@ -139,7 +126,7 @@ def check_merge_heads(merge_heads) -> str:
 # multi_head_attention
 # ---------------------------------------------------------------------------------------
 
-def _by_hand(x, w_q, w_k, w_v, w_o, H, transpose=True, scale_width=None, project=True, merge_transposed=True):
+def by_hand(x, w_q, w_k, w_v, w_o, H, transpose=True, scale_width=None, project=True, merge_transposed=True):
     """Multi-head attention with one of the usual mistakes switched on (all off = right)."""
     B, N, D = x.shape
     proj = (lambda t, w: t @ w.t()) if transpose else (lambda t, w: t @ w)
@@ -167,11 +154,9 @@ def check_multi_head_attention(multi_head_attention) -> str:
     got = multi_head_attention(x.clone(), w_q.clone(), w_k.clone(), w_v.clone(), w_o.clone(), H)
     if isinstance(got, (tuple, list)):
         raise CheckFailed("return only the output tensor of shape (B, N, D), not a tuple")
-    got = _tensor(got, "the output")
+    got = tensor(got, "the output")
     if got.shape != (B, N, D):
         raise CheckFailed(f"expected the input's shape (B, N, D) = {(B, N, D)}, got {tuple(got.shape)}")
-    if _close(got, expected):
-        return f"matches maskgit_lab.attention.MultiHeadAttention with the same weights (D={D}, {H} heads)"
     wrong = [
         (dict(project=False), "the output projection is missing: after merging the heads, project with w_o "
                               "(x @ w_o.T); it is the only place where the heads' results are mixed"),
@@ -182,11 +167,12 @@ def check_multi_head_attention(multi_head_attention) -> str:
         (dict(merge_transposed=False), "the heads are merged in the wrong order: transpose (B, H, N, D/H) back to "
                                        "(B, N, H, D/H) before reshaping to (B, N, D)"),
     ]
-    for bugs, why in wrong:
-        if _close(got, _by_hand(x, w_q, w_k, w_v, w_o, H, **bugs)):
-            raise CheckFailed(f"expected {_fmt(expected)}, got {_fmt(got)}: {why}")
-    if _close(got, _by_hand(x, w_q, w_k, w_v, w_o, 1)):
-        raise CheckFailed(f"expected {_fmt(expected)}, got {_fmt(got)}, which is attention with a single head of "
-                          f"width D: split q, k and v into num_heads = {H} heads, attend in each, then merge")
-    raise CheckFailed(f"expected {_fmt(expected)}, got {_fmt(got)}: project x to q, k, v (x @ w.T), split them into "
-                      f"heads, attend, merge the heads, project with w_o. If a check above failed, fix that one first")
+    variants = [(lambda bugs=bugs: by_hand(x, w_q, w_k, w_v, w_o, H, **bugs), ": " + why) for bugs, why in wrong]
+    variants.append((lambda: by_hand(x, w_q, w_k, w_v, w_o, 1),
+                     f", which is attention with a single head of width D: split q, k and v into num_heads = {H} heads, "
+                     f"attend in each, then merge"))
+    why = diagnose(got, expected, variants, same=near)
+    if why is None:
+        return f"matches maskgit_lab.attention.MultiHeadAttention with the same weights (D={D}, {H} heads)"
+    raise CheckFailed(f"expected {fmt(expected)}, got {fmt(got)}" + (why or ": project x to q, k, v (x @ w.T), split them "
+                      "into heads, attend, merge the heads, project with w_o. If a check above failed, fix that one first"))

@@ -8,30 +8,17 @@ that ``decoding.iterative_decode`` loops, so a loop of it reproduces the package
 """
 
 import contextlib
-import functools
 import math
-import warnings
 
 import torch
 
-from autograder.core import CheckFailed, graded
+from autograder.checks.common import quiet
+from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 EULER_GAMMA = 0.5772156649015329  # the mean of a standard Gumbel variable
 GUMBEL_VARIANCE = math.pi**2 / 6
-
-
-def quiet(check):
-    """Keep warnings raised by the student's code off stderr (nbgrader scores such a cell 0)."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return check(*args, **kwargs)
-
-    return run
 
 
 # --------------------------------------------------------------------------- Gumbel noise
@@ -123,10 +110,6 @@ def _annealed(fn) -> str:
             got[case] = float(value)
         except (TypeError, ValueError, RuntimeError):
             raise CheckFailed(f"annealed_temperature{case} returned {value!r}; return one number") from None
-    if all(_close(got[c], decoding.annealed_temperature(*c)) for c in cases):
-        if not _close(float(fn(0.0, 0, 4)), 0.0):
-            raise CheckFailed("temperature 0 must stay 0 at every step (no noise at all)")
-        return "τ·(1 − (t+1)/T) at every step: full noise at the start, exactly 0 at the last step"
     variants = [
         (lambda tau, t, T: tau, "no annealing: the temperature stays τ at every step. It must shrink linearly, "
                                 "τ·(1 − (t+1)/T), so that the noise fades and is exactly 0 at the last step"),
@@ -135,9 +118,15 @@ def _annealed(fn) -> str:
         (lambda tau, t, T: tau * (t + 1) / T, "annealed the wrong way round: the noise must be largest at the first step "
                                               "and fade to 0 at the last, τ·(1 − (t+1)/T)"),
     ]
-    for variant, message in variants:
-        if all(_close(got[c], variant(*c)) for c in cases):
-            raise CheckFailed(message)
+    why = diagnose(got, {c: decoding.annealed_temperature(*c) for c in cases},
+                   [({c: variant(*c) for c in cases}, message) for variant, message in variants],
+                   same=lambda a, b: all(_close(a[c], b[c]) for c in cases))
+    if why is None:
+        if not _close(float(fn(0.0, 0, 4)), 0.0):
+            raise CheckFailed("temperature 0 must stay 0 at every step (no noise at all)")
+        return "τ·(1 − (t+1)/T) at every step: full noise at the start, exactly 0 at the last step"
+    if why:
+        raise CheckFailed(why)
     for tau, t, T in cases:
         if t == T - 1 and not _close(got[(tau, t, T)], 0.0):
             raise CheckFailed(f"at the last step (t = {t}, T = {T}) the temperature must be exactly 0, got {got[(tau, t, T)]:.4g}: "
@@ -198,12 +187,15 @@ def _counts(fn) -> str:
     gammas = {name: gamma(name) for name in SCHEDULES}
     got = {(name, T, t): fn(gammas[name], t, T, N0.clone()).tolist() for name, T, t in ALL_STEPS}
     expected = {(name, T, t): decoding.masked_after_step(gammas[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
-    if got == expected:
+    def counts_of(variant):  # what that misconception gives at every (schedule, T, step)
+        return lambda: {(name, T, t): variant(gammas[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
+
+    why = diagnose(got, expected, [(counts_of(variant), message) for variant, message in COUNT_VARIANTS])
+    if why is None:
         return ("exact for all six schedules, T = 1 … 16, every step, and n₀ from 0 to 64 "
                 "(including at least one masked before the last step)")
-    for variant, message in COUNT_VARIANTS:
-        if all(got[k] == variant(gammas[k[0]], k[2], k[1], N0).tolist() for k in ALL_STEPS):
-            raise CheckFailed(message)
+    if why:
+        raise CheckFailed(why)
     name, T, t = next(k for k in ALL_STEPS if got[k] != expected[k])
     hint = ""
     if t == T - 1:
@@ -309,14 +301,15 @@ def _counts_in_step(fn) -> str:
     got = new_mask.sum(1).tolist()
     expected = decoding.masked_after_step(gamma("cosine"), t, steps, n0).tolist()
     now = mask.sum(1)
-    from_now = [decoding.masked_after_step(gamma("cosine"), t, steps, now).tolist(),
-                torch.floor(gamma("cosine")((t + 1) / steps) * now.double()).long().tolist()]
-    if got != expected and got in from_now:
-        raise CheckFailed(f"the number of tokens kept masked must come from the unknowns at the start, not the ones still "
-                          f"masked now: with n₀ = {n0.tolist()} unknown at the start and {now.tolist()} masked now, step "
-                          f"t = {t} of T = {steps} keeps floor(γ((t+1)/T)·n₀) = {expected} masked; you kept {got}, computed "
-                          f"from the tokens masked right now, so the count shrinks far faster than the schedule says")
-    if got != expected:
+    from_now = (f"the number of tokens kept masked must come from the unknowns at the start, not the ones still masked now: "
+                f"with n₀ = {n0.tolist()} unknown at the start and {now.tolist()} masked now, step t = {t} of T = {steps} "
+                f"keeps floor(γ((t+1)/T)·n₀) = {expected} masked; you kept {got}, computed from the tokens masked right "
+                f"now, so the count shrinks far faster than the schedule says")
+    why = diagnose(got, expected, [(decoding.masked_after_step(gamma("cosine"), t, steps, now).tolist(), from_now),
+                                   (torch.floor(gamma("cosine")((t + 1) / steps) * now.double()).long().tolist(), from_now)])
+    if why:
+        raise CheckFailed(why)
+    if why == "":
         raise CheckFailed(f"cosine, T = {steps}, step t = {t}, n₀ = {n0.tolist()}: expected masked_after_step(...) = {expected} "
                           f"tokens masked after the step, got {got}")
     for name in SCHEDULES:

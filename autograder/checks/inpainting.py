@@ -4,21 +4,13 @@ Every check takes the student's function, runs it on tiny masks and images (mill
 compares it with ``maskgit_lab.inpaint`` and, when they differ, names the likely misconception.
 """
 
-import warnings
-
 import torch
 from torch.nn import functional as F
 
-from autograder.core import CheckFailed, graded
+from autograder.checks.common import quietly
+from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab.inpaint import paste_known as reference_paste
 from maskgit_lab.inpaint import token_mask_from_pixels as reference_token_mask
-
-
-def _quiet(fn, *args):
-    """Call the student's code with warnings silenced: a warning on stderr scores a cell 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args)
 
 
 def _grid(mask: torch.Tensor, side: int) -> str:
@@ -54,7 +46,7 @@ def check_token_mask_from_pixels(fn):
         B, S, _ = known.shape
         side = S // f
         want = reference_token_mask(known, f)
-        got = _quiet(fn, known.clone(), f)
+        got = quietly(fn, known.clone(), f)
         where = f"token_mask_from_pixels(known of shape {tuple(known.shape)}, downsample={f})"
         if not isinstance(got, torch.Tensor):
             raise CheckFailed(f"{where} should return a tensor; got {type(got).__name__}")
@@ -70,27 +62,26 @@ def check_token_mask_from_pixels(fn):
         if got.dtype != torch.bool:
             raise CheckFailed(f"{where} should return a bool mask (True = unknown token), as decoding expects; "
                               f"got dtype {got.dtype}. Convert with .bool() or compare.")
-        if torch.equal(got, want):
+        patches = (~known).float().unsqueeze(1)  # (B, 1, S, S), 1 = unknown pixel
+        partly = ("A token whose patch is only PARTLY unknown must be unknown too: if ANY pixel of the patch is unknown, "
+                  "the token's code was computed from the gray fill and cannot be trusted (max-pool the unknown pixels, "
+                  "or check `not patch.all()`).")
+        why = diagnose(got, want, [
+            (~want, "Your mask is the opposite: True must mark the UNKNOWN tokens, the ones decoding has to predict "
+                    "(known pixels are True in `known`)."),
+            (F.avg_pool2d(patches, f).flatten(1) > 1 - 1e-6, partly),  # (B, N): all pixels unknown
+            (F.avg_pool2d(patches, f).flatten(1) > 0.5, partly),  # most pixels unknown
+            (want.view(B, side, side).transpose(1, 2).flatten(1), "Your token grid is transposed. The mask is indexed "
+                                                                  "[b, row, column]; token (row i, column j) is number "
+                                                                  "i·(S/f) + j, row by row like the tokenizer."),
+        ], same=torch.equal)
+        if why is None:
             continue
         b = int((got != want).any(dim=1).nonzero()[0])
         summary = (f"{where}, image {b}: expected tokens {_grid(want[b], side)}, got {_grid(got[b], side)} "
                    f"('#' = unknown, rows of the token grid).")
-        patches = (~known).float().unsqueeze(1)  # (B, 1, S, S), 1 = unknown pixel
-        every = F.avg_pool2d(patches, f).flatten(1) > 1 - 1e-6  # (B, N): all pixels unknown
-        most = F.avg_pool2d(patches, f).flatten(1) > 0.5
-        transposed = want.view(B, side, side).transpose(1, 2).flatten(1)
-        if torch.equal(got, ~want):
-            raise CheckFailed(f"{summary} Your mask is the opposite: True must mark the UNKNOWN tokens, the ones "
-                              f"decoding has to predict (known pixels are True in `known`).")
-        if torch.equal(got, every) or torch.equal(got, most):
-            raise CheckFailed(f"{summary} A token whose patch is only PARTLY unknown must be unknown too: if ANY "
-                              f"pixel of the patch is unknown, the token's code was computed from the gray fill and "
-                              f"cannot be trusted (max-pool the unknown pixels, or check `not patch.all()`).")
-        if torch.equal(got, transposed):
-            raise CheckFailed(f"{summary} Your token grid is transposed. The mask is indexed [b, row, column]; "
-                              f"token (row i, column j) is number i·(S/f) + j, row by row like the tokenizer.")
-        raise CheckFailed(f"{summary} Token (i, j) covers pixel rows i·f … i·f+f−1 and columns j·f … j·f+f−1 "
-                          f"and is unknown if any of them is unknown.")
+        raise CheckFailed(f"{summary} " + (why or "Token (i, j) covers pixel rows i·f … i·f+f−1 and columns j·f … j·f+f−1 "
+                                                  "and is unknown if any of them is unknown."))
     return "a token is unknown as soon as one of its pixels is, in the tokenizer's row-by-row order"
 
 
@@ -108,7 +99,7 @@ def check_paste_known(fn):
     known[0, :4] = True  # a wide known band and a clear hole in image 1
     known[1, 2:7, 1:6] = False
     inputs = (generated.clone(), original.clone(), known.clone())
-    got = _quiet(fn, *inputs)
+    got = quietly(fn, *inputs)
     want = reference_paste(generated, original, known)
     if not isinstance(got, torch.Tensor):
         raise CheckFailed(f"paste_known should return a tensor; got {type(got).__name__}")
@@ -122,17 +113,19 @@ def check_paste_known(fn):
         raise CheckFailed("paste_known changed one of its inputs in place; build a new tensor "
                           "(e.g. with torch.where) and leave generated, original and known as they were.")
     got = got.detach().to(want.dtype)  # an answer computed in float64 is fine
-    if torch.allclose(got, want):
+    why = diagnose(got, want, [
+        (reference_paste(original, generated, known), "You pasted the wrong way round: where a pixel is KNOWN the output "
+                                                      "must show the original, and only the hole (known = False) takes "
+                                                      "the generated pixels."),
+        (generated, "You returned the generated image unchanged: paste the known pixels back from the original, so only "
+                    "the hole differs from the input."),
+        (original, "You returned the original image: the hole (known = False) must take the generated pixels."),
+    ], same=torch.allclose)
+    if why is None:
         return "known pixels come from the original, the hole from the generated image"
+    if why:
+        raise CheckFailed(why)
     mask = known.unsqueeze(1).expand_as(got)  # (B, 3, S, S)
-    if torch.allclose(got, reference_paste(original, generated, known)):
-        raise CheckFailed("You pasted the wrong way round: where a pixel is KNOWN the output must show the original, "
-                          "and only the hole (known = False) takes the generated pixels.")
-    if torch.allclose(got, generated):
-        raise CheckFailed("You returned the generated image unchanged: paste the known pixels back from the "
-                          "original, so only the hole differs from the input.")
-    if torch.allclose(got, original):
-        raise CheckFailed("You returned the original image: the hole (known = False) must take the generated pixels.")
     if not torch.allclose(got[mask], original[mask]):
         raise CheckFailed("Some known pixels differ from the original: every pixel with known = True must be copied "
                           "exactly from the original image.")

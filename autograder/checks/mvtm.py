@@ -5,12 +5,12 @@ with ``maskgit_lab`` and, when they differ, names the likely misconception.
 """
 
 import math
-import warnings
 
 import torch
 from torch.nn import functional as F
 
-from autograder.core import CheckFailed, graded
+from autograder.checks.common import fmt, quietly
+from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab.masking import mask_counts
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.schedules import gamma as reference_gamma
@@ -18,28 +18,17 @@ from maskgit_lab.schedules import gamma as reference_gamma
 ATOL = 1e-5
 
 
-def _quiet(fn, *args, **kwargs):
-    """Call the student's code with warnings silenced: a warning on stderr scores a cell 0."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def _fmt(values) -> str:
-    return "[" + ", ".join(f"{float(v):.4g}" for v in values) + "]"
-
-
 # --- γ(r) ------------------------------------------------------------------------------------
 
 
 def _schedule_values(gamma_fn, name: str, r: torch.Tensor) -> torch.Tensor:
     """``gamma_fn(name)(r)`` as a float64 tensor of r's shape, or CheckFailed saying what is off."""
-    schedule = _quiet(gamma_fn, name)
+    schedule = quietly(gamma_fn, name)
     if not callable(schedule):
         raise CheckFailed(f"gamma({name!r}) should return a function of r (e.g. a lambda or an inner def); "
                           f"got {type(schedule).__name__}")
     try:
-        out = _quiet(schedule, r)
+        out = quietly(schedule, r)
     except (TypeError, ValueError) as err:
         raise CheckFailed(f"gamma({name!r})(r) failed on a tensor r ({err}). Use torch functions (torch.cos, "
                           f"torch.sqrt, torch.arccos), not math.*, so γ works on a whole tensor at once") from None
@@ -88,11 +77,6 @@ def check_gamma_endpoints(gamma_fn):
 
 def _wrong_law_hint(name: str, r: torch.Tensor, got: torch.Tensor, want: torch.Tensor) -> str:
     """What the student's values look like instead (another law, 1 − γ, a classic slip)."""
-    if torch.allclose(got, 1 - want, atol=1e-4):
-        return "These are 1 − γ: the fraction revealed, not the fraction masked."
-    for other in SCHEDULES:
-        if other != name and torch.allclose(got, reference_gamma(other)(r), atol=1e-4):
-            return f"These are the values of the {other!r} schedule: check which formula goes with which name."
     slips = {
         "square": ((1 - r) ** 2, "(1 − r)² is a different curve from 1 − r²: square the progress r, then subtract from 1."),
         "cubic": ((1 - r) ** 3, "(1 − r)³ is a different curve from 1 − r³: cube the progress r, then subtract from 1."),
@@ -100,9 +84,13 @@ def _wrong_law_hint(name: str, r: torch.Tensor, got: torch.Tensor, want: torch.T
         "cosine": (torch.cos(math.pi * r), "cos(π·r) reaches −1; the cosine schedule is cos(π/2 · r)."),
         "arccos": (torch.arccos(r), "arccos(r) must be divided by π/2 so that γ(0) = 1."),
     }
-    if name in slips and torch.allclose(got, slips[name][0], atol=1e-4):
-        return slips[name][1]
-    return "Compare your formula with the table above."
+    variants = [(1 - want, "These are 1 − γ: the fraction revealed, not the fraction masked.")]
+    variants += [(lambda other=other: reference_gamma(other)(r),
+                  f"These are the values of the {other!r} schedule: check which formula goes with which name.")
+                 for other in SCHEDULES if other != name]
+    variants += [slips[name]] if name in slips else []
+    why = diagnose(got, want, variants, same=lambda a, b: torch.allclose(a, b, atol=1e-4))
+    return why or "Compare your formula with the table above."  # None: off by more than float64 allows, less than 1e-4
 
 
 @graded(2)
@@ -116,8 +104,8 @@ def check_gamma_laws(gamma_fn):
             if not torch.allclose(got, want, atol=1e-4 if dtype == torch.float32 else ATOL):
                 points = ", ".join(f"{v:.2f}" for v in r.flatten().tolist())
                 raise CheckFailed(
-                    f"gamma({name!r}) at r = {points} ({str(dtype).replace('torch.', '')}): expected {_fmt(want)}, "
-                    f"got {_fmt(got)}. {_wrong_law_hint(name, r.double().flatten(), got, want)}"
+                    f"gamma({name!r}) at r = {points} ({str(dtype).replace('torch.', '')}): expected {fmt(want)}, "
+                    f"got {fmt(got)}. {_wrong_law_hint(name, r.double().flatten(), got, want)}"
                 )
     return "cosine, linear, square, cubic, sqrt and arccos all match γ(r) of the paper"
 
@@ -126,7 +114,7 @@ def check_gamma_laws(gamma_fn):
 
 
 def _mask(fn, batch_size, num_tokens, ratio, seed=0) -> torch.Tensor:
-    out = _quiet(fn, batch_size, num_tokens, ratio, generator=torch.Generator().manual_seed(seed))
+    out = quietly(fn, batch_size, num_tokens, ratio, generator=torch.Generator().manual_seed(seed))
     if not isinstance(out, torch.Tensor):
         raise CheckFailed(f"random_token_mask should return a tensor; got {type(out).__name__}")
     if out.shape != (batch_size, num_tokens):
@@ -156,21 +144,26 @@ def check_mask_counts(fn):
         mask = _mask(fn, B, N, ratio)
         got = mask.sum(dim=1)
         want = mask_counts(ratio, B, N)
-        if torch.equal(got, want):
-            continue
         raw = torch.as_tensor(ratio, dtype=torch.float64).expand(B) * N
         where = f"random_token_mask(B={B}, N={N}, {_describe_ratio(ratio)})"
         summary = f"{where}: expected {want.tolist()} masked tokens per row, got {got.tolist()}."
-        if torch.equal(got, N - want):
-            raise CheckFailed(f"{summary} That is N minus the expected count: your True marks the tokens that are KEPT. "
-                              f"True must mean masked, and the ratio is the fraction masked.")
+        why = diagnose(got, want, [(N - want, "That is N minus the expected count: your True marks the tokens that are "
+                                              "KEPT. True must mean masked, and the ratio is the fraction masked.")],
+                       same=torch.equal)
+        if why is None:
+            continue
+        if why:
+            raise CheckFailed(f"{summary} {why}")
         if isinstance(ratio, float) and got.unique().numel() > 1:
             raise CheckFailed(f"{summary} The count changes from row to row: a coin flip per token "
                               f"(torch.rand(...) < ratio) masks ratio·N tokens only on average. Mask EXACTLY "
                               f"max(1, floor(ratio·N)) tokens in every row, e.g. the lowest ranks of random scores.")
-        if torch.equal(got, torch.ceil(raw).long().clamp(1, N)) or torch.equal(got, torch.round(raw).long().clamp(1, N)):
-            raise CheckFailed(f"{summary} You rounded ratio·N = {_fmt(raw)} up or to the nearest integer; "
-                              f"use floor(ratio·N), like the decoding schedule does.")
+        rounded = (f"You rounded ratio·N = {fmt(raw, n=B)} up or to the nearest integer; "
+                   f"use floor(ratio·N), like the decoding schedule does.")
+        why = diagnose(got, want, [(torch.ceil(raw).long().clamp(1, N), rounded),
+                                   (torch.round(raw).long().clamp(1, N), rounded)], same=torch.equal)
+        if why:
+            raise CheckFailed(f"{summary} {why}")
         if (want == 1).all() and (got == 0).all():
             raise CheckFailed(f"{summary} floor(ratio·N) is 0 here, but every row needs at least one masked "
                               f"token, or the loss has nothing to score: count = max(1, floor(ratio·N)).")
@@ -198,7 +191,7 @@ def check_mask_randomness(fn):
     frequency = _mask(fn, 400, 8, 0.25, seed=5).double().mean(dim=0)  # each position: 2 of 8 → 0.25
     if (frequency - 0.25).abs().max() > 0.1:
         raise CheckFailed(f"Some positions are masked far more often than others: with ratio 0.25 and N = 8 each "
-                          f"position should be masked in about 25% of rows, got {_fmt(frequency)}. Choose the "
+                          f"position should be masked in about 25% of rows, got {fmt(frequency, n=len(frequency))}. Choose the "
                           f"masked positions uniformly at random (e.g. argsort of uniform scores), not the first ones.")
     return "seeded, different per row, and uniform over positions"
 
@@ -220,7 +213,7 @@ def _loss_case(seed: int = 0):
 
 def _loss(fn, logits, targets, mask, label_smoothing) -> torch.Tensor:
     logits = logits.clone().requires_grad_(True)
-    out = _quiet(fn, logits, targets.clone(), mask.clone(), label_smoothing)
+    out = quietly(fn, logits, targets.clone(), mask.clone(), label_smoothing)
     if not isinstance(out, torch.Tensor):
         raise CheckFailed(f"masked_token_loss should return a tensor (so training can call .backward()); "
                           f"got {type(out).__name__}. Do not call .item() inside it.")
@@ -238,26 +231,24 @@ def check_masked_token_loss(fn):
     got, leaf = _loss(fn, logits, targets, mask, 0.0)
     value = got.detach().double()
     want = F.cross_entropy(logits[mask], targets[mask]).double()
-    if not torch.isclose(value, want, atol=1e-4):
-        per_token = F.cross_entropy(logits.reshape(-1, K), targets.reshape(-1), reduction="none").view(mask.shape)
-        summary = f"With label_smoothing=0: expected {want:.4f}, got {value:.4f}."
-        variants = [
-            (per_token.mean(), "You averaged over ALL tokens. Visible tokens are given to the model, so scoring them "
-                               "teaches it to copy its input; keep only the positions where mask is True."),
-            ((per_token * mask).sum() / mask.numel(), "You zeroed the visible tokens but still divided by all B·N "
-                                                      "tokens; divide by the number of masked tokens."),
-            (per_token[mask].sum(), "You summed over the masked tokens; take their mean, so the loss does not "
-                                    "grow with the number of masked tokens."),
-            (per_token[~mask].mean(), "You scored the VISIBLE tokens: True in mask marks the tokens to predict."),
-            (torch.stack([per_token[b][mask[b]].mean() for b in range(len(mask))]).mean(),
-             "You averaged per image first and then over images; average over all masked tokens of the batch "
-             "together, so every masked token counts once."),
-        ]
-        for variant, why in variants:
-            if torch.isclose(value, variant.double(), atol=1e-4):
-                raise CheckFailed(f"{summary} {why}")
-        raise CheckFailed(f"{summary} The loss is the mean of −log p(target) over the masked positions, "
-                          f"e.g. F.cross_entropy(logits[mask], targets[mask]).")
+    per_token = F.cross_entropy(logits.reshape(-1, K), targets.reshape(-1), reduction="none").view(mask.shape)
+    variants = [
+        (per_token.mean(), "You averaged over ALL tokens. Visible tokens are given to the model, so scoring them "
+                           "teaches it to copy its input; keep only the positions where mask is True."),
+        ((per_token * mask).sum() / mask.numel(), "You zeroed the visible tokens but still divided by all B·N "
+                                                  "tokens; divide by the number of masked tokens."),
+        (per_token[mask].sum(), "You summed over the masked tokens; take their mean, so the loss does not "
+                                "grow with the number of masked tokens."),
+        (per_token[~mask].mean(), "You scored the VISIBLE tokens: True in mask marks the tokens to predict."),
+        (torch.stack([per_token[b][mask[b]].mean() for b in range(len(mask))]).mean(),
+         "You averaged per image first and then over images; average over all masked tokens of the batch "
+         "together, so every masked token counts once."),
+    ]
+    why = diagnose(value, want, variants, same=lambda a, b: bool(torch.isclose(a, b.double(), atol=1e-4)))
+    if why is not None:
+        raise CheckFailed(f"With label_smoothing=0: expected {want:.4f}, got {value:.4f}. "
+                          + (why or "The loss is the mean of −log p(target) over the masked positions, "
+                                    "e.g. F.cross_entropy(logits[mask], targets[mask])."))
     if not got.requires_grad:
         raise CheckFailed("The loss has no gradient: keep it a torch tensor computed from logits "
                           "(no .item(), .detach() or numpy), or training cannot backpropagate.")
@@ -276,18 +267,21 @@ def check_label_smoothing(fn):
         got, _ = _loss(fn, logits, targets, mask, eps)
         value = got.detach().double()
         want = F.cross_entropy(logits[mask], targets[mask], label_smoothing=eps).double()
-        if torch.isclose(value, want, atol=1e-4):
-            continue
-        summary = f"With label_smoothing={eps}: expected {want:.4f}, got {value:.4f}."
-        if torch.isclose(value, F.cross_entropy(logits[mask], targets[mask]).double(), atol=1e-4):
-            raise CheckFailed(f"{summary} That is the loss without smoothing: label_smoothing was ignored "
-                              f"(pass it on, e.g. F.cross_entropy(..., label_smoothing=label_smoothing)).")
         log_p = logits[mask].log_softmax(-1)
         others = (1 - F.one_hot(targets[mask], K)) * eps / (K - 1)
         spread_on_others = -(((1 - eps) * F.one_hot(targets[mask], K) + others) * log_p).sum(-1).mean()
-        if torch.isclose(value, spread_on_others.double(), atol=1e-4):
-            raise CheckFailed(f"{summary} You spread ε over the K − 1 wrong classes; PyTorch's label smoothing "
-                              f"(the one training uses) spreads it over all K classes: target = (1 − ε)·one-hot + ε/K.")
+        why = diagnose(value, want, [
+            (F.cross_entropy(logits[mask], targets[mask]),
+             "That is the loss without smoothing: label_smoothing was ignored "
+             "(pass it on, e.g. F.cross_entropy(..., label_smoothing=label_smoothing))."),
+            (spread_on_others, "You spread ε over the K − 1 wrong classes; PyTorch's label smoothing (the one training "
+                               "uses) spreads it over all K classes: target = (1 − ε)·one-hot + ε/K."),
+        ], same=lambda a, b: bool(torch.isclose(a, b.double(), atol=1e-4)))
+        if why is None:
+            continue
+        summary = f"With label_smoothing={eps}: expected {want:.4f}, got {value:.4f}."
+        if why:
+            raise CheckFailed(f"{summary} {why}")
         raise CheckFailed(f"{summary} Smoothing mixes the one-hot target with the uniform distribution: "
                           f"target = (1 − ε)·one-hot + ε/K, loss = −Σ_k target_k · log p_k, averaged over masked tokens.")
     return "label smoothing as in torch.nn.functional.cross_entropy"

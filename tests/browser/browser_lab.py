@@ -22,10 +22,9 @@ from pathlib import Path
 
 import psutil
 
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, load_pair
-from maskgit_lab.data import DEFAULT_ROOT
+from maskgit_lab.checkpoint import load_shipped
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import masked_after_step
-from maskgit_lab.evaluate import load_test_batch
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.schedules import gamma
 from maskgit_lab.widgets import explore
@@ -397,7 +396,7 @@ def expected_counts(schedule: str, steps: int, image: int) -> tuple:
 @functools.cache
 def shipped_pair():
     """The shipped (tokenizer, transformer), loaded once per test session."""
-    return load_pair(SHIPPED_CHECKPOINTS / "vq.pt", SHIPPED_CHECKPOINTS / "mvtm.pt")
+    return load_shipped()
 
 
 def package_tokens(settings: dict, temperature: float):
