@@ -174,10 +174,10 @@ def bench_train_processes(quick: bool = False, config: str = "default", batch_si
                            nprocs=2, start_method="spawn")
         two = float(out.read_text())
     label = "quick" if quick else config
-    return {"name": f"train MVTM on CPU processes ({label} config, global batch {batch_size}); images/s {one:.1f} "
-                    f"in 1 process × {threads} threads vs {two:.1f} in 2 DDP processes × {max(1, threads // 2)}",
+    return {"name": f"train MVTM on CPU processes ({label} config, global batch {batch_size}, threads per process "
+                    f"{threads} vs {max(1, threads // 2)}); images/s {one:.1f} in 1 process vs {two:.1f} in 2 DDP processes",
             "fast": 1 / two, "slow": 1 / one, "ratio": two / one,
-            "target": "2 processes vs 1; below 1 when the cores are busy (README)"}
+            "target": "2 processes vs 1: above 1 only with a core to spare (README)"}
 
 
 def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
