@@ -2,22 +2,26 @@
 
 Each process costs 10–30 s of imports on 2 busy cores, so one spawn of two processes runs every
 distributed part (the `ddp` fixture) and leaves each rank's saved states on disk; the tests compare
-them with each other and with one-process runs made here.
+them with each other and with one-process runs made here. The SLURM script is parsed by bash, and
+run on a real single-node SLURM (tests/slurm_node.py) as one node with two processes.
 """
 
 import dataclasses
 import os
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import slurm_node
 import torch
 from torch import distributed as dist
 from torch import multiprocessing as mp
 
 from maskgit_lab import train as train_module
+from maskgit_lab.checkpoint import load_model
 from maskgit_lab.distributed import free_port
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig, accumulate_gradients, export, train_mvtm, train_vq
@@ -177,8 +181,24 @@ def test_a_global_batch_that_does_not_divide_is_refused_on_every_rank(ddp):
 def test_the_multi_node_sbatch_script_parses():
     checked = subprocess.run(["bash", "-n", str(SBATCH)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
-    script = SBATCH.read_text()
-    assert "torch.distributed.run" in script and "--rdzv-endpoint" in script and "srun" in script
+
+
+@pytest.mark.slurm
+def test_the_sbatch_script_trains_in_two_processes_on_a_real_slurm_node(tmp_path):
+    why = slurm_node.unavailable()
+    if why:
+        pytest.skip(f"no SLURM: {why}")
+    port = free_port()
+    with slurm_node.SlurmNode(tmp_path / "node") as node:
+        job = node.run("sbatch", "--parsable", "--nodes=1", "--cpus-per-task=2", "--mem=4096",
+                       f"--export=ALL,NPROC_PER_NODE=2,MASTER_PORT={port}", f"--output={tmp_path}/job.out", str(SBATCH),
+                       sys.executable, "--threads", "1", "train-mvtm", "--steps", "2", "--batch-size", "8", "--max-images", "16",
+                       "--log-every", "1", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "mvtm.pt")).stdout.strip()
+        assert node.wait_jobs([job], TIMEOUT_S)[job] == {job: "COMPLETED"}, (tmp_path / "job.out").read_text()
+    out = (tmp_path / "job.out").read_text()
+    assert f"torchrun on 1 node(s), 2 process(es) each, rendezvous at {slurm_node.NODE}:{port}" in out
+    assert out.count("exported") == 1  # rank 0 alone
+    assert load_model(tmp_path / "mvtm.pt", "mvtm").meta["steps"] == 2
 
 
 class CountingSyncs(torch.nn.Module):
