@@ -7,7 +7,8 @@
   (target: hand-built ≤ 1.5× slower).
 - train: MVTM training throughput (images/s) of a named config, plain fp32 with the
   hand-built attention vs. bf16 autocast with the fused kernel (the lab-size GPU setting);
-  then one CPU process vs. two gloo processes under DDP sharing the same global batch.
+  then, on a machine without CUDA, one CPU process vs. two gloo processes under DDP sharing
+  the same global batch.
 - evaluate: the whole test set inpainted (default schedule) and its Inception features,
   i.e. the time one FID row costs, split into its two parts.
 Absolute times depend on the machine; the ratios are what to compare.
@@ -208,7 +209,9 @@ def run_benchmarks(which=("decode", "attention"), quick: bool = False, config: s
     results = []
     for name in which:
         if name == "train":
-            results += [bench_train(quick=quick, config=config), bench_train_processes(quick=quick, config=config)]
+            results.append(bench_train(quick=quick, config=config))
+            if default_device().type == "cpu":  # where CPU processes are what a run would use
+                results.append(bench_train_processes(quick=quick, config=config))
         else:
             results.append(BENCHMARKS[name](quick=quick))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

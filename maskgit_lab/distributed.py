@@ -9,7 +9,7 @@ How the loops stay equivalent to one process with the same global batch B:
 - every rank draws the same global batch (same seed, same generator), keeps rows
   ``[rank·B/W, (rank+1)·B/W)`` and DDP averages the gradients, so the step is the whole batch's step;
 - the RNG states are therefore the same on every rank, so a run saved by rank 0 resumes in any
-  world size;
+  world size (dropout draws the same masks on every rank, over different rows);
 - whatever is computed outside the gradient (the VQ's dead-code restarts, the discriminator's
   adaptive weight, logged losses) is gathered or averaged across ranks, so every rank agrees.
 """
