@@ -150,10 +150,11 @@ def test_two_processes_train_the_tokenizer_as_one_with_the_global_batch(ddp):
     assert_same_weights(single["disc"], double["disc"], rtol=1e-4, atol=1e-5)
     # Adam's moments hold the gradients. The weights themselves are not compared: Adam's first steps
     # move a weight by about ±lr whatever its gradient's size, so a gradient at float-noise level
-    # (a few biases) may step either way.
-    for name, moments in single["opt"]["state"].items():
-        for key in ("exp_avg", "exp_avg_sq"):
-            torch.testing.assert_close(double["opt"]["state"][name][key], moments[key], rtol=1e-3, atol=1e-7)
+    # (a few biases) may step either way. Float noise is measured against the largest moment.
+    for key in ("exp_avg", "exp_avg_sq"):
+        largest = max(moments[key].abs().max() for moments in single["opt"]["state"].values())
+        for name, moments in single["opt"]["state"].items():
+            torch.testing.assert_close(double["opt"]["state"][name][key], moments[key], rtol=1e-3, atol=1e-4 * largest)
 
 
 def test_a_one_process_run_resumes_in_two(ddp):
