@@ -6,22 +6,30 @@
   ``torch.nn.functional.scaled_dot_product_attention``, forward + backward
   (target: hand-built ≤ 1.5× slower).
 - train: MVTM training throughput (images/s) of a named config, plain fp32 with the
-  hand-built attention vs. bf16 autocast with the fused kernel (the lab-size GPU setting).
+  hand-built attention vs. bf16 autocast with the fused kernel (the lab-size GPU setting);
+  then, on a machine without CUDA, one CPU process vs. two gloo processes under DDP sharing
+  the same global batch.
 - evaluate: the whole test set inpainted (default schedule) and its Inception features,
   i.e. the time one FID row costs, split into its two parts.
 Absolute times depend on the machine; the ratios are what to compare.
 """
 
 import dataclasses
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from torch import distributed as dist
+from torch import multiprocessing as mp
 from torch.nn import functional as F
 
 from maskgit_lab.attention import MultiHeadAttention
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import DecodeSettings, iterative_decode
+from maskgit_lab.distributed import DataParallelModel, free_port
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import MVTMTrainConfig, accumulate_gradients
@@ -118,6 +126,60 @@ def bench_train(quick: bool = False, config: str = "default", batch_size: int = 
             "ratio": rates["bf16 fused"] / rates["fp32 hand-built"], "target": "bf16 + fused speed-up; GPU figure in README"}
 
 
+def _cpu_train_rate(model, cfg: TransformerConfig, batch_size: int, steps: int, rank: int = 0, size: int = 1) -> float:
+    """Images/s of MVTM steps on this process's rows of a global batch (all of it when ``size`` is 1)."""
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(cfg.num_codes, (batch_size, cfg.num_tokens), generator=generator)
+    mask = training_mask(batch_size, cfg.num_tokens, "cosine", generator)
+    rows = slice(rank * batch_size // size, (rank + 1) * batch_size // size)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    tcfg = dataclasses.replace(MVTMTrainConfig(), batch_size=batch_size)
+
+    def train_steps():
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            accumulate_gradients(model, tokens[rows], mask[rows], tcfg, mask.sum() / size)
+            opt.step()
+
+    return batch_size * steps / best_time(train_steps, 1)
+
+
+def _cpu_train_rank(rank: int, size: int, port: int, cfg: TransformerConfig, batch_size: int, steps: int,
+                    threads: int, out: Path):
+    """One of ``size`` spawned gloo processes; rank 0 writes the images/s of the whole global batch."""
+    torch.set_num_threads(threads)
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"  # the hostname need not resolve
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
+    torch.manual_seed(0)
+    rate = _cpu_train_rate(DataParallelModel(BidirectionalTransformer(cfg)), cfg, batch_size, steps, rank, size)
+    if rank == 0:
+        out.write_text(str(rate))
+    dist.destroy_process_group()
+
+
+def bench_train_processes(quick: bool = False, config: str = "default", batch_size: int = 32, steps: int = 3) -> dict:
+    """Images/s of MVTM training on the CPU: this process alone vs. two DDP processes (gloo), same global batch.
+
+    Each of the two processes gets half of this process's threads; their start-up (imports, the
+    rendezvous, the DDP wrap) is not timed, only steps after a warm-up, as for one process.
+    """
+    cfg = QUICK_TRANSFORMER if quick else get_config(config).transformer
+    batch_size, steps = (4, 1) if quick else (batch_size, steps)
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    one = _cpu_train_rate(BidirectionalTransformer(cfg), cfg, batch_size, steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rate"
+        mp.start_processes(_cpu_train_rank, args=(2, free_port(), cfg, batch_size, steps, max(1, threads // 2), out),
+                           nprocs=2, start_method="spawn")
+        two = float(out.read_text())
+    label = "quick" if quick else config
+    return {"name": f"train MVTM on CPU processes ({label} config, global batch {batch_size}, threads per process "
+                    f"{threads} vs {max(1, threads // 2)}); images/s {one:.1f} in 1 process vs {two:.1f} in 2 DDP processes",
+            "fast": 1 / two, "slow": 1 / one, "ratio": two / one,
+            "target": "2 processes vs 1: above 1 only with a core to spare (README)"}
+
+
 def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
     """Seconds to inpaint the test set (the default ``DecodeSettings``) and to extract its Inception features."""
     from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ, load_pair
@@ -142,8 +204,14 @@ BENCHMARKS = {"decode": bench_decode, "attention": bench_attention, "train": ben
 
 
 def run_benchmarks(which=("decode", "attention"), quick: bool = False, config: str = "default") -> list:
-    results = [BENCHMARKS[name](quick=quick, config=config) if name == "train" else BENCHMARKS[name](quick=quick)
-               for name in which]
+    results = []
+    for name in which:
+        if name == "train":
+            results.append(bench_train(quick=quick, config=config))
+            if default_device().type == "cpu":  # where CPU processes are what a run would use
+                results.append(bench_train_processes(quick=quick, config=config))
+        else:
+            results.append(BENCHMARKS[name](quick=quick))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for r in results:
         print(f"{r['name']}: {r['slow']:.3f} s vs {r['fast']:.3f} s → ratio {r['ratio']:.2f} ({r['target']})")

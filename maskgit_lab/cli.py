@@ -87,26 +87,34 @@ def cmd_data(args):
     return 1 if problems else 0
 
 
+def _finish_training(run_dir, kind: str, args):
+    """Export (rank 0 alone under torchrun), then leave the process group with the other ranks."""
+    from maskgit_lab import distributed
+    from maskgit_lab.train import export
+
+    if args.export and distributed.setup().main:
+        print(f"exported {export(run_dir, kind, args.export)}")
+    distributed.finish()
+
+
 def cmd_train_vq(args):
     from maskgit_lab.configs import get_config
-    from maskgit_lab.train import VQTrainConfig, export, train_vq
+    from maskgit_lab.train import VQTrainConfig, train_vq
 
     cfg = get_config(args.config).vq
     cfg = replace(cfg, encoder=args.encoder or cfg.encoder, num_codes=args.num_codes or cfg.num_codes)
     run_dir = train_vq(cfg, dataclass_from(args, VQTrainConfig), args.run_dir, args.data_root, resume=args.resume)
-    if args.export:
-        print(f"exported {export(run_dir, 'vq', args.export)}")
+    _finish_training(run_dir, "vq", args)
     return 0
 
 
 def cmd_train_mvtm(args):
     from maskgit_lab.configs import get_config
-    from maskgit_lab.train import MVTMTrainConfig, export, train_mvtm
+    from maskgit_lab.train import MVTMTrainConfig, train_mvtm
 
     run_dir = train_mvtm(get_config(args.config).transformer, dataclass_from(args, MVTMTrainConfig), args.tokenizer,
                          args.run_dir, args.data_root, resume=args.resume)
-    if args.export:
-        print(f"exported {export(run_dir, 'mvtm', args.export)}")
+    _finish_training(run_dir, "mvtm", args)
     return 0
 
 

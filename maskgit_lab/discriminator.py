@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from maskgit_lab.distributed import mean_over_ranks
+
 
 class PatchDiscriminator(nn.Module):
     """Scores overlapping patches real (> 0) or fake (< 0): (B, 3, S, S) → (B, 1, S/8, S/8)."""
@@ -43,9 +45,12 @@ def hinge_g_loss(fake_scores):
 
 
 def adaptive_weight(rec_loss, gan_loss, last_layer: torch.Tensor, max_weight: float = 1e4) -> torch.Tensor:
-    """Balance the GAN term against reconstruction by their gradient norms at ``last_layer``."""
-    rec_grad = torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0]
-    gan_grad = torch.autograd.grad(gan_loss, last_layer, retain_graph=True)[0]
+    """Balance the GAN term against reconstruction by their gradient norms at ``last_layer``.
+
+    Under DDP each rank's gradients are averaged first: the norms are the whole batch's, the same on every rank.
+    """
+    rec_grad = mean_over_ranks(torch.autograd.grad(rec_loss, last_layer, retain_graph=True)[0])
+    gan_grad = mean_over_ranks(torch.autograd.grad(gan_loss, last_layer, retain_graph=True)[0])
     return (rec_grad.norm() / (gan_grad.norm() + 1e-4)).clamp(0, max_weight).detach()
 
 

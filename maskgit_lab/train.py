@@ -11,6 +11,9 @@ its weights, which is what gets exported.
 
 A run directory holds ``state.pt`` (everything needed to resume, rewritten every
 ``save_every`` steps) and ``log.csv``. ``export`` turns a run into a shipped checkpoint.
+
+Under ``torchrun`` both loops train with DistributedDataParallel (see ``distributed``): ``batch_size``
+stays the global batch, each rank trains on its share of it, and rank 0 alone logs and saves.
 """
 
 import copy
@@ -25,6 +28,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from maskgit_lab import distributed
 from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint
 from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, load_test_batch
 from maskgit_lab.discriminator import (
@@ -37,7 +41,7 @@ from maskgit_lab.discriminator import (
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.mvtm import mixed_training_mask, mvtm_loss, training_mask
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
-from maskgit_lab.utils import default_device, set_seed
+from maskgit_lab.utils import set_seed
 from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer, encode_all
 
 
@@ -169,6 +173,13 @@ def _save_state(run_dir: Path, state: dict):
     tmp.replace(run_dir / "state.pt")
 
 
+def _save_on_rank_0(world: distributed.World, run_dir: Path, state: dict):
+    """Rank 0 writes the state (every rank holds the same one); the others wait until it is on disk."""
+    if world.main:
+        _save_state(run_dir, state)
+    distributed.barrier()
+
+
 @torch.no_grad()
 def evaluate_vq(tokenizer: VQTokenizer, images: torch.Tensor, batch_size: int = 64) -> dict:
     tokenizer.eval()
@@ -193,8 +204,10 @@ def _vq_train_mode(tokenizer: VQTokenizer, decoder_only: bool):
 def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT, resume=False, progress=True):
     """Train the tokenizer; returns the run directory."""
     run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
+    world = distributed.setup()
+    rows = world.share(tcfg.batch_size)  # this rank's rows of every global batch
     generator = set_seed(tcfg.seed)
-    device = default_device()
+    device = world.device
     images = load_images(data_root, "train", tcfg.max_images)
     test_images = load_test_targets(data_root, tcfg.max_images).to(device)
     tokenizer = VQTokenizer(cfg).to(device)
@@ -221,15 +234,17 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
     opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
     parts = {"model": tokenizer, "disc": disc, "opt": opt, "opt_d": opt_d}
     log, step, started = _restore(run_dir, state, parts, generator)
-    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-vq", disable=not progress, delay=0.5)
+    model = distributed.wrap(tokenizer, world)
+    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-vq",
+               disable=not (progress and world.main), delay=0.5)
     for step in bar:
         _vq_train_mode(tokenizer, tcfg.decoder_only)
         pick = torch.randint(images.shape[0], (tcfg.batch_size,), generator=generator)
         batch = images[pick]
         if tcfg.hflip:
             batch = random_flip(batch, generator)
-        batch = batch.to(device)
-        recon, vq_loss, _, stats = tokenizer(batch)
+        batch = batch[rows].to(device)
+        recon, vq_loss, _, stats = model(batch)
         rec_loss = F.l1_loss(recon, batch) + F.mse_loss(recon, batch) + tcfg.edge_weight * edge_loss(recon, batch)
         loss = rec_loss + vq_loss
         use_gan = tcfg.gan_weight > 0 and step >= tcfg.gan_start
@@ -246,17 +261,20 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
             d_loss = hinge_d_loss(disc(batch), disc(recon.detach()))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
+            distributed.average_gradients(disc)
             opt_d.step()
         last = step + 1 == tcfg.steps
         if (step + 1) % tcfg.log_every == 0 or last:
-            row = {"step": step + 1, "seconds": round(time.time() - started, 1), "rec_loss": rec_loss.item(),
-                   "vq_loss": vq_loss.item(), "gan_term": gan_term.item(), "d_loss": d_loss.item(),
-                   "perplexity": stats["perplexity"], "codes_used": stats["codes_used"]}
-            row.update(evaluate_vq(tokenizer, test_images))
-            log.add(row)
-            bar.set_postfix(mse=f"{row['test_mse']:.4f}", codes=row["test_codes_used"], ppl=f"{row['perplexity']:.0f}")
+            losses = distributed.mean_stats({"rec_loss": rec_loss.item(), "vq_loss": vq_loss.item(),
+                                             "gan_term": gan_term.item(), "d_loss": d_loss.item()})
+            if world.main:  # perplexity and codes used: rank 0's share of the batch
+                row = {"step": step + 1, "seconds": round(time.time() - started, 1), **losses,
+                       "perplexity": stats["perplexity"], "codes_used": stats["codes_used"]}
+                row.update(evaluate_vq(tokenizer, test_images))
+                log.add(row)
+                bar.set_postfix(mse=f"{row['test_mse']:.4f}", codes=row["test_codes_used"], ppl=f"{row['perplexity']:.0f}")
         if (step + 1) % tcfg.save_every == 0 or last:
-            _save_state(run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg))
+            _save_on_rank_0(world, run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg))
     return run_dir
 
 
@@ -286,19 +304,25 @@ def update_ema(ema_model, model, decay: float, step: int):
         ema_p.lerp_(p, 1 - decay)
 
 
-def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: MVTMTrainConfig) -> dict:
+def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: MVTMTrainConfig,
+                         total: Optional[torch.Tensor] = None) -> dict:
     """Backward the MVTM loss of a batch in ``tcfg.accumulate`` micro-batches.
 
     Each micro-batch's mean loss is weighted by its share of the masked tokens, so the summed
     gradient equals the gradient of the whole batch's mean loss. Returns the batch's stats.
+    Under DDP, ``tokens`` and ``mask`` are one rank's rows and ``total`` is the global batch's
+    masked count / world size: DDP averages the ranks' gradients into the global batch's gradient,
+    and all-reduces only after the last micro-batch.
     """
-    total = mask.sum()
+    total = mask.sum() if total is None else total
     stats = {"loss": 0.0, "masked_acc": 0.0}
-    for rows in torch.arange(tokens.shape[0], device=tokens.device).chunk(tcfg.accumulate):
+    micro_batches = torch.arange(tokens.shape[0], device=tokens.device).chunk(tcfg.accumulate)
+    for i, rows in enumerate(micro_batches):
         share = mask[rows].sum() / total
-        with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=tcfg.amp):
-            loss, micro = mvtm_loss(model, tokens[rows], mask[rows], tcfg.label_smoothing)
-        (loss * share).backward()
+        with distributed.sync_unless_last(model, i + 1 == len(micro_batches)):  # DDP: forward and backward inside
+            with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=tcfg.amp):
+                loss, micro = mvtm_loss(model, tokens[rows], mask[rows], tcfg.label_smoothing)
+            (loss * share).backward()
         for key in stats:
             stats[key] += micro[key] * share.item()
     return stats
@@ -308,8 +332,10 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
                resume=False, progress=True):
     """Train the transformer on tokens of a frozen tokenizer; returns the run directory."""
     run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
+    world = distributed.setup()
+    rows = world.share(tcfg.batch_size)  # this rank's rows of every global batch
     generator = set_seed(tcfg.seed)
-    device = default_device()
+    device = world.device
     tokenizer = load_model(tokenizer_path, "vq", device=device)
     if (tokenizer.cfg.num_codes, tokenizer.cfg.num_tokens) != (cfg.num_codes, cfg.num_tokens):
         raise ValueError(f"{tokenizer_path} makes K={tokenizer.cfg.num_codes}, N={tokenizer.cfg.num_tokens}, "
@@ -319,13 +345,16 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
         images = torch.cat([images, images.flip(-1)])  # mirror images double the token data
     tokens = encode_all(tokenizer, images)  # (M, N)
     test_tokens = encode_all(tokenizer, load_test_targets(data_root, tcfg.max_images))
-    if tcfg.batch_size % tcfg.accumulate:
-        raise ValueError(f"batch_size {tcfg.batch_size} must split into accumulate={tcfg.accumulate} equal micro-batches")
+    per_rank = rows.stop - rows.start
+    if per_rank % tcfg.accumulate:
+        of_rank = f" ({per_rank} per process)" if world.size > 1 else ""
+        raise ValueError(f"batch_size {tcfg.batch_size}{of_rank} must split into accumulate={tcfg.accumulate} equal micro-batches")
     model = BidirectionalTransformer(cfg).to(device).use_fused_attention(tcfg.fused_attention)
     if tcfg.init:
         model.load_state_dict(load_model(tcfg.init, "mvtm", expect=cfg).state_dict())
     ema_model = copy.deepcopy(model).eval()
-    forward = torch.compile(model) if tcfg.compile else model
+    forward = distributed.wrap(model, world)
+    forward = torch.compile(forward) if tcfg.compile else forward
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.dim() >= 2 and "emb" not in name else no_decay).append(p)
@@ -334,7 +363,8 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
     parts = {"model": model, "ema": ema_model, "opt": opt}
     log, step, started = _restore(run_dir, state, parts, generator)
     model.train()
-    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-mvtm", disable=not progress, delay=0.5)
+    bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-mvtm",
+               disable=not (progress and world.main), delay=0.5)
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = tcfg.lr * warmup_cosine(step, tcfg.steps, tcfg.warmup)
@@ -345,20 +375,22 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
             mask = training_mask(*batch.shape, tcfg.schedule, generator)
         mask = mask.to(device)
         opt.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(forward, batch, mask, tcfg)
+        stats = accumulate_gradients(forward, batch[rows], mask[rows], tcfg, total=mask.sum() / world.size)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         update_ema(ema_model, model, tcfg.ema, step)
         last = step + 1 == tcfg.steps
         if (step + 1) % tcfg.log_every == 0 or last:
-            row = {"step": step + 1, "seconds": round(time.time() - started, 1), "loss": stats["loss"],
-                   "train_masked_acc": stats["masked_acc"], "lr": opt.param_groups[0]["lr"],
-                   "test_acc_50": masked_accuracy(ema_model, test_tokens, 0.5),
-                   "test_acc_90": masked_accuracy(ema_model, test_tokens, 0.9)}
-            log.add(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
+            stats = distributed.mean_stats(stats)
+            if world.main:
+                row = {"step": step + 1, "seconds": round(time.time() - started, 1), "loss": stats["loss"],
+                       "train_masked_acc": stats["masked_acc"], "lr": opt.param_groups[0]["lr"],
+                       "test_acc_50": masked_accuracy(ema_model, test_tokens, 0.5),
+                       "test_acc_90": masked_accuracy(ema_model, test_tokens, 0.9)}
+                log.add(row)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
         if (step + 1) % tcfg.save_every == 0 or last:
-            _save_state(run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg, tokenizer=str(tokenizer_path)))
+            _save_on_rank_0(world, run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg, tokenizer=str(tokenizer_path)))
     return run_dir
 
 

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from maskgit_lab.distributed import gather_rows
+
 
 @dataclass
 class VQConfig:
@@ -95,7 +97,8 @@ class VectorQuantizer(nn.Module):
         z_q = self.codebook(indices).view(B, h, w, C).permute(0, 3, 1, 2)  # (B, C, h, w)
         loss = vq_loss(z_e, z_q, self.beta)
         if self.training and torch.is_grad_enabled():
-            self._restart_dead_codes(flat.detach(), indices)
+            # under DDP every rank restarts from the whole batch's encodings, so the codebooks stay equal
+            self._restart_dead_codes(gather_rows(flat.detach()), gather_rows(indices))
         stats = {
             "perplexity": perplexity(indices, self.num_codes).item(),
             "codes_used": int(torch.unique(indices).numel()),

@@ -1,7 +1,9 @@
 """The benchmarks run and report ratios; their speed targets are checked by reading, not here."""
 
 import pytest
+import torch
 
+from maskgit_lab import bench
 from maskgit_lab.bench import bench_attention, bench_evaluate, run_benchmarks, token_masks_of_test_set
 
 
@@ -22,10 +24,13 @@ def test_attention_benchmark_compares_like_with_like():
     assert "B=8 N=64 D=64 H=4" in result["name"]
 
 
-def test_train_benchmark_times_both_precisions(capsys):
-    result = run_benchmarks(["train"], quick=True)[0]
-    assert "quick config" in result["name"] and "images/s" in result["name"]
-    assert result["ratio"] == pytest.approx(result["slow"] / result["fast"]) and result["ratio"] > 0
+def test_train_benchmark_times_both_precisions_and_one_vs_two_processes(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "default_device", lambda: torch.device("cpu"))  # CPU processes even beside a GPU
+    precisions, processes = run_benchmarks(["train"], quick=True)
+    assert "quick config" in precisions["name"] and "images/s" in precisions["name"]
+    assert "in 1 process" in processes["name"] and "in 2 DDP processes" in processes["name"]
+    for result in (precisions, processes):
+        assert result["ratio"] == pytest.approx(result["slow"] / result["fast"]) and result["ratio"] > 0
 
 
 def test_evaluate_benchmark_splits_decode_and_features(tmp_path, tiny_tokenizer, tiny_model, monkeypatch):
