@@ -164,9 +164,9 @@ def cmd_modelability(args):
     print(f"  flat patches: {d['flat_share']:.1%} of tokens, H(code | colour) = {d['flat_conditional_bits']:.2f} bits")
     print(f"  known tokens changed by the hole (masked image vs ground truth): {d['context_shift']:.1%}")
     if args.probe_steps:
-        p = probe(args.vq, args.probe_dir, args.probe_steps, args.data_root)
-        print(f"  MVTM probe, {p['probe_steps']} steps: test masked-token accuracy {p['probe_acc_50']:.3f} at 50 %, "
-              f"{p['probe_acc_90']:.3f} at 90 % masked")
+        p = probe(args.vq, args.probe_dir, args.probe_steps, args.data_root, inpaint_masks=args.probe_inpaint_masks)
+        print(f"  MVTM probe, {p['probe_steps']} steps ({args.probe_inpaint_masks:.0%} of the rows hole-masked): "
+              f"test masked-token accuracy {p['probe_acc_50']:.3f} at 50 %, {p['probe_acc_90']:.3f} at 90 % masked")
     return 0
 
 
@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
     p.add_argument("--probe-steps", type=int, default=0,
                    help="also train the default transformer this many steps on the tokens and report its accuracy")
+    p.add_argument("--probe-inpaint-masks", type=float, default=0.5,
+                   help="share of the probe's training rows masked like the test holes (as data/checkpoints/next was compared)")
     p.add_argument("--probe-dir", type=Path, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
     p.set_defaults(func=cmd_modelability)
 

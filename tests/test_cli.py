@@ -1,8 +1,9 @@
 import pytest
 
+from maskgit_lab.checkpoint import SHIPPED_VQ
 from maskgit_lab.cli import build_parser, main
 
-COMMANDS = ["data", "train-vq", "train-mvtm", "inpaint", "fid", "score-tokenizer", "bench", "demo"]
+COMMANDS = ["data", "train-vq", "train-mvtm", "inpaint", "fid", "score-tokenizer", "modelability", "bench", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -52,3 +53,10 @@ def test_unknown_benchmark_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "speed"])
     assert "unknown benchmark 'speed'; choose one of: decode, attention, train, evaluate" in capsys.readouterr().err
+
+
+def test_modelability_reports_the_next_tokenizers_diagnostics(capsys):
+    assert main(["modelability", "--vq", str(SHIPPED_VQ.parent / "next" / "vq.pt"), "--limit", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "patch encoder, K=128, 16 test images" in out
+    assert "known tokens changed by the hole (masked image vs ground truth): 0.0%" in out  # a patch encoder, by construction
