@@ -88,10 +88,11 @@ def flat_code_stats(codes: torch.Tensor, images: torch.Tensor, num_codes: int, f
 
 
 @torch.no_grad()
-def context_shift(tokenizer, masked: torch.Tensor, gt: torch.Tensor, known: torch.Tensor, batch_size: int = 128) -> float:
-    """Share of the known tokens (patch fully visible) whose code differs between masked image and ground truth."""
+def context_shift(tokenizer, masked: torch.Tensor, known: torch.Tensor, gt_codes: torch.Tensor, batch_size: int = 128) -> float:
+    """Share of the known tokens (patch fully visible) whose code differs between the masked image and
+    ``gt_codes``, the ground truth's tokens (``encode_all(tokenizer, gt)``)."""
     unknown = token_mask_from_pixels(known, tokenizer.cfg.downsample)  # (M, N)
-    changed = encode_all(tokenizer, masked, batch_size) != encode_all(tokenizer, gt, batch_size)
+    changed = encode_all(tokenizer, masked, batch_size) != gt_codes
     return (changed & ~unknown).sum().item() / max(1, (~unknown).sum().item())
 
 
@@ -102,7 +103,7 @@ def diagnose_tokenizer(tokenizer, test: dict) -> dict:
     return {
         **code_stats(codes, cfg.num_codes),
         **flat_code_stats(codes, test["gt"], cfg.num_codes, cfg.downsample),
-        "context_shift": context_shift(tokenizer, test["masked"], test["gt"], test["known"]),
+        "context_shift": context_shift(tokenizer, test["masked"], test["known"], codes),
     }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from maskgit_lab.modelability import code_stats, context_shift, entropy_bits, flat_code_stats, flat_patches, patches
-from maskgit_lab.vq import VQTokenizer
+from maskgit_lab.vq import VQTokenizer, encode_all
 from tests.conftest import TINY_VQ
 
 
@@ -62,5 +62,5 @@ def test_a_patch_encoder_has_no_context_shift_and_a_conv_encoder_has_some():
     masked = torch.where(known.unsqueeze(1), gt, torch.zeros_like(gt))
     patch = VQTokenizer(dataclasses.replace(TINY_VQ, encoder="patch", num_codes=64)).eval()
     conv = VQTokenizer(dataclasses.replace(TINY_VQ, num_codes=64)).eval()
-    assert context_shift(patch, masked, gt, known) == 0.0
-    assert context_shift(conv, masked, gt, known) > 0.0
+    assert context_shift(patch, masked, known, encode_all(patch, gt)) == 0.0
+    assert context_shift(conv, masked, known, encode_all(conv, gt)) > 0.0
