@@ -18,11 +18,7 @@ def main(argv=None) -> int:
     gr.add_argument("submissions", type=Path, help="one folder per student (or nbgrader's submitted/<student>/maskgit/)")
     gr.add_argument("--out", type=Path, required=True, help="the CSV to write (one row per student and notebook)")
     gr.add_argument("--feedback", type=Path, help="where feedback HTML and summaries go (default: feedback/ beside --out)")
-    gr.add_argument("-j", "--jobs", type=int, default=1, help="students graded at the same time (default 1)")
-    gr.add_argument("--timeout", type=float, default=grading.DEFAULT_TIMEOUT, help="wall-time limit per student, seconds")
-    gr.add_argument("--memory", type=int, default=grading.DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
-    gr.add_argument("--cell-timeout", type=int, default=grading.DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
-    gr.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    grading.add_limit_args(gr)
     gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
     gr.add_argument("--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
                     "(default inside a SLURM array task: its task id and count); see autograder/shard.py")

@@ -217,6 +217,15 @@ def table(rows: list, width: int = 70) -> str:
     return "\n".join(lines)
 
 
+
+def add_limit_args(parser, jobs_help: str = "students graded at the same time (default 1)"):
+    """The per-student limits and the source notebooks, as flags: shared by `grade` and the SLURM wrapper."""
+    parser.add_argument("-j", "--jobs", type=int, default=1, help=jobs_help)
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="wall-time limit per student, seconds")
+    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
+    parser.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
+    parser.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
           keep: bool = False, log=print, template: Path = None, only=None, on_student=None) -> list:

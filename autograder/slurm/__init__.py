@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from autograder import grade as grading
-from autograder import release, shard
+from autograder import shard
 
 HERE = Path(__file__).resolve().parent
 GRADE_SCRIPT, MERGE_SCRIPT = HERE / "grade.sbatch", HERE / "merge.sbatch"
@@ -50,11 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, required=True, help="where the shards, logs and the class CSV go (shared file system)")
     p.add_argument("--out", type=Path, help="the class CSV (default DIR/grades.csv)")
     p.add_argument("--course", type=Path, help="an nbgrader course directory whose gradebook the merge fills")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="students graded at once in each task (default 1)")
-    p.add_argument("--timeout", type=float, default=grading.DEFAULT_TIMEOUT, help="wall-time limit per student, s")
-    p.add_argument("--memory", type=int, default=grading.DEFAULT_MEMORY, help="address-space cap per student, MB")
-    p.add_argument("--cell-timeout", type=int, default=grading.DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
-    p.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    grading.add_limit_args(p, jobs_help="students graded at once in each task (default 1)")
     for name in ("cpus-per-task", "mem", "time"):
         p.add_argument(f"--{name}", help=f"override the derived sbatch --{name} of each array task")
     p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
