@@ -63,6 +63,8 @@ def _decode_args(parser):
     parser.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps, help="decoding steps T (≥ 1)")
     parser.add_argument("--temperature", type=float, default=DecodeSettings.temperature, help="Gumbel noise scale τ (annealed)")
     parser.add_argument("--sweet-spot", type=int, default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
+    parser.add_argument("--sample-temperature", type=float, default=DecodeSettings.sample_temperature,
+                        help="sample codes from softmax(logits / s); 1 = MaskGIT's sampling, smaller is greedier")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
@@ -122,7 +124,7 @@ def cmd_inpaint(args):
     from maskgit_lab.configs import get_config
     from maskgit_lab.evaluate import inpaint_test_set
 
-    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot)
+    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature)
     out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, settings, seed=args.seed,
                            batch_size=args.batch_size, limit=args.limit, config=get_config(args.config),
                            fused_attention=args.fused_attention)

@@ -69,7 +69,8 @@ def test_pair_must_agree_on_codebook_and_tokens(tmp_path, tiny_tokenizer):
 def test_pair_is_checked_against_a_named_config(tmp_path, tiny_tokenizer, tiny_model):
     save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
     save_checkpoint(tmp_path / "m.pt", "mvtm", tiny_model)
-    with pytest.raises(ValueError, match="different vq config .*num_codes: expected 512, checkpoint has 16"):
+    expected = get_config("default").vq.num_codes
+    with pytest.raises(ValueError, match=f"different vq config .*num_codes: expected {expected}, checkpoint has 16"):
         load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=get_config("default"))
     tiny = ModelConfig("tiny", TINY_VQ, TINY_TF)
     tokenizer, model = load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=tiny)
