@@ -55,8 +55,8 @@ def test_unknown_benchmark_is_refused(capsys):
     assert "unknown benchmark 'speed'; choose one of: decode, attention, train, evaluate" in capsys.readouterr().err
 
 
-def test_modelability_reports_the_next_tokenizers_diagnostics(capsys):
-    assert main(["modelability", "--vq", str(SHIPPED_VQ.parent / "next" / "vq.pt"), "--limit", "16"]) == 0
+def test_modelability_reports_the_shipped_tokenizers_diagnostics(capsys):
+    assert main(["modelability", "--vq", str(SHIPPED_VQ), "--limit", "16"]) == 0
     out = capsys.readouterr().out
     assert "patch encoder, K=128, 16 test images" in out
     assert "known tokens changed by the hole (masked image vs ground truth): 0.0%" in out  # a patch encoder, by construction
