@@ -417,7 +417,7 @@ def _train_vq(run: RunDir, data_root, progress: bool):
                 bar.set_postfix(mse=f"{row['test_mse']:.4f}", codes=row["test_codes_used"], ppl=f"{row['perplexity']:.0f}")
         if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:
             _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run))
-        if run.stop_requested:
+        if run.stop_requested and not last:
             raise run.interrupted(step + 1)
 
 
@@ -539,7 +539,7 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
         if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:
             _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run, tokenizer=str(tokenizer_path)))
-        if run.stop_requested:
+        if run.stop_requested and not last:
             raise run.interrupted(step + 1)
 
 
