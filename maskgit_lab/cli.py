@@ -288,9 +288,9 @@ def cmd_inpaint(args):
     settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot)
     out = OutputFolder(args.out, "inpaint", args.overwrite, ground_truth=ground_truth_dir(args.data_root),
                        vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed)
-    inpaint_test_set(args.vq, args.mvtm, args.data_root, out.path, settings, seed=args.seed, batch_size=args.batch_size,
-                     limit=args.limit, config=get_config(args.config), fused_attention=args.fused_attention)
-    print(f"wrote {out.finish()}")
+    written = inpaint_test_set(args.vq, args.mvtm, args.data_root, out, settings, seed=args.seed, batch_size=args.batch_size,
+                               limit=args.limit, config=get_config(args.config), fused_attention=args.fused_attention)
+    print(f"wrote {written}")
     return 0
 
 
@@ -347,7 +347,8 @@ def cmd_demo(args):
 
     check_decoding(args)
     out = OutputFolder(args.out, "demo", args.overwrite)
-    run_demo(out.path, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows,
+    folder = out.claim()  # at the start, not at the end: a quick training run resumes inside it
+    run_demo(folder, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows,
              settings=DecodeSettings(schedule=args.schedule, steps=args.steps), full=args.full, limit=args.limit)
     out.finish()
     return 0

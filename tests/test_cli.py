@@ -262,6 +262,7 @@ def test_a_second_run_in_a_run_dir_in_use_gets_one_line(tmp_path, capsys):
 def test_a_file_that_is_not_a_checkpoint_is_one_line_without_unsafe_advice(tmp_path, capsys):
     (tmp_path / "random.pt").write_bytes(os.urandom(4096))
     code, err = run(["inpaint", "--vq", str(tmp_path / "random.pt"), "--out", str(tmp_path / "out")], capsys)
+    assert not (tmp_path / "out").exists()  # the folder is claimed only once results are ready
     assert (code, err) == (2, f"error: {tmp_path / 'random.pt'} is not a readable checkpoint (not a torch file, or corrupt "
                               f"or truncated); give a file written by `python -m maskgit_lab train-vq --export`, or restore it\n")
     assert "weights_only" not in err

@@ -215,7 +215,7 @@ def test_inpaintings_scored_against_another_test_set_are_named(tmp_path):
     images = synthetic_images(3, seed=4)
     truth, other = save_pngs(tmp_path / "gt", images), save_pngs(tmp_path / "other_gt", images)
     out = OutputFolder(tmp_path / "out", "inpaint", ground_truth=truth.resolve())
-    save_pngs(out.path, images)
+    save_pngs(out.claim(), images)
     out.finish()
     assert fid.folder_warnings(out.path, truth, min_images=2) == []
     assert fid.folder_warnings(other, out.path, min_images=2) == [

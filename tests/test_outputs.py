@@ -14,6 +14,8 @@ def write(folder, *names):
 
 def test_a_new_folder_is_claimed_and_lists_what_was_written(tmp_path):
     out = OutputFolder(tmp_path / "out", "inpaint", ground_truth="gt")
+    assert not out.path.exists()  # checked, not yet written
+    out.claim()
     assert read_marker(out.path) == {"command": "inpaint", "files": None, "ground_truth": "gt"}
     write(out.path, "image_000.png", "image_001.png")
     out.finish()
@@ -22,9 +24,12 @@ def test_a_new_folder_is_claimed_and_lists_what_was_written(tmp_path):
 
 def test_a_second_run_removes_the_first_runs_files(tmp_path):
     first = OutputFolder(tmp_path, "inpaint")
+    first.claim()
     write(tmp_path, "image_000.png", "image_001.png", "image_002.png", "image_003.png")
     first.finish()
     second = OutputFolder(tmp_path, "inpaint")
+    assert len(list(tmp_path.glob("*.png"))) == 4  # removed only when the new results are ready
+    second.claim()
     assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER]
     write(tmp_path, "image_000.png", "image_001.png")
     second.finish()
@@ -32,9 +37,9 @@ def test_a_second_run_removes_the_first_runs_files(tmp_path):
 
 
 def test_an_interrupted_run_counts_everything_since_its_claim_as_its_own(tmp_path):
-    OutputFolder(tmp_path, "inpaint")  # never finished
+    OutputFolder(tmp_path, "inpaint").claim()  # never finished
     write(tmp_path, "image_000.png")
-    OutputFolder(tmp_path, "inpaint")
+    OutputFolder(tmp_path, "inpaint").claim()
     assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER]
 
 
@@ -50,6 +55,7 @@ def test_a_folder_of_other_files_is_refused_without_overwrite(tmp_path, marker):
 
 def test_a_file_added_after_the_run_is_not_ours(tmp_path):
     out = OutputFolder(tmp_path, "inpaint")
+    out.claim()
     write(tmp_path, "image_000.png")
     out.finish()
     write(tmp_path, "mine.png")
@@ -61,6 +67,7 @@ def test_overwrite_clears_the_images_and_keeps_other_files(tmp_path):
     write(tmp_path, "old.png", "old.JPG", "notes.txt")
     (tmp_path / "sub").mkdir()
     out = OutputFolder(tmp_path, "inpaint", overwrite=True)
+    out.claim()
     assert sorted(p.name for p in tmp_path.iterdir()) == [MARKER, "notes.txt", "sub"]
     write(tmp_path, "image_000.png")
     out.finish()
