@@ -43,6 +43,14 @@ def test_wrong_kind_missing_and_corrupt_files(tmp_path, tiny_model):
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="not a readable checkpoint"):
         load_model(tmp_path / "cut.pt", "mvtm")
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match="not a readable checkpoint") as refused:
+        load_model(tmp_path / "random.pt", "vq")
+    assert "weights_only" not in str(refused.value) and "\n" not in str(refused.value)
+    torch.save(tmp_path, tmp_path / "pickle.pt")  # a torch file of another object: torch's advice says weights_only=False
+    with pytest.raises(ValueError, match="not a readable checkpoint") as refused:
+        load_model(tmp_path / "pickle.pt", "vq")
+    assert "weights_only" not in str(refused.value)
     torch.save({"weights": 1}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="not a maskgit-lab checkpoint"):
         load_model(tmp_path / "foreign.pt", "mvtm")
