@@ -385,7 +385,7 @@ def _counts_in_step(fn) -> str:
     (name, steps), t = next((run, t) for run in COUNT_RUNS for t in range(run[1]) if got[run][t] != expected[run][t])
     where = f"schedule {name}, T = {steps}, n₀ = {COUNT_N0}, after step t = {t}"
     if why:
-        raise CheckFailed(f"{where}: expected {expected[name, steps][t]} tokens masked, got {got[name, steps][t]}. {why}")
+        raise CheckFailed(f"{where}: expected {expected[name, steps][t]} tokens masked, got {got[name, steps][t]}: {why}")
     if t == steps - 1:
         raise CheckFailed(f"{where} (the last step): no token may stay masked, every remaining one takes its "
                           f"sample (n_(T−1) = 0); {got[name, steps][t]} are still masked")
