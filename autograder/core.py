@@ -5,7 +5,7 @@ import operator
 import traceback
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 
 class Status(str, Enum):
@@ -42,18 +42,32 @@ class Result:
         return f"[{mark}] {self.check} ({self.points:g}/{self.max_points:g}): {self.message}"
 
 
+class Variant(NamedTuple):
+    """One known misconception: a short name (tests refer to it), what it computes, the words a student reads.
+
+    ``wrong`` is what the check needs to recognise it: a value, or a function that the check
+    calls on the crafted inputs it makes (``autograder.checks.variants`` holds them all).
+    """
+
+    name: str
+    wrong: Any
+    words: str
+
+
 def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any], bool] = operator.eq) -> Optional[str]:
     """What is wrong with ``got``, in words: the one way every check names a misconception.
 
     ``variants`` pairs what a student with one misconception would return (a value, or a
     function of no arguments that computes it only when it is tried) with the words that name
-    that misconception. Returns None when ``got`` is ``expected``, the words of the first
-    variant that ``got`` matches, and "" when it is wrong in a way no variant explains (the
-    caller then shows expected against got). ``same`` compares two answers.
+    that misconception, as ``(wrong, words)`` or ``Variant(name, wrong, words)``. Returns None
+    when ``got`` is ``expected``, the words of the first variant that ``got`` matches, and ""
+    when it is wrong in a way no variant explains (the caller then shows expected against got).
+    ``same`` compares two answers.
     """
     if same(got, expected):
         return None
-    for wrong, words in variants:
+    for variant in variants:
+        wrong, words = variant[-2:]
         if same(got, wrong() if callable(wrong) else wrong):
             return words
     return ""
