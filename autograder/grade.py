@@ -36,9 +36,9 @@ from autograder.core import Status
 
 COLUMNS = ["student", "notebook", "status", "score", "max_score", "hidden_score", "hidden_max", "manual_max", "reason"]
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # nbgrader ids with odd characters break paths (#1738)
-DEFAULT_TIMEOUT = 1800  # seconds per student, all notebooks together
+DEFAULT_TIMEOUT = 3600  # seconds per student, all notebooks together: a correct one took ~900 s at load 19 on 2 cores
 DEFAULT_MEMORY = 8192  # MB of address space per student; importing torch alone takes ~3.3 GB of it
-DEFAULT_CELL_TIMEOUT = 300  # nbgrader's Execute.timeout, as in autograder/nbgrader_config.py
+DEFAULT_CELL_TIMEOUT = 600  # nbgrader's Execute.timeout, as in autograder/nbgrader_config.py (README: choosing it)
 
 
 def find_submissions(root: Path, source: Path = release.SOLUTIONS) -> dict:

@@ -9,7 +9,7 @@ limit. It
    ``nbgrader generate_assignment``) into ``SCRATCH/course``: its own gradebook, never shared,
 3. reads each submitted notebook against its source (autograder/tamper.py) and places it in
    ``submitted/<student>/maskgit/``,
-4. runs ``nbgrader autograde`` (per-cell ``Execute.timeout``, missing test cells added back)
+4. runs ``nbgrader autograde`` once per notebook (per-cell ``Execute.timeout``, missing test cells added back)
    and ``nbgrader generate_feedback``, with HOME, TMPDIR and IPYTHONDIR inside the scratch
    folder, the write guard in every kernel (autograder/guard.py), and cwd in the scratch folder,
 5. re-runs every visible check and the hidden checks outside the notebook (autograder/rerun.py),
@@ -35,6 +35,9 @@ from autograder.core import Status
 from autograder.release import ASSIGNMENT
 
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # a giant submitted file once took an nbgrader server down (#874)
+# Seconds nbclient waits for an interrupted cell to go idle before it gives up on the notebook
+# (nbgrader's default, 4 s, is shorter than a loaded machine takes to leave a torch call).
+IOPUB_TIMEOUT = 60
 
 
 def cap_memory(megabytes: int) -> None:
@@ -204,6 +207,31 @@ def assemble(notebook: str, job: dict, grades: dict, outputs: dict, findings, re
             "reason": "; ".join(notes + lost) or "all checks passed", "checks": checks}
 
 
+def autograde_log(scratch: Path, notebook: str) -> Path:
+    return scratch.parent / f"nbgrader-{notebook}.log"
+
+
+def cell_preview(source: str) -> str:
+    """The preview of a cell that nbclient puts into its CellTimeoutError (nbclient/exceptions.py)."""
+    lines = source.strip().split("\n")
+    return source if len(lines) < 11 else f"{lines[:5]}\n...\n{lines[-5:]}"
+
+
+def timed_out_cell(log_text: str, submitted: Path) -> str:
+    """Which cell nbclient gave up on, in words, found by its preview in the autograde log."""
+    try:
+        cells = nbformat.read(str(submitted), as_version=4).cells
+    except Exception:  # noqa: BLE001 (the row still says what happened, without the cell)
+        cells = []
+    flat = "\n".join(line.strip() for line in log_text.splitlines())  # the log indents the preview's lines
+    for number, cell in enumerate(cells, 1):
+        preview = "\n".join(line.strip() for line in cell_preview(cell.source).splitlines())
+        if cell.cell_type == "code" and cell.source.strip() and preview in flat:
+            gid = tamper.grade_id(cell)
+            return f"your cell {gid}" if gid else f"cell {number} (code: {cell.source.strip().splitlines()[0][:60]!r})"
+    return "a cell"
+
+
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -237,10 +265,15 @@ def grade(job: dict) -> dict:
     # The re-run of the checks only needs the submitted notebooks: start it now, beside nbgrader.
     hidden_runs = {name: start_hidden(submitted_dir / f"{name}.ipynb", source / f"{name}.ipynb", scratch, env, job)
                    for name in sorted(findings)}
+    # One autograde call per notebook: a cell that ignores the interrupt makes nbclient abandon the
+    # whole call, so it must cost that notebook only.
+    for name in sorted(findings):
+        nbgrader(course, env, autograde_log(scratch, name), "autograde", ASSIGNMENT, "--student", student,
+                 "--notebook", name, "--force", f"--Execute.timeout={job['cell_timeout']}",
+                 f"--Execute.iopub_timeout={IOPUB_TIMEOUT}",
+                 "--OverwriteCells.add_missing_cells=True")
+        say(f"autograde of {name} done")
     if findings:
-        nbgrader(course, env, log, "autograde", ASSIGNMENT, "--student", student, "--force",
-                 f"--Execute.timeout={job['cell_timeout']}", "--OverwriteCells.add_missing_cells=True")
-        say("autograde done")
         nbgrader(course, env, log, "generate_feedback", ASSIGNMENT, "--student", student, "--force")
         say("feedback done")
     grades = gradebook_grades(course, student) if findings else {}
@@ -257,11 +290,13 @@ def grade(job: dict) -> dict:
         elif name in problems:
             rows[name] = {"notebook": name, "status": Status.ERROR, "reason": problems[name]}
         elif name not in grades or not (course / "autograded" / student / ASSIGNMENT / f"{name}.ipynb").exists():
-            text = log.read_text(errors="replace") if log.exists() else ""
-            if "CellTimeoutError" in text:  # nbclient gives up on the whole submission when the interrupt is ignored
+            own_log = autograde_log(scratch, name)
+            text = own_log.read_text(errors="replace") if own_log.exists() else ""
+            if "CellTimeoutError" in text:  # nbclient gives up on the notebook when the interrupt is ignored
                 rows[name] = {"notebook": name, "status": Status.TIMEOUT, "reason": (
-                    f"a cell ran past the cell timeout ({job['cell_timeout']} s) and ignored the interrupt, so nbgrader "
-                    f"gave up on this submission")}
+                    f"{timed_out_cell(text, submitted_dir / f'{name}.ipynb')} ran past the cell timeout "
+                    f"({job['cell_timeout']} s) and ignored the interrupt, so nbgrader gave up on this notebook "
+                    f"(your other notebooks were graded on their own)")}
             else:
                 errors = [line for line in text.splitlines() if "[AutogradeApp | ERROR]" in line][:2]
                 rows[name] = {"notebook": name, "status": Status.ERROR,

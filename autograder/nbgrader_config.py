@@ -6,4 +6,4 @@ c.ClearSolutions.code_stub = {
     "python": '# YOUR CODE HERE\nraise NotImplementedError("TODO: replace this line with your code (see the task above)")'
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
-c.Execute.timeout = 300  # seconds per cell; the old ExecutePreprocessor.timeout name is ignored by nbgrader 0.9
+c.Execute.timeout = 600  # seconds per cell (autograder/README.md: choosing --cell-timeout); the old ExecutePreprocessor.timeout name is ignored by nbgrader 0.9

@@ -21,7 +21,7 @@ from autograder import examples, grade, hidden, release, tamper
 KEEP = {"01_intro", "01_setup", "01_nearest_code", "01_check_nearest_code", "01_straight_through", "01_check_straight_through",
         "01_vq_losses", "01_check_vq_losses", "01_q_beta", "01_a_beta"}
 NB01 = "01_vq_tokenization"
-OPTIONS = dict(timeout=240, memory=5120, cell_timeout=60)
+OPTIONS = dict(timeout=900, memory=5120, cell_timeout=300)  # no student here loops: limits as safe as the defaults
 STUDENTS = ["reference", "stderr", "deleted_test_cell", "writes_outside"]
 
 
@@ -144,6 +144,41 @@ def test_a_student_whose_grading_crashes_or_times_out_still_gets_rows(tmp_path, 
     assert [r["status"] for r in late["rows"]] == ["timeout"]
 
 
+BLOCKS_IN_C = """import signal
+import time
+
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # as a long C call that never looks at SIGINT
+time.sleep(10**6)
+""" + examples.NEAREST
+KEEP_02 = {"02_intro", "02_setup", "02_sdpa", "02_check_sdpa"}
+NB02 = "02_multi_head_attention"
+
+
+def test_a_cell_blocked_in_c_past_the_timeout_costs_its_notebook_only(tmp_path):
+    """The kernel never sees the interrupt: that notebook gets `timeout` naming the cell, the other one is graded."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name, keep in ((NB01, KEEP), (NB02, KEEP_02)):
+        notebook = nbformat.read(str(release.SOLUTIONS / f"{name}.ipynb"), as_version=4)
+        notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in keep]
+        nbformat.write(notebook, str(source / f"{name}.ipynb"))
+    template = grade.make_template(tmp_path, source)
+    releases = examples.released(source, template / "release" / release.ASSIGNMENT)
+    sources = {p.stem: nbformat.read(str(p), as_version=4) for p in source.glob("*.ipynb")}
+    student = tmp_path / "submissions" / "blocks_in_c"
+    student.mkdir(parents=True)
+    nbformat.write(examples.answered(releases[NB01], sources[NB01], {"01_nearest_code": BLOCKS_IN_C}), str(student / f"{NB01}.ipynb"))
+    nbformat.write(examples.answered(releases[NB02], sources[NB02], {}), str(student / f"{NB02}.ipynb"))
+    os.environ["MASKGIT_LAB_FAST"] = "1"
+    rows = grade.grade(tmp_path / "submissions", tmp_path / "grades.csv", jobs=1, source=source, template=template,
+                       **dict(OPTIONS, timeout=1800, cell_timeout=120))  # the other cells must fit in it on a loaded machine
+    by = {r["notebook"]: r for r in rows}
+    assert (by[NB01]["status"], by[NB01]["score"]) == ("timeout", "0")
+    assert "your cell 01_nearest_code ran past the cell timeout (120 s) and ignored the interrupt" in by[NB01]["reason"]
+    assert (by[NB02]["status"], by[NB02]["score"], by[NB02]["max_score"]) == ("graded", "3", "3"), by[NB02]["reason"]
+    assert (tmp_path / "feedback" / "blocks_in_c" / f"{NB02}.html").exists()
+
+
 def test_the_command_line_writes_the_csv(tmp_path, course):
     source, _, _ = course
     empty = tmp_path / "nobody"
@@ -181,5 +216,5 @@ def test_every_example_submission_on_the_real_notebooks(tmp_path, monkeypatch, r
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     submissions = tmp_path / "examples"
     examples.write(submissions)
-    rows = grade.grade(submissions, tmp_path / "grades.csv", jobs=2, timeout=600, cell_timeout=60)
+    rows = grade.grade(submissions, tmp_path / "grades.csv", jobs=2)
     assert examples.verify(rows, sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb"))) == []

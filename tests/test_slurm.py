@@ -24,7 +24,7 @@ from autograder import examples, grade, release, shard
 
 pytestmark = pytest.mark.slurm
 STUDENTS = ["reference", "stderr", "deleted_test_cell"]
-OPTIONS = ["--timeout", "240", "--memory", "5120", "--cell-timeout", "60"]
+OPTIONS = ["--timeout", "900", "--memory", "5120", "--cell-timeout", "300"]  # as safe as the defaults on a loaded machine
 JOB = re.compile(r"^(array|merge) job (\d+)", re.M)
 
 
@@ -76,7 +76,7 @@ def test_the_array_and_its_merge_give_the_serial_csv_and_fill_the_gradebook(node
     started = time.monotonic()
     jobs = submit(node, submissions, tmp_path / "run", course_dir, source)
     # the serial run the merge must equal, graded meanwhile
-    grade.grade(submissions, tmp_path / "serial" / "grades.csv", jobs=1, source=source, timeout=240, memory=5120, cell_timeout=60)
+    grade.grade(submissions, tmp_path / "serial" / "grades.csv", jobs=1, source=source, timeout=900, memory=5120, cell_timeout=300)
     states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
     print(f"array + merge finished {time.monotonic() - started:.0f} s after submission")
     logs = "".join(p.read_text() for p in sorted((tmp_path / "run" / "logs").glob("*.out")))
