@@ -7,8 +7,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbgrader import utils
+from nbgrader.validator import Validator
+from traitlets.config import Config
 
-from autograder import release
+from autograder import release, tamper
 
 RELEASED = sorted(release.RELEASE.glob("*.ipynb"))
 
@@ -31,24 +34,53 @@ def test_check_reports_a_stale_or_leaking_release(tmp_path):
     assert any(f"{victim.name} still holds solution markers" in p for p in problems)
 
 
-@pytest.mark.parametrize("path", RELEASED, ids=[p.stem for p in RELEASED])
-def test_release_runs_to_its_first_todo_and_stops_there_with_a_clear_message(path, tmp_path, monkeypatch):
+def run_all(path, monkeypatch) -> nbformat.NotebookNode:
+    """``path`` executed top to bottom in fast mode as Run All does: a cell whose execution fails stops it."""
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     notebook = nbformat.read(path, as_version=4)
-    todo_cells = [i for i, c in enumerate(notebook.cells)
-                  if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
-    assert todo_cells, f"{path.name} has no TODO cell"
-    for cell in (notebook.cells[i] for i in todo_cells):
-        assert 'raise NotImplementedError("TODO' in cell.source
-    # Run up to the first TODO and one cell further: defining a TODO function must not fail,
-    # and the first cell that calls it (its check) fails with the TODO's message.
-    code = [c for c in notebook.cells if c.cell_type == "code"]
-    first = next(i for i, c in enumerate(code) if c.metadata.get("nbgrader", {}).get("solution"))
-    notebook.cells = code[: first + 2]
     client = NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-    with pytest.raises(CellExecutionError) as failed:
-        client.execute()
-    message = str(failed.value)
-    assert ("NotImplementedError" in message and "TODO" in message) or "not implemented yet" in message, message[-2000:]
-    ran = [c for c in notebook.cells if c.get("execution_count")]
-    assert len(ran) == first + 2, f"{path.name} failed before its first TODO's check: {message[-2000:]}"
+    try:
+        client.execute()  # an error reply stops here, as it stops JupyterLab's Run All
+    except CellExecutionError as failed:
+        pytest.fail(f"Run All of {path.name} stops at a cell: {str(failed)[-2000:]}")
+    return notebook
+
+
+@pytest.mark.parametrize("path", RELEASED, ids=[p.stem for p in RELEASED])
+def test_release_runs_all_the_way_and_every_check_shows_its_unfinished_todo(path, monkeypatch):
+    notebook = run_all(path, monkeypatch)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    todos = [c for c in code if c.metadata.get("nbgrader", {}).get("solution")]
+    assert todos and all('raise NotImplementedError("TODO' in c.source for c in todos), f"{path.name}: TODO cells"
+    assert all(c.get("execution_count") for c in code), f"{path.name}: not every code cell ran"
+    checks = [c for c in code if tamper.is_test_cell(c)]
+    assert checks, f"{path.name} has no check cell"
+    for cell in code:
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if cell not in checks:
+            assert not errors, f"{tamper.grade_id(cell)} of {path.name} failed: {errors}"
+            continue
+        # One error output per check: nbgrader scores the cell 0 and the student reads the check's
+        # line, not the grader's frames. The ename and evalue are the ones a raised check gave.
+        assert len(errors) == 1 and errors[0].ename == "AssertionError", (tamper.grade_id(cell), cell.outputs)
+        shown = "\n".join(errors[0].traceback)
+        check = tamper.grade_id(cell)[3:]
+        assert f"[FAILED] {check} (0/" in shown and errors[0].evalue in shown, shown
+        assert "Traceback" not in shown and "autograder" not in shown, shown
+        assert utils.determine_grade(cell) == (0, cell.metadata.nbgrader.points)
+    first_todo = code.index(todos[0])
+    first_check = code[first_todo + 1]
+    assert first_check in checks and "not implemented yet: finish the TODO above" in first_check.outputs[-1].evalue
+
+
+def test_validate_lists_every_unfinished_check_with_its_message(monkeypatch):
+    monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
+    path = release.RELEASE / "02_multi_head_attention.ipynb"
+    checks = [tamper.grade_id(c)[3:] for c in nbformat.read(path, as_version=4).cells if tamper.is_test_cell(c)]
+    validator = Validator(config=Config({"Execute": {"timeout": 300}}))  # as autograder/nbgrader_config.py sets it
+    results = validator.validate(str(path))
+    assert list(results) == ["failed"], results
+    errors = [cell["raw_error"] for cell in results["failed"]]
+    assert len(errors) == len(checks) and all(
+        f"[FAILED] {check} (0/" in error and "not implemented yet" in error for check, error in zip(checks, errors)), errors
+
