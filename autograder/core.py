@@ -102,10 +102,36 @@ def graded(points: float):
 
 
 def show(result: Result) -> None:
-    """Print ``result``; fail (AssertionError) when points were lost, so the test cell scores 0."""
-    print(result)
-    if not result.passed:
-        raise AssertionError(result.message)
+    """Print a passed ``result``; mark the cell failed when points were lost, without stopping Run All.
+
+    In a Jupyter kernel a lost point becomes the cell's error output, published by the shell as
+    an exception would be (ename ``AssertionError``, the check's message as evalue), which nbgrader
+    scores 0 and its Validate lists, but the cell itself ends normally: JupyterLab's Run All
+    goes on to the next cell, and the red box shows the check's line, not the grader's frames.
+    Outside a kernel (plain Python, pytest) it raises the AssertionError itself.
+    """
+    if result.passed:
+        print(result)
+        return
+    failure = AssertionError(result.message)
+    shell = _kernel_shell()
+    if shell is None:
+        print(result)
+        raise failure
+    shell._showtraceback(AssertionError, failure, [f"{RED}{result}{RESET}"])
+
+
+RED, RESET = "\x1b[1;31m", "\x1b[0m"  # how IPython colours an exception's name
+
+
+def _kernel_shell():
+    """The Jupyter kernel's shell when this runs in one, else None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and hasattr(shell, "kernel") else None
 
 
 def use_or_reference(answer: Callable, reference: Callable, check: Callable) -> Callable:
@@ -119,3 +145,12 @@ def use_or_reference(answer: Callable, reference: Callable, check: Callable) -> 
     print(f"Using the reference {reference.__module__}.{reference.__name__} below, "
           f"because {result.check} did not pass yet: {result.message}")
     return reference
+
+
+def whose(used: Callable, answer: Callable) -> str:
+    """"your" when ``used`` is the student's ``answer``, else "the reference": for lines that report a result.
+
+    ``used`` is what :func:`use_or_reference` returned, so a line far below the fallback's notice
+    still says whose function computed it.
+    """
+    return "your" if used is answer else "the reference"
