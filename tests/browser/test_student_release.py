@@ -12,7 +12,7 @@ import re
 
 import nbformat
 import pytest
-from browser_lab import ROOT, Explorer, assert_shows_counts
+from browser_lab import REDRAW_S, ROOT, Explorer, assert_shows_counts
 
 pytestmark = pytest.mark.browser
 
@@ -45,10 +45,15 @@ def test_run_all_runs_the_whole_release_shows_every_failed_check_and_draws_the_e
         assert "Traceback" not in shown and "autograder" not in shown, f"the grader's internals show: {shown}"
     fallback = cells[ids.index("04_gumbel_pic")].text
     assert "Using the reference maskgit_lab.decoding.gumbel_noise below" in fallback, fallback
-    page.screenshot("release-failed-checks", cells[checks[0] - 1])
+    # JupyterLab 4 draws only the cells in view: scroll, then wait until the first failure is painted.
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", cells[checks[0] - 1])
+    page.wait(lambda: page.error_outputs(cells[checks[0]]) and cells[checks[0]].is_displayed(), REDRAW_S,
+              "the first failed check is not drawn")
+    page.screenshot("release-failed-checks")
 
     explorer = Explorer(page)
-    assert explorer.drawn(), f"the explorer shows no finished drawing: {explorer.text()!r}"
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", explorer.root)
+    page.wait(explorer.drawn, REDRAW_S, f"the explorer shows no finished drawing after Run All: {explorer.text()!r}")
     assert_shows_counts(explorer)
     assert page.error_outputs(explorer.root) == [] and page.widget_placeholders() == []
     before = explorer.drawn()
