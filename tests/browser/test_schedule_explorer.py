@@ -91,12 +91,12 @@ def test_arrow_keys_on_the_image_slider_decode_another_image(solution_page):
 
 def test_temperature_slider_changes_the_picture_not_the_counts(solution_page):
     settings = Explorer(solution_page).settings()
-    higher = settings["temperature"] + 1.5  # three → presses of 0.5
+    higher = settings["temperature"] + 3.0  # six → presses of 0.5
     # A small change of τ can leave every decision of a decoding alone; this one must not.
     assert not torch.equal(package_tokens(settings, higher), package_tokens(settings, settings["temperature"])), \
         f"the package decodes alike at τ = {higher} and {settings['temperature']} here: press a different number of times"
     explorer, (text, pictures), (new_text, new_pictures) = change_and_check(
-        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "right", times=3), "three ArrowRight keys",
+        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "right", times=6), "six ArrowRight keys",
         shows=f"decoded with τ = {higher:.1f}")
     assert explorer.settings()["temperature"] == higher
     counts = [line for line in text.splitlines() if line.startswith("masked after each step:")]
