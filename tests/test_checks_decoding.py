@@ -30,8 +30,8 @@ def test_reference_step_loop_is_iterative_decode(tiny_model, schedule, steps):
 
 
 def iterative_decode_with_seed(model, tokens, unknown, steps, schedule):
-    return decoding.iterative_decode(model, tokens, unknown, decoding.DecodeSettings(schedule, steps, 4.5),
-                                     torch.Generator().manual_seed(7))
+    settings = decoding.DecodeSettings(schedule, steps, 4.5, sample_temperature=1.0)  # the loop's logits are not sharpened
+    return decoding.iterative_decode(model, tokens, unknown, settings, torch.Generator().manual_seed(7))
 
 
 # ---------------------------------------------------------------- buggy Gumbel noise
