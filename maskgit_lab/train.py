@@ -169,6 +169,7 @@ class RunDir:
         self._lock, self._old_handler = None, None
 
     def __enter__(self):
+        self.world.share(self.train_cfg.batch_size)  # a global batch the processes cannot split: refused before any write
         try:
             self._refuse_foreign_files()
             if self.world.main:
