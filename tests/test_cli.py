@@ -226,6 +226,7 @@ def test_ship_is_the_one_way_into_the_shipped_checkpoints(tmp_path, capsys, monk
 
 
 def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeypatch):
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when the tests run in the background (nohup, setsid &)
     calls = []
     edge_loss = train_module.edge_loss
 
@@ -244,7 +245,7 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeyp
     assert err.splitlines()[-1] + "\n" == (f"stopped by Ctrl-C after step 2 of 5; saved {run_dir / 'state.pt'}; continue with: "
                    f"python -m maskgit_lab {' '.join(argv)} --resume\n")
     assert torch.load(run_dir / "state.pt", weights_only=False)["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is put back
     assert main(argv + ["--resume"]) == 0
     assert torch.load(run_dir / "state.pt", weights_only=False)["step"] == 5
 
