@@ -137,12 +137,14 @@ def main(argv=None) -> int:
         uniform = decode_fid(random_code_step)
         threshold = values[0] + CPU_SHARE * (constant - values[0])
         print(f"FID on the first {CPU_SUBSET} test images: reference decoder, seeds 0…{args.seeds - 1}: "
-              + ", ".join(f"{v:.2f}" for v in values) + f"; white code everywhere {constant:.2f}; uniformly random codes {uniform:.2f}")
+              + ", ".join(f"{v:.2f}" for v in values)
+              + f"; white code everywhere {constant:.2f}; uniformly random codes {uniform:.2f}")
         print(f"CPU_REFERENCE_FID = {values[0]:.2f}")
         print(f"CPU_CONSTANT_FID = {constant:.2f}")
         print(f'CPU_REFERENCE_CHECKPOINT = "{checkpoint_hash()}"')
         print(f'CPU_REFERENCE_DECODE = "{decode_label()}"')
-        verdicts = [("reference seeds", max(values) <= threshold), ("white code", constant > threshold), ("random codes", uniform > threshold)]
+        verdicts = [("reference seeds", max(values) <= threshold), ("white code", constant > threshold),
+                    ("random codes", uniform > threshold)]
         print(f"threshold {threshold:.2f} (CPU_SHARE {CPU_SHARE}): "
               + ", ".join(f"{name} {'as expected' if ok else 'WRONG SIDE'}" for name, ok in verdicts))
         return 0 if all(ok for _, ok in verdicts) else 1

@@ -431,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-steps", type=integer(0), default=0,
                    help="also train the default transformer this many steps on the tokens and report its accuracy")
     p.add_argument("--probe-inpaint-masks", type=number(0, 1), default=0.5,
-                   help="share of the probe's training rows masked like the test holes (the candidates in data/checkpoints/README.md were compared at 0.5)")
+                   help="share of the probe's training rows masked like the test holes "
+                        "(the candidates in data/checkpoints/README.md were compared at 0.5)")
     p.add_argument("--probe-dir", type=folder, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
     p.set_defaults(func=cmd_modelability)
 

@@ -2,8 +2,9 @@
 
 ``default`` fits a 2-core laptop: 8×8 tokens per 64×64 image, a patch-local encoder (each
 token sees only its own 8×8 patch), 128 codes and a small transformer. Fewer codes and a local
-encoder make tokens the transformer can predict: see ``maskgit_lab.modelability``. ``lab`` is the original course setting (16×16 tokens, codebook 1024,
-d=768, 15 layers, 16 heads, MLP 1536) and wants a GPU.
+encoder make tokens the transformer can predict: see ``maskgit_lab.modelability``. ``lab`` is the
+original course setting (16×16 tokens, codebook 1024, d=768, 15 layers, 16 heads, MLP 1536) and
+wants a GPU.
 """
 
 from dataclasses import dataclass
