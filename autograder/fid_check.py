@@ -58,8 +58,9 @@ CPU_REFERENCE_DECODE = "cosine T=8 τ=1 s=0.3"  # decode_label() of the DecodeSe
 CPU_SHARE = 0.5
 
 
-def cpu_threshold() -> float:
-    return CPU_REFERENCE_FID + CPU_SHARE * (CPU_CONSTANT_FID - CPU_REFERENCE_FID)
+def cpu_threshold(reference: float = CPU_REFERENCE_FID, constant: float = CPU_CONSTANT_FID) -> float:
+    """CPU_SHARE of the way from the reference decoder's FID to the white-code fill's."""
+    return reference + CPU_SHARE * (constant - reference)
 
 
 def decode_label(settings: DecodeSettings = DecodeSettings()) -> str:
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
         values = [decode_fid(seed=s) for s in range(args.seeds)]
         constant = decode_fid(constant_code_step(white_code(load_model(SHIPPED_VQ, "vq"))))
         uniform = decode_fid(random_code_step)
-        threshold = values[0] + CPU_SHARE * (constant - values[0])
+        threshold = cpu_threshold(values[0], constant)
         print(f"FID on the first {CPU_SUBSET} test images: reference decoder, seeds 0…{args.seeds - 1}: "
               + ", ".join(f"{v:.2f}" for v in values)
               + f"; white code everywhere {constant:.2f}; uniformly random codes {uniform:.2f}")
