@@ -9,7 +9,7 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 
 class Status(str, Enum):
@@ -46,18 +46,32 @@ class Result:
         return f"[{mark}] {self.check} ({self.points:g}/{self.max_points:g}): {self.message}"
 
 
+class Variant(NamedTuple):
+    """One known misconception: a short name (tests refer to it), what it computes, the words a student reads.
+
+    ``wrong`` is what the check needs to recognise it: a value, or a function that the check
+    calls on the crafted inputs it makes (``autograder.checks.variants`` holds them all).
+    """
+
+    name: str
+    wrong: Any
+    words: str
+
+
 def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any], bool] = operator.eq) -> Optional[str]:
     """What is wrong with ``got``, in words: the one way every check names a misconception.
 
     ``variants`` pairs what a student with one misconception would return (a value, or a
     function of no arguments that computes it only when it is tried) with the words that name
-    that misconception. Returns None when ``got`` is ``expected``, the words of the first
-    variant that ``got`` matches, and "" when it is wrong in a way no variant explains (the
-    caller then shows expected against got). ``same`` compares two answers.
+    that misconception, as ``(wrong, words)`` or ``Variant(name, wrong, words)``. Returns None
+    when ``got`` is ``expected``, the words of the first variant that ``got`` matches, and ""
+    when it is wrong in a way no variant explains (the caller then shows expected against got).
+    ``same`` compares two answers.
     """
     if same(got, expected):
         return None
-    for wrong, words in variants:
+    for variant in variants:
+        wrong, words = variant[-2:]
         if same(got, wrong() if callable(wrong) else wrong):
             return words
     return ""
@@ -108,10 +122,36 @@ def judge(check: Callable[..., str], points: float, args: tuple, kwargs: dict) -
 
 
 def show(result: Result) -> None:
-    """Print ``result``; fail (AssertionError) when points were lost, so the test cell scores 0."""
-    print(result)
-    if not result.passed:
-        raise AssertionError(result.message)
+    """Print a passed ``result``; mark the cell failed when points were lost, without stopping Run All.
+
+    In a Jupyter kernel a lost point becomes the cell's error output, published by the shell as
+    an exception would be (ename ``AssertionError``, the check's message as evalue), which nbgrader
+    scores 0 and its Validate lists, but the cell itself ends normally: JupyterLab's Run All
+    goes on to the next cell, and the red box shows the check's line, not the grader's frames.
+    Outside a kernel (plain Python, pytest) it raises the AssertionError itself.
+    """
+    if result.passed:
+        print(result)
+        return
+    failure = AssertionError(result.message)
+    shell = _kernel_shell()
+    if shell is None:
+        print(result)
+        raise failure
+    shell._showtraceback(AssertionError, failure, [f"{RED}{result}{RESET}"])
+
+
+RED, RESET = "\x1b[1;31m", "\x1b[0m"  # how IPython colours an exception's name
+
+
+def _kernel_shell():
+    """The Jupyter kernel's shell when this runs in one, else None."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return shell if shell is not None and hasattr(shell, "kernel") else None
 
 
 def use_or_reference(answer: Callable, reference: Callable, check: Callable) -> Callable:
@@ -125,3 +165,12 @@ def use_or_reference(answer: Callable, reference: Callable, check: Callable) -> 
     print(f"Using the reference {reference.__module__}.{reference.__name__} below, "
           f"because {result.check} did not pass yet: {result.message}")
     return reference
+
+
+def whose(used: Callable, answer: Callable) -> str:
+    """"your" when ``used`` is the student's ``answer``, else "the reference": for lines that report a result.
+
+    ``used`` is what :func:`use_or_reference` returned, so a line far below the fallback's notice
+    still says whose function computed it.
+    """
+    return "your" if used is answer else "the reference"

@@ -11,6 +11,7 @@
   the same global batch.
 - evaluate: the whole test set inpainted (default schedule) and its Inception features,
   i.e. the time one FID row costs, split into its two parts.
+Each line names both sides of its ratio and, where there is a target, says "met" or "not met".
 Absolute times depend on the machine; the ratios are what to compare.
 """
 
@@ -50,6 +51,32 @@ def best_time(fn, repeats: int = 3) -> float:
     return min(times)
 
 
+def result(name: str, slow: tuple, fast: tuple, unit: str, at_least: float | None = None, at_most: float | None = None,
+           note: str = "") -> dict:
+    """One benchmark's row: ``slow`` and ``fast`` are (side, time); the ratio is slow / fast.
+
+    ``at_least`` / ``at_most`` is the target on that ratio; ``met`` is None when there is none
+    (``note`` says why).
+    """
+    (slow_side, t_slow), (fast_side, t_fast) = slow, fast
+    ratio = t_slow / t_fast
+    if at_least is not None:
+        target, met = f"{fast_side} ≥ {at_least:g}× faster than {slow_side}", ratio >= at_least
+    elif at_most is not None:
+        target, met = f"{slow_side} ≤ {at_most:g}× slower than {fast_side}", ratio <= at_most
+    else:
+        target, met = note, None
+    return {"name": name, "slow_side": slow_side, "fast_side": fast_side, "slow": t_slow, "fast": t_fast, "unit": unit,
+            "ratio": ratio, "target": target, "met": met}
+
+
+def report(r: dict) -> str:
+    """One line that names both sides of the ratio and says whether its target was met."""
+    target = r["target"] if r["met"] is None else f"target: {r['target']}: {'met' if r['met'] else 'not met'}"
+    return (f"{r['name']}: {r['slow_side']} {r['slow']:.3f} {r['unit']}, {r['fast_side']} {r['fast']:.3f} {r['unit']} "
+            f"→ ratio {r['slow_side']} / {r['fast_side']} = {r['ratio']:.2f} ({target})")
+
+
 def token_masks_of_test_set(root=DEFAULT_ROOT, limit=None, downsample: int = 8) -> torch.Tensor:
     return token_mask_from_pixels(load_test_batch(root, limit)["known"], downsample)
 
@@ -69,8 +96,8 @@ def bench_decode(quick: bool = False, settings: DecodeSettings = DecodeSettings(
             iterative_decode(model, tokens[i : i + 1], token_mask[i : i + 1], settings, generator=generator)
 
     t_batched, t_loop = best_time(batched, 1), best_time(one_by_one, 1)
-    return {"name": f"decode {tokens.shape[0]} test images, {settings.label}", "fast": t_batched, "slow": t_loop,
-            "ratio": t_loop / t_batched, "target": "batched ≥ 20× faster than per-image"}
+    return result(f"decode {tokens.shape[0]} test images, {settings.label}", ("one image at a time", t_loop),
+                  ("batched", t_batched), "s", at_least=20)
 
 
 def bench_attention(quick: bool = False) -> dict:
@@ -88,8 +115,8 @@ def bench_attention(quick: bool = False) -> dict:
         return step
 
     t_hand, t_sdpa = best_time(run(hand)), best_time(run(fused_forward))
-    return {"name": f"attention fwd+bwd B={B} N={N} D={D} H={H}", "fast": t_sdpa, "slow": t_hand,
-            "ratio": t_hand / t_sdpa, "target": "hand-built ≤ 1.5× slower than SDPA"}
+    return result(f"attention fwd+bwd B={B} N={N} D={D} H={H}", ("hand-built", t_hand), ("SDPA", t_sdpa), "s",
+                  at_most=1.5)
 
 
 def _sync(device: torch.device):
@@ -120,10 +147,10 @@ def bench_train(quick: bool = False, config: str = "default", batch_size: int = 
 
         rates[name] = batch_size * steps / best_time(train_steps, 1)
     label = "quick" if quick else config
-    return {"name": f"train MVTM ({label} config, N={cfg.num_tokens}, D={cfg.dim}, depth {cfg.depth}, batch {batch_size}, "
-                    f"{device.type}); images/s {rates['fp32 hand-built']:.1f} vs {rates['bf16 fused']:.1f}",
-            "fast": 1 / rates["bf16 fused"], "slow": 1 / rates["fp32 hand-built"],
-            "ratio": rates["bf16 fused"] / rates["fp32 hand-built"], "target": "bf16 + fused speed-up; GPU figure in README"}
+    return result(f"train MVTM ({label} config, N={cfg.num_tokens}, D={cfg.dim}, depth {cfg.depth}, batch {batch_size}, "
+                  f"{device.type}); images/s {rates['fp32 hand-built']:.1f} vs {rates['bf16 fused']:.1f}",
+                  ("fp32 hand-built", 1 / rates["fp32 hand-built"]), ("bf16 fused", 1 / rates["bf16 fused"]),
+                  "s per image", note="no target: the GPU figure is in the README")
 
 
 def _cpu_train_rate(model, cfg: TransformerConfig, batch_size: int, steps: int, rank: int = 0, size: int = 1) -> float:
@@ -174,10 +201,10 @@ def bench_train_processes(quick: bool = False, config: str = "default", batch_si
                            nprocs=2, start_method="spawn")
         two = float(out.read_text())
     label = "quick" if quick else config
-    return {"name": f"train MVTM on CPU processes ({label} config, global batch {batch_size}, threads per process "
-                    f"{threads} vs {max(1, threads // 2)}); images/s {one:.1f} in 1 process vs {two:.1f} in 2 DDP processes",
-            "fast": 1 / two, "slow": 1 / one, "ratio": two / one,
-            "target": "2 processes vs 1: above 1 only with a core to spare (README)"}
+    return result(f"train MVTM on CPU processes ({label} config, global batch {batch_size}, threads per process "
+                  f"{threads} vs {max(1, threads // 2)}); images/s {one:.1f} in 1 process vs {two:.1f} in 2 DDP processes",
+                  ("1 process", 1 / one), ("2 DDP processes", 1 / two), "s per image",
+                  note="no target: above 1 only with a core to spare (README)")
 
 
 def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
@@ -196,8 +223,8 @@ def bench_evaluate(quick: bool = False, vq=None, mvtm=None) -> dict:
     start = time.perf_counter()
     inception_features(images, progress=False, extractor=extractor)
     features = time.perf_counter() - start
-    return {"name": f"evaluate {len(images)} test images: decode {decode:.1f} s + Inception features {features:.1f} s",
-            "fast": decode, "slow": features, "ratio": features / decode, "target": "one FID row's cost, Inception share"}
+    return result(f"evaluate {len(images)} test images, one FID row's cost", ("Inception features", features),
+                  ("decode", decode), "s", note="no target: the Inception share of one FID row")
 
 
 BENCHMARKS = {"decode": bench_decode, "attention": bench_attention, "train": bench_train, "evaluate": bench_evaluate}
@@ -214,5 +241,5 @@ def run_benchmarks(which=("decode", "attention"), quick: bool = False, config: s
             results.append(BENCHMARKS[name](quick=quick))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for r in results:
-        print(f"{r['name']}: {r['slow']:.3f} s vs {r['fast']:.3f} s → ratio {r['ratio']:.2f} ({r['target']})")
+        print(report(r))
     return results

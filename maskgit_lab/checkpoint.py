@@ -39,8 +39,9 @@ def read_checkpoint(path, kind: str) -> dict:
         raise FileNotFoundError(f"checkpoint {path} not found; train one with `python -m maskgit_lab train-{kind}`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a readable checkpoint (corrupt or truncated?): {err}; re-train or restore it") from None
+    except Exception:  # torch's own message suggests weights_only=False, unsafe for a file of unknown origin
+        raise ValueError(f"{path} is not a readable checkpoint (not a torch file, or corrupt or truncated); "
+                         f"give a file written by `python -m maskgit_lab train-{kind} --export`, or restore it") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a maskgit-lab checkpoint (format {FORMAT!r} expected)")
     if payload["kind"] != kind:

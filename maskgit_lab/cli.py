@@ -1,45 +1,179 @@
-"""Command line: ``python -m maskgit_lab {data,train-vq,train-mvtm,inpaint,fid,bench,demo}``.
+"""Command line: ``python -m maskgit_lab {data,train-vq,train-mvtm,ship,inpaint,fid,…}``.
 
 Each sub-command is a thin shell over the package's functions; training flags are generated
-from the training dataclasses, so a new field shows up here with its default.
+from the training dataclasses, so a new field shows up here with its default. Every option
+is checked by one validator before anything runs: each number has its domain (``DOMAINS``
+for the training fields), booleans are ``true``/``false``, paths are checked for their kind,
+and a bad value gets one line naming the fix and exit code 2, with nothing written.
 """
 
 import argparse
+import math
+import shlex
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
 
-from maskgit_lab.checkpoint import SHIPPED_MVTM, SHIPPED_VQ
-from maskgit_lab.configs import CONFIGS
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_VQ
+from maskgit_lab.configs import CONFIGS, get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.outputs import inside_shipped_data
 from maskgit_lab.schedules import SCHEDULES
-from maskgit_lab.vq import ENCODERS
+from maskgit_lab.vq import ENCODERS, RESTART_FROM
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-def _flag_type(value):
-    if isinstance(value, bool):
-        return lambda text: text.lower() in ("1", "true", "yes", "on")
-    return type(value) if value is not None else int
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block): the line names the fix."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# --- the validator: one argparse type per kind of value ---------------------------------------
+
+
+def integer(low: int, what: str = "the value"):
+    """An integer ≥ ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {text!r}")
+        return value
+
+    return parse
+
+
+def number(low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """A finite float in [low, high]; an open end excludes its bound."""
+    if high < math.inf:
+        domain = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    else:
+        domain = f"a finite number {'>' if low_open else '≥'} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = math.isfinite(value) and (value > low if low_open else value >= low) and \
+            (value < high if high_open else value <= high)
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must be {domain}, got {text!r}")
+        return value
+
+    return parse
+
+
+def boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def existing(kind: str):
+    """A path that exists and is a ``"file"`` or a ``"folder"``."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if not (path.is_file() if kind == "file" else path.is_dir()):
+            found = "missing" if not path.exists() else "a folder" if path.is_dir() else "a file"
+            raise argparse.ArgumentTypeError(f"{path} is {found}; give the path of an existing {kind}")
+        return path
+
+    return parse
+
+
+existing_file, existing_dir = existing("file"), existing("folder")
+
+
+def optional_file(text: str) -> str:
+    """A checkpoint path kept as text (the training dataclasses store it), or "" for none."""
+    return text and str(existing_file(text))
+
+
+def folder(text: str) -> Path:
+    """A folder to write: new or existing, never a file, never in the shipped data/."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
+    if inside_shipped_data(path):
+        raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; write elsewhere, e.g. under runs/ or artifacts/")
+    return path
+
+
+def not_a_folder(text: str) -> Path:
+    """A checkpoint that may be missing (``demo`` trains one then), but is never a folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a checkpoint file")
+    return path
+
+
+def checkpoint_file(text: str) -> Path:
+    """Where to export a checkpoint: not a folder; the shipped folder only through ``ship``."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as {path / 'model.pt'}")
+    if inside_shipped_data(path):
+        raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; export elsewhere (e.g. runs/vq.pt), "
+                                         f"and replace a shipped checkpoint only with `python -m maskgit_lab ship`")
+    return path
+
+
+# The domain of every training field (train-vq, train-mvtm): a new field must be given one here.
+POSITIVE = integer(1)
+DOMAINS = {
+    "steps": POSITIVE, "batch_size": POSITIVE, "log_every": POSITIVE, "save_every": POSITIVE,
+    "max_images": POSITIVE, "restart_after": POSITIVE, "accumulate": POSITIVE,
+    "gan_start": integer(0), "warmup": integer(0), "seed": integer(0),
+    "lr": number(0, low_open=True), "edge_weight": number(0), "gan_weight": number(0), "weight_decay": number(0),
+    "label_smoothing": number(0, 1, high_open=True), "ema": number(0, 1, high_open=True),
+    "inpaint_masks": number(0, 1),
+    "hflip": boolean, "decoder_only": boolean, "amp": boolean, "fused_attention": boolean, "compile": boolean,
+    "init": optional_file, "init_decoder": optional_file,
+    "restart_from": str, "schedule": str,  # names: checked by `choices`
+}
+CHOICES = {"restart_from": list(RESTART_FROM), "schedule": list(SCHEDULES)}
 
 
 def add_dataclass_args(parser, cls):
-    """One ``--name`` flag per field of ``cls``, defaulting to the field's default."""
+    """One ``--name`` flag per field of ``cls``, defaulting to the field's default, typed by ``DOMAINS``."""
     for f in fields(cls):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_flag_type(f.default),
-                            default=f.default, help=f"(default: {f.default})")
+        if f.name not in DOMAINS:
+            raise KeyError(f"{cls.__name__}.{f.name} has no domain; add one to maskgit_lab.cli.DOMAINS")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=DOMAINS[f.name],
+                            choices=CHOICES.get(f.name), default=f.default, help=f"(default: {f.default})")
 
 
 def dataclass_from(args, cls):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
-def step_count(text: str) -> int:
-    """argparse type for T: an integer ≥ 1."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"decoding steps T must be an integer ≥ 1, got {text!r}")
-    return int(text)
+class UsageError(ValueError):
+    """A combination of arguments that cannot work: one line, exit 2."""
+
+
+step_count = integer(1, "decoding steps T")
+
+
+def check_decoding(args, config_name: str = "default"):
+    """T at most the N tokens of an image (an image has at most N unknown tokens, so with more steps
+    some would decode nothing and only cost time); the sweet spot stops within the T steps."""
+    tokens = get_config(config_name).transformer.num_tokens
+    if args.steps > tokens:
+        raise UsageError(f"-T {args.steps} is more decoding steps than the {tokens} tokens of an image "
+                         f"(config {config_name!r}), so some steps would decode nothing; use -T ≤ {tokens}")
+    if getattr(args, "sweet_spot", None) is not None and args.sweet_spot > args.steps:
+        raise UsageError(f"--sweet-spot {args.sweet_spot} stops after more steps than -T {args.steps}; use ≤ {args.steps}")
 
 
 BENCH_NAMES = ("decode", "attention", "train", "evaluate")
@@ -53,27 +187,37 @@ def bench_name(text: str) -> str:
 
 def _model_args(parser):
     parser.add_argument("--config", choices=list(CONFIGS), default="default", help="model size (default: default)")
-    parser.add_argument("--data-root", type=Path, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
+    parser.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
 
 
 def _decode_args(parser):
-    parser.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
-    parser.add_argument("--mvtm", type=Path, default=SHIPPED_MVTM, help="transformer checkpoint")
+    parser.add_argument("--vq", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint")
+    parser.add_argument("--mvtm", type=existing_file, default=SHIPPED_MVTM, help="transformer checkpoint")
     parser.add_argument("--schedule", choices=list(SCHEDULES), default=DecodeSettings.schedule)
-    parser.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps, help="decoding steps T (≥ 1)")
-    parser.add_argument("--temperature", type=float, default=DecodeSettings.temperature, help="Gumbel noise scale τ (annealed)")
-    parser.add_argument("--sweet-spot", type=int, default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps,
+                        help="decoding steps T, from 1 to the N tokens of an image (more would leave steps with nothing to decode)")
+    parser.add_argument("--temperature", type=number(0), default=DecodeSettings.temperature,
+                        help="Gumbel noise scale τ (annealed), finite and ≥ 0")
+    parser.add_argument("--sweet-spot", type=integer(1), default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
+    parser.add_argument("--sample-temperature", type=number(0, low_open=True), default=DecodeSettings.sample_temperature,
+                        help="sample codes from softmax(logits / s), finite and > 0; 1 = MaskGIT's sampling, smaller is greedier")
+    parser.add_argument("--seed", type=integer(0), default=0)
+    parser.add_argument("--batch-size", type=POSITIVE, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
+
+
+def _overwrite_arg(parser, what: str):
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
 def cmd_data(args):
     from maskgit_lab.data import prepare, verify
 
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file; give the data folder")
     if args.action == "prepare":
         if args.source is None:
-            raise SystemExit("data prepare needs --from PACKAGE.tgz (get it with `npm pack emoji-datasource-google@16.0.0`)")
+            raise UsageError("data prepare needs --from PACKAGE.tgz (get it with `npm pack emoji-datasource-google@16.0.0`)")
         stats = prepare(args.source, args.out)
         cover = stats["coverage_all"]
         print(f"wrote {args.out}: {stats['train_images']} train and {stats['test_images']} test images "
@@ -87,20 +231,26 @@ def cmd_data(args):
     return 1 if problems else 0
 
 
+def _check_export(args):
+    """Before training, so a long run does not end in a refused export."""
+    if args.export and args.export.exists() and not args.overwrite:
+        raise UsageError(f"--export {args.export} already exists; pick another file or pass --overwrite to replace it")
+
+
 def _finish_training(run_dir, kind: str, args):
     """Export (rank 0 alone under torchrun), then leave the process group with the other ranks."""
     from maskgit_lab import distributed
     from maskgit_lab.train import export
 
     if args.export and distributed.setup().main:
-        print(f"exported {export(run_dir, kind, args.export)}")
+        print(f"exported {export(run_dir, kind, args.export, overwrite=args.overwrite)}")
     distributed.finish()
 
 
 def cmd_train_vq(args):
-    from maskgit_lab.configs import get_config
     from maskgit_lab.train import VQTrainConfig, train_vq
 
+    _check_export(args)
     cfg = get_config(args.config).vq
     cfg = replace(cfg, encoder=args.encoder or cfg.encoder, num_codes=args.num_codes or cfg.num_codes)
     run_dir = train_vq(cfg, dataclass_from(args, VQTrainConfig), args.run_dir, args.data_root, resume=args.resume)
@@ -109,34 +259,50 @@ def cmd_train_vq(args):
 
 
 def cmd_train_mvtm(args):
-    from maskgit_lab.configs import get_config
     from maskgit_lab.train import MVTMTrainConfig, train_mvtm
 
+    _check_export(args)
     run_dir = train_mvtm(get_config(args.config).transformer, dataclass_from(args, MVTMTrainConfig), args.tokenizer,
                          args.run_dir, args.data_root, resume=args.resume)
     _finish_training(run_dir, "mvtm", args)
     return 0
 
 
-def cmd_inpaint(args):
-    from maskgit_lab.configs import get_config
-    from maskgit_lab.evaluate import inpaint_test_set
+def cmd_ship(args):
+    from maskgit_lab.train import export
 
-    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot)
-    out = inpaint_test_set(args.vq, args.mvtm, args.data_root, args.out, settings, seed=args.seed,
-                           batch_size=args.batch_size, limit=args.limit, config=get_config(args.config),
-                           fused_attention=args.fused_attention)
-    print(f"wrote {out}")
+    dest = args.to or {"vq": SHIPPED_VQ, "mvtm": SHIPPED_MVTM}[args.kind]
+    if SHIPPED_CHECKPOINTS.resolve() not in Path(dest).resolve().parents:
+        raise UsageError(f"--to {dest} is outside {SHIPPED_CHECKPOINTS}; ship writes the course's checkpoints only "
+                         f"(export anywhere else with train-{args.kind} --export)")
+    if Path(dest).exists() and not args.overwrite:
+        raise UsageError(f"{dest} is a shipped checkpoint; pass --overwrite to replace it with {args.run_dir}")
+    print(f"shipped {args.run_dir} as {export(args.run_dir, args.kind, dest, overwrite=args.overwrite)}")
+    return 0
+
+
+def cmd_inpaint(args):
+    from maskgit_lab.data import ground_truth_dir
+    from maskgit_lab.evaluate import inpaint_test_set
+    from maskgit_lab.outputs import OutputFolder
+
+    check_decoding(args, args.config)
+    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature)
+    out = OutputFolder(args.out, "inpaint", args.overwrite, ground_truth=ground_truth_dir(args.data_root),
+                       vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed)
+    written = inpaint_test_set(args.vq, args.mvtm, args.data_root, out, settings, seed=args.seed, batch_size=args.batch_size,
+                               limit=args.limit, config=get_config(args.config), fused_attention=args.fused_attention)
+    print(f"wrote {written}")
     return 0
 
 
 def cmd_fid(args):
-    from maskgit_lab.fid import fid_folders, format_result
+    from maskgit_lab.fid import fid_folders, folder_warnings, format_result
 
+    for line in folder_warnings(args.dir_a, args.dir_b):
+        print(f"warning: {line}", file=sys.stderr)
     print(format_result(fid_folders(args.dir_a, args.dir_b)))
     return 0
-
-
 def cmd_score_tokenizer(args):
     from maskgit_lab.checkpoint import load_model
     from maskgit_lab.quality import markdown_table, score_tokenizer
@@ -179,73 +345,95 @@ def cmd_bench(args):
 
 def cmd_demo(args):
     from maskgit_lab.demo import run_demo
+    from maskgit_lab.outputs import OutputFolder
 
-    run_demo(args.out, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows,
+    check_decoding(args)
+    out = OutputFolder(args.out, "demo", args.overwrite)
+    folder = out.claim()  # at the start, not at the end: a quick training run resumes inside it
+    run_demo(folder, data_root=args.data_root, vq=args.vq, mvtm=args.mvtm, rows=args.rows,
              settings=DecodeSettings(schedule=args.schedule, steps=args.steps), full=args.full, limit=args.limit)
+    out.finish()
     return 0
 
 
+RESUME_HELP = ("continue the run in --run-dir. Of its settings only {safe} may change (a larger --steps trains on "
+               "past the planned end, at the learning rate the schedule ended with); each change starts a phase, "
+               "numbered in log.csv and described in phases.json. Other settings must stay the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m maskgit_lab", description="MaskGIT inpainting, as a course.")
-    parser.add_argument("--threads", type=int, default=None,
+    from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig
+
+    parser = Parser(prog="python -m maskgit_lab", description="MaskGIT inpainting, as a course.")
+    parser.add_argument("--threads", type=POSITIVE, default=None,
                         help="CPU threads for torch (default: all cores; use 1 when another job shares the machine)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("data", help="rebuild or verify the embedded emoji data")
     p.add_argument("action", choices=["prepare", "verify"])
-    p.add_argument("--from", dest="source", type=Path, help="emoji-datasource-google-16.0.0.tgz")
+    p.add_argument("--from", dest="source", type=existing_file, help="emoji-datasource-google-16.0.0.tgz")
     p.add_argument("--out", "--root", dest="out", type=Path, default=DEFAULT_ROOT, help="the data folder to write or check")
     p.set_defaults(func=cmd_data)
-
-    from maskgit_lab.train import MVTMTrainConfig, VQTrainConfig
 
     p = sub.add_parser("train-vq", help="train the VQ tokenizer (stage 1)")
     _model_args(p)
     add_dataclass_args(p, VQTrainConfig)
     p.add_argument("--encoder", choices=list(ENCODERS), help="override the config's encoder (conv: sees past its patch; "
                    "patch: each token sees its own patch only)")
-    p.add_argument("--num-codes", type=int, help="override the config's codebook size K")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/vq"))
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument("--export", type=Path, help="write the finished model as a checkpoint here")
+    p.add_argument("--num-codes", type=integer(2, "the codebook size K"), help="override the config's codebook size K")
+    p.add_argument("--run-dir", type=folder, default=Path("runs/vq"))
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(VQTrainConfig.SAFE_TO_CHANGE)))
+    p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")
+    _overwrite_arg(p, "an existing --export file")
     p.set_defaults(func=cmd_train_vq)
 
     p = sub.add_parser("train-mvtm", help="train the transformer with masked visual token modeling (stage 2)")
     _model_args(p)
     add_dataclass_args(p, MVTMTrainConfig)
-    p.add_argument("--tokenizer", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint to train on")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/mvtm"))
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--export", type=Path)
+    p.add_argument("--tokenizer", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint to train on")
+    p.add_argument("--run-dir", type=folder, default=Path("runs/mvtm"))
+    p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(MVTMTrainConfig.SAFE_TO_CHANGE)))
+    p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")
+    _overwrite_arg(p, "an existing --export file")
     p.set_defaults(func=cmd_train_mvtm)
+
+    p = sub.add_parser("ship", help="replace a shipped checkpoint in data/checkpoints/ with a run's model (the only way)")
+    p.add_argument("kind", choices=["vq", "mvtm"])
+    p.add_argument("run_dir", type=existing_dir, help="the run directory to export")
+    p.add_argument("--to", type=Path, help=f"a file under {SHIPPED_CHECKPOINTS} (default: the shipped vq.pt or mvtm.pt)")
+    _overwrite_arg(p, "the shipped file (required when it exists)")
+    p.set_defaults(func=cmd_ship)
 
     p = sub.add_parser("inpaint", help="inpaint the test set into a folder of PNGs (stage 3)")
     _model_args(p)
     _decode_args(p)
-    p.add_argument("--out", type=Path, default=Path("artifacts/inpaint"))
-    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--out", type=folder, default=Path("artifacts/inpaint"),
+                   help="an empty folder, or one holding an earlier inpaint's results (they are removed first)")
+    _overwrite_arg(p, "the images of a folder holding other files")
+    p.add_argument("--limit", type=POSITIVE, default=None, help="only the first N test images")
     p.set_defaults(func=cmd_inpaint)
 
     p = sub.add_parser("fid", help="FID (and KID) between two folders of images")
-    p.add_argument("dir_a", type=Path)
-    p.add_argument("dir_b", type=Path)
+    p.add_argument("dir_a", type=existing_dir)
+    p.add_argument("dir_b", type=existing_dir)
     p.set_defaults(func=cmd_fid)
 
     p = sub.add_parser("score-tokenizer", help="FID of the tokenizer floor against gray and white fill")
-    p.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
-    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--vq", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint")
+    p.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT)
+    p.add_argument("--limit", type=POSITIVE, default=None, help="only the first N test images")
     p.set_defaults(func=cmd_score_tokenizer)
 
     p = sub.add_parser("modelability", help="can a transformer predict this tokenizer's tokens? (diagnostics)")
-    p.add_argument("--vq", type=Path, default=SHIPPED_VQ, help="tokenizer checkpoint")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
-    p.add_argument("--limit", type=int, default=None, help="only the first N test images")
-    p.add_argument("--probe-steps", type=int, default=0,
+    p.add_argument("--vq", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint")
+    p.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT)
+    p.add_argument("--limit", type=POSITIVE, default=None, help="only the first N test images")
+    p.add_argument("--probe-steps", type=integer(0), default=0,
                    help="also train the default transformer this many steps on the tokens and report its accuracy")
-    p.add_argument("--probe-inpaint-masks", type=float, default=0.5,
-                   help="share of the probe's training rows masked like the test holes (as data/checkpoints/next was compared)")
-    p.add_argument("--probe-dir", type=Path, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
+    p.add_argument("--probe-inpaint-masks", type=number(0, 1), default=0.5,
+                   help="share of the probe's training rows masked like the test holes "
+                        "(the candidates in data/checkpoints/README.md were compared at 0.5)")
+    p.add_argument("--probe-dir", type=folder, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
     p.set_defaults(func=cmd_modelability)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
@@ -256,20 +444,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="inpaint test images and save figures")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_ROOT)
-    p.add_argument("--vq", type=Path, default=SHIPPED_VQ)
-    p.add_argument("--mvtm", type=Path, default=SHIPPED_MVTM)
-    p.add_argument("--out", type=Path, default=Path("artifacts/demo"))
-    p.add_argument("--rows", type=int, default=6, help="test images to show")
+    p.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT)
+    p.add_argument("--vq", type=not_a_folder, default=SHIPPED_VQ, help="tokenizer checkpoint (trained briefly when missing)")
+    p.add_argument("--mvtm", type=not_a_folder, default=SHIPPED_MVTM, help="transformer checkpoint (trained briefly when missing)")
+    p.add_argument("--out", type=folder, default=Path("artifacts/demo"),
+                   help="an empty folder, or one holding an earlier demo's figures (they are removed first)")
+    _overwrite_arg(p, "the images of a folder holding other files")
+    p.add_argument("--rows", type=POSITIVE, default=6, help="test images to show")
     p.add_argument("--full", action="store_true", help="score every schedule × T and the sweet spot (slow)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N test images")
-    p.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps, help="decoding steps T (≥ 1)")
+    p.add_argument("--limit", type=POSITIVE, default=None, help="score only the first N test images")
+    p.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps,
+                   help="decoding steps T, from 1 to the N tokens of an image (more would leave steps with nothing to decode)")
     p.add_argument("--schedule", choices=list(SCHEDULES), default=DecodeSettings.schedule)
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: Optional[list] = None) -> int:
+    from maskgit_lab.train import TrainingInterrupted
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.threads:
         import torch
@@ -279,4 +473,11 @@ def main(argv: Optional[list] = None) -> int:
         return args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except TrainingInterrupted as stop:
+        again = argv if "--resume" in argv else argv + ["--resume"]
+        print(f"{stop}; continue with: python -m maskgit_lab {shlex.join(again)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED

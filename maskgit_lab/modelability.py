@@ -13,20 +13,35 @@ the first looks fine:
   the masked image and the ground truth: 0 for a patch-local encoder.
 - **perplexity** exp(H(code)) over the test set, for scale: more codes in use is not better tokens.
 A short, fixed MVTM budget on the tokens then measures the accuracy it reaches (``probe``).
+``candidate_table`` renders the measured comparison of tokenizers (``data/checkpoints/candidates.json``)
+that chose the shipped one.
 """
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from maskgit_lab.checkpoint import load_model
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, load_model
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.train import MVTMTrainConfig, train_mvtm
 from maskgit_lab.vq import encode_all
+
+CANDIDATES = SHIPPED_CHECKPOINTS / "candidates.json"
+# (field, column title, format) of the candidates table; a missing field prints as "–"
+CANDIDATE_COLUMNS = (
+    ("tokenizer", "tokenizer", "{}"),
+    ("floor_fid", "floor FID ↓", "{:.1f}"),
+    ("white_entropy_bits", "white patches: code entropy ↓", "{:.2f} bits"),
+    ("flat_conditional_bits", "flat patches: code entropy given the colour ↓", "{:.2f} bits"),
+    ("context_shift", "known tokens moved by the hole ↓", "{:.1%}"),
+    ("probe_acc_50", "masked accuracy, 400 MVTM steps ↑", "{:.3f}"),
+    ("gap_closed", "gap closed ↑", "{:.2f}"),
+)
 
 
 def entropy_bits(counts: torch.Tensor) -> float:
@@ -121,3 +136,13 @@ def probe(tokenizer_path, run_dir, steps: int = 300, data_root=DEFAULT_ROOT, max
     run = train_mvtm(cfg, tcfg, tokenizer_path, run_dir, data_root, progress=False)
     final = torch.load(Path(run) / "state.pt", map_location="cpu", weights_only=False)["log"][-1]
     return {"probe_steps": steps, "probe_acc_50": final["test_acc_50"], "probe_acc_90": final["test_acc_90"]}
+
+
+def candidate_table(path=CANDIDATES) -> str:
+    """The measured tokenizer candidates as a markdown table, one row each, in the file's order."""
+    rows = json.loads(Path(path).read_text())
+    lines = ["| " + " | ".join(title for _, title, _ in CANDIDATE_COLUMNS) + " |", "|" + "---|" * len(CANDIDATE_COLUMNS)]
+    for row in rows:
+        cells = [fmt.format(row[key]) if row.get(key) is not None else "–" for key, _, fmt in CANDIDATE_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -135,15 +135,25 @@ def baseline_rows(scorer: Scorer, tokenizer, cache: Optional[Path] = None) -> li
 
 def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, settings: Sequence[DecodeSettings], seed: int = 0,
                  batch_size: int = 64) -> list:
-    """One row per decoding setting, named by its label; the row holds the setting's fields too."""
+    """One row per decoding setting, named by its label; the row holds the setting's fields too.
+
+    T = 1 fills every token in its one step, whatever the schedule, so it is decoded and scored
+    once per pair of temperatures (τ, s) and its scores are reused for the other schedules' T = 1 rows.
+    """
     target_codes = encode_all(tokenizer, scorer.gt)
     token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
-    rows = []
+    rows, one_step = [], {}
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
+        temperatures = (setting.temperature, setting.sample_temperature)
+        if setting.steps == 1 and temperatures in one_step:
+            rows.append({**one_step[temperatures], "method": setting.label, **asdict(setting)})
+            continue
         images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, setting, batch_size, seed,
                                         progress=False, return_codes=True)
         rows.append(scorer(setting.label, images, token_acc=token_accuracy(codes, target_codes, token_mask),
                            **asdict(setting)))
+        if setting.steps == 1:
+            one_step[temperatures] = rows[-1]
     return rows
 
 

@@ -10,7 +10,11 @@ loss, AdamW, warm-up + cosine learning rate, and an exponential moving average (
 its weights, which is what gets exported.
 
 A run directory holds ``state.pt`` (everything needed to resume, rewritten every
-``save_every`` steps) and ``log.csv``. ``export`` turns a run into a shipped checkpoint.
+``save_every`` steps), ``log.csv`` and ``phases.json``. ``RunDir`` guards it: one run at a time
+(a lock), a stale ``*.tmp`` of an interrupted save removed, and ``--resume`` allowed to change
+only the settings in ``SAFE_TO_CHANGE`` (a larger ``steps`` extends the run; each change starts
+a numbered phase, kept in ``phases.json`` and in every log row). Ctrl-C stops at the end of
+the current step, saves, and raises ``TrainingInterrupted``. ``export`` turns a run into a checkpoint.
 
 Under ``torchrun`` both loops train with DistributedDataParallel (see ``distributed``): ``batch_size``
 stays the global batch, each rank trains on its share of it, and rank 0 alone logs and saves.
@@ -18,11 +22,16 @@ stays the global batch, each rank trains on its share of it, and rank 0 alone lo
 
 import copy
 import csv
+import fcntl
+import json
 import math
+import os
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from torch.nn import functional as F
@@ -47,6 +56,9 @@ from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer, encode_all
 
 @dataclass
 class VQTrainConfig:
+    # may differ on --resume: the planned length and how often to log and save
+    SAFE_TO_CHANGE: ClassVar[tuple] = ("steps", "log_every", "save_every")
+
     steps: int = 4000
     batch_size: int = 32
     lr: float = 2e-4
@@ -67,6 +79,9 @@ class VQTrainConfig:
 
 @dataclass
 class MVTMTrainConfig:
+    # and how a step is computed: the same gradient (accumulate) or the same model, faster
+    SAFE_TO_CHANGE: ClassVar[tuple] = VQTrainConfig.SAFE_TO_CHANGE + ("accumulate", "fused_attention", "compile")
+
     steps: int = 6000
     batch_size: int = 64
     lr: float = 5e-4
@@ -128,41 +143,164 @@ class RunLog:
             writer.writerows(r for r in self.rows if set(r) == set(self.rows[-1]))
 
 
-def _start_run(run_dir, resume: bool, model_cfg, train_cfg):
-    run_dir = Path(run_dir)
-    state_path = run_dir / "state.pt"
-    if not resume:
-        if state_path.exists():
-            raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --run-dir")
-        return run_dir, None
-    if not state_path.exists():
-        raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-    state = torch.load(state_path, map_location="cpu", weights_only=False)
-    # a setting added after the run started counts as its default
-    stored_model = {**asdict(type(model_cfg)()), **state["model_config"]}
-    stored_train = {**asdict(type(train_cfg)()), **state["train_config"]}
-    if stored_model != asdict(model_cfg) or stored_train != asdict(train_cfg):
-        raise ValueError(f"{run_dir} was started with other settings; resume with the same flags (see {run_dir}/log.csv)")
-    return run_dir, state
+class TrainingInterrupted(Exception):
+    """Ctrl-C stopped a training run after saving it; the message says where."""
 
 
-def _restore(run_dir: Path, state: Optional[dict], parts: dict, generator: torch.Generator):
-    """Load every part's state_dict and the RNGs from ``state``; returns (log, step, start time)."""
-    log, step = RunLog(run_dir), 0
+RUN_FILES = ("state.pt", "log.csv", "phases.json", "lock")  # what a run directory may hold
+
+
+def _differences(stored: dict, now: dict) -> dict:
+    return {key: [stored[key], now[key]] for key in now if stored.get(key) != now[key]}
+
+
+class RunDir:
+    """A run directory in use: locked, cleaned of stale temp files, and its state checked for ``resume``.
+
+    ``with RunDir(...) as run``: ``run.state`` is the stored state (None for a new run),
+    ``run.phases`` the phases so far, and ``run.stop_requested`` turns True on Ctrl-C (one process:
+    under torchrun every rank would have to stop at the same step, so there Ctrl-C ends the run).
+    """
+
+    def __init__(self, path, resume: bool, model_cfg, train_cfg):
+        self.path, self.resume, self.model_cfg, self.train_cfg = Path(path), resume, model_cfg, train_cfg
+        self.world = distributed.setup()
+        self.state, self.phases, self.stop_requested = None, [], False
+        self._lock, self._old_handler = None, None
+
+    def __enter__(self):
+        self.world.share(self.train_cfg.batch_size)  # a global batch the processes cannot split: refused before any write
+        try:
+            self._refuse_foreign_files()
+            if self.world.main:
+                self._take_lock()
+                self._remove_stale_tmp()
+            self._check_state()
+        except BaseException:
+            self._release()
+            raise
+        if self.world.size == 1 and threading.current_thread() is threading.main_thread():
+            self._old_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
+        return self
+
+    def __exit__(self, *exc):
+        self._release()
+
+    def _release(self):
+        if self._old_handler is not None:
+            signal.signal(signal.SIGINT, self._old_handler)
+            self._old_handler = None
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops its lock
+            self._lock = None
+
+    def _on_ctrl_c(self, signum, frame):
+        self.stop_requested = True
+        signal.signal(signal.SIGINT, self._old_handler)  # a second Ctrl-C stops at once
+        print("\nCtrl-C: stopping after this step and saving (Ctrl-C again to stop without saving)", flush=True)
+
+    def _refuse_foreign_files(self):
+        if self.resume or not self.path.is_dir():
+            return
+        others = sorted(p.name for p in self.path.iterdir() if p.name not in RUN_FILES and p.suffix != ".tmp")
+        if others:
+            raise FileExistsError(f"--run-dir {self.path} holds other files ({', '.join(others[:3])}); "
+                                  f"give a new or empty folder for the run")
+
+    def _take_lock(self):
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path / "lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise FileExistsError(f"--run-dir {self.path} is in use by another training run (pid {holder}); "
+                                  f"wait for it to finish, or give another --run-dir") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def _remove_stale_tmp(self):
+        for stale in sorted(self.path.glob("*.tmp")):
+            stale.unlink()
+            print(f"note: removed {stale}, left by an interrupted save (the saved state beside it is intact)")
+
+    def _check_state(self):
+        state_path = self.path / "state.pt"
+        if not self.resume:
+            if state_path.exists():
+                raise FileExistsError(f"{self.path} already holds a run; pass --resume to continue it or pick another --run-dir")
+            self.phases = [{"phase": 1, "start_step": 0, "steps": self.train_cfg.steps, "changes": {}}]
+            return
+        if not state_path.exists():
+            raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=False)
+        except Exception:
+            raise ValueError(f"{state_path} is not a readable training state (damaged?); "
+                             f"start a new run in another --run-dir") from None
+        # a setting added after the run started counts as its default
+        model_changes = _differences({**asdict(type(self.model_cfg)()), **state["model_config"]}, asdict(self.model_cfg))
+        train_changes = _differences({**asdict(type(self.train_cfg)()), **state["train_config"]}, asdict(self.train_cfg))
+        refused = list(model_changes) + [k for k in train_changes if k not in self.train_cfg.SAFE_TO_CHANGE]
+        if refused:
+            changes = {**model_changes, **train_changes}
+            named = "; ".join(f"{k} was {changes[k][0]!r}, now {changes[k][1]!r}" for k in refused)
+            raise ValueError(f"{self.path} was started with other settings ({named}); resume with the same values "
+                             f"(only {', '.join(self.train_cfg.SAFE_TO_CHANGE)} may change on --resume)")
+        if self.train_cfg.steps < state["step"]:
+            raise ValueError(f"{self.path} has trained {state['step']} steps already; resume with --steps ≥ {state['step']}")
+        first = {"phase": 1, "start_step": 0, "steps": state["train_config"]["steps"], "changes": {}}
+        self.phases = state.get("phases") or [first]  # a run saved before phases existed
+        if train_changes:
+            self.phases.append({"phase": len(self.phases) + 1, "start_step": state["step"],
+                                "steps": self.train_cfg.steps, "changes": train_changes})
+            if self.world.main:
+                changed = ", ".join(f"{k} {old} → {new}" for k, (old, new) in train_changes.items())
+                print(f"resuming {self.path} at step {state['step']} as phase {len(self.phases)}: {changed}")
+        self.state = state
+
+    @property
+    def phase(self) -> int:
+        return len(self.phases)
+
+    @property
+    def schedule_steps(self) -> int:
+        """The length the learning-rate schedule was planned for (the first phase's): extra steps train at its end rate."""
+        return self.phases[0]["steps"]
+
+    def interrupted(self, step: int) -> TrainingInterrupted:
+        return TrainingInterrupted(f"stopped by Ctrl-C after step {step} of {self.train_cfg.steps}; "
+                                   f"saved {self.path / 'state.pt'}")
+
+    def write_phases(self):
+        if self.world.main:
+            self.path.mkdir(parents=True, exist_ok=True)
+            (self.path / "phases.json").write_text(json.dumps(self.phases, indent=1, default=str) + "\n")
+
+
+def _restore(run: RunDir, parts: dict, generator: torch.Generator):
+    """Load every part's state_dict and the RNGs from the run's state; returns (log, step, start time)."""
+    log, step, state = RunLog(run.path), 0, run.state
     if state is not None:
         for name, part in parts.items():
             part.load_state_dict(state[name])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])  # dropout and code restarts draw from it
-        log, step = RunLog(run_dir, state["log"]), state["step"]
+        rows = [{"phase": 1, **row} for row in state["log"]]  # rows logged before phases existed
+        log, step = RunLog(run.path, rows), state["step"]
+    run.write_phases()
     started = time.time() - (log.rows[-1]["seconds"] if log.rows else 0.0)
     return log, step, started
 
 
-def _snapshot(parts: dict, generator, step: int, log: RunLog, cfg, tcfg, **extra) -> dict:
+def _snapshot(parts: dict, generator, step: int, log: RunLog, run: RunDir, **extra) -> dict:
     state = {name: part.state_dict() for name, part in parts.items()}
     state.update(generator=generator.get_state(), torch_rng=torch.get_rng_state(), step=step, log=log.rows,
-                 model_config=asdict(cfg), train_config=asdict(tcfg), **extra)
+                 model_config=asdict(run.model_cfg), train_config=asdict(run.train_cfg), phases=run.phases, **extra)
     return state
 
 
@@ -203,8 +341,13 @@ def _vq_train_mode(tokenizer: VQTokenizer, decoder_only: bool):
 
 def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT, resume=False, progress=True):
     """Train the tokenizer; returns the run directory."""
-    run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
-    world = distributed.setup()
+    with RunDir(run_dir, resume, cfg, tcfg) as run:
+        _train_vq(run, data_root, progress)
+    return run.path
+
+
+def _train_vq(run: RunDir, data_root, progress: bool):
+    cfg, tcfg, world = run.model_cfg, run.train_cfg, run.world
     rows = world.share(tcfg.batch_size)  # this rank's rows of every global batch
     generator = set_seed(tcfg.seed)
     device = world.device
@@ -233,7 +376,7 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
     opt = torch.optim.Adam(trainable, lr=tcfg.lr, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr, betas=(0.5, 0.9))
     parts = {"model": tokenizer, "disc": disc, "opt": opt, "opt_d": opt_d}
-    log, step, started = _restore(run_dir, state, parts, generator)
+    log, step, started = _restore(run, parts, generator)
     model = distributed.wrap(tokenizer, world)
     bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-vq",
                disable=not (progress and world.main), delay=0.5)
@@ -268,14 +411,15 @@ def train_vq(cfg: VQConfig, tcfg: VQTrainConfig, run_dir, data_root=DEFAULT_ROOT
             losses = distributed.mean_stats({"rec_loss": rec_loss.item(), "vq_loss": vq_loss.item(),
                                              "gan_term": gan_term.item(), "d_loss": d_loss.item()})
             if world.main:  # perplexity and codes used: rank 0's share of the batch
-                row = {"step": step + 1, "seconds": round(time.time() - started, 1), **losses,
+                row = {"step": step + 1, "phase": run.phase, "seconds": round(time.time() - started, 1), **losses,
                        "perplexity": stats["perplexity"], "codes_used": stats["codes_used"]}
                 row.update(evaluate_vq(tokenizer, test_images))
                 log.add(row)
                 bar.set_postfix(mse=f"{row['test_mse']:.4f}", codes=row["test_codes_used"], ppl=f"{row['perplexity']:.0f}")
-        if (step + 1) % tcfg.save_every == 0 or last:
-            _save_on_rank_0(world, run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg))
-    return run_dir
+        if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:
+            _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run))
+        if run.stop_requested and not last:
+            raise run.interrupted(step + 1)
 
 
 @torch.no_grad()
@@ -331,8 +475,13 @@ def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: 
 def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, run_dir, data_root=DEFAULT_ROOT,
                resume=False, progress=True):
     """Train the transformer on tokens of a frozen tokenizer; returns the run directory."""
-    run_dir, state = _start_run(run_dir, resume, cfg, tcfg)
-    world = distributed.setup()
+    with RunDir(run_dir, resume, cfg, tcfg) as run:
+        _train_mvtm(run, tokenizer_path, data_root, progress)
+    return run.path
+
+
+def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
+    cfg, tcfg, world = run.model_cfg, run.train_cfg, run.world
     rows = world.share(tcfg.batch_size)  # this rank's rows of every global batch
     generator = set_seed(tcfg.seed)
     device = world.device
@@ -361,13 +510,13 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=tcfg.lr, betas=(0.9, 0.95))
     parts = {"model": model, "ema": ema_model, "opt": opt}
-    log, step, started = _restore(run_dir, state, parts, generator)
+    log, step, started = _restore(run, parts, generator)
     model.train()
     bar = tqdm(range(step, tcfg.steps), initial=step, total=tcfg.steps, desc="train-mvtm",
                disable=not (progress and world.main), delay=0.5)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = tcfg.lr * warmup_cosine(step, tcfg.steps, tcfg.warmup)
+            group["lr"] = tcfg.lr * warmup_cosine(step, run.schedule_steps, tcfg.warmup)
         batch = tokens[torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)].to(device)
         if tcfg.inpaint_masks:
             mask = mixed_training_mask(*batch.shape, tcfg.schedule, tokenizer.cfg.downsample, tcfg.inpaint_masks, generator)
@@ -383,19 +532,23 @@ def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, ru
         if (step + 1) % tcfg.log_every == 0 or last:
             stats = distributed.mean_stats(stats)
             if world.main:
-                row = {"step": step + 1, "seconds": round(time.time() - started, 1), "loss": stats["loss"],
+                row = {"step": step + 1, "phase": run.phase, "seconds": round(time.time() - started, 1), "loss": stats["loss"],
                        "train_masked_acc": stats["masked_acc"], "lr": opt.param_groups[0]["lr"],
                        "test_acc_50": masked_accuracy(ema_model, test_tokens, 0.5),
                        "test_acc_90": masked_accuracy(ema_model, test_tokens, 0.9)}
                 log.add(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
-        if (step + 1) % tcfg.save_every == 0 or last:
-            _save_on_rank_0(world, run_dir, _snapshot(parts, generator, step + 1, log, cfg, tcfg, tokenizer=str(tokenizer_path)))
-    return run_dir
+        if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:
+            _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run, tokenizer=str(tokenizer_path)))
+        if run.stop_requested and not last:
+            raise run.interrupted(step + 1)
 
 
-def export(run_dir, kind: str, dest, half: bool = True):
-    """Turn a run's latest state into a shipped checkpoint (EMA weights for the transformer)."""
+def export(run_dir, kind: str, dest, half: bool = True, overwrite: bool = False):
+    """Turn a run's latest state into a checkpoint (EMA weights for the transformer); an existing
+    ``dest`` is replaced only with ``overwrite``."""
+    if Path(dest).exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; export elsewhere, or pass --overwrite to replace it")
     state = torch.load(Path(run_dir) / "state.pt", map_location="cpu", weights_only=False)
     if kind == "vq":
         model = VQTokenizer(config_from("vq", state["model_config"]))
@@ -403,6 +556,7 @@ def export(run_dir, kind: str, dest, half: bool = True):
     else:
         model = BidirectionalTransformer(config_from("mvtm", state["model_config"]))
         model.load_state_dict(state["ema"])
-    meta = {"steps": state["step"], "train_config": state["train_config"], "final": state["log"][-1] if state["log"] else {}}
+    meta = {"steps": state["step"], "train_config": state["train_config"], "phases": state.get("phases", []),
+            "final": state["log"][-1] if state["log"] else {}}
     save_checkpoint(dest, kind, model, meta=meta, half=half)
     return dest

@@ -1,4 +1,5 @@
-"""The FID threshold check: the reference decoder passes on the CPU subset; the lab config on a GPU."""
+"""The FID threshold check: on the CPU subset the reference decoder passes and decoders that ignore the model fail;
+the lab config on a GPU."""
 
 import os
 
@@ -29,27 +30,46 @@ def test_a_student_step_decodes_like_the_package_when_it_is_the_package_one(tiny
 
 def test_the_threshold_is_refused_for_another_default_decode_setting(monkeypatch):
     assert fid_check.decode_label() == fid_check.CPU_REFERENCE_DECODE  # what the shipped threshold was measured with
-    monkeypatch.setattr(fid_check, "CPU_REFERENCE_DECODE", "linear T=4 τ=1")
-    with pytest.raises(RuntimeError, match=r"default decode setting changed \(cosine T=8 τ=4.5, threshold made for linear"):
+    monkeypatch.setattr(fid_check, "CPU_REFERENCE_DECODE", "linear T=4 τ=1 s=1")
+    with pytest.raises(RuntimeError, match=rf"default decode setting changed \({fid_check.decode_label()}, threshold made for linear"):
         fid_check.check()
 
 
-def test_the_threshold_lives_in_one_constant_with_its_margin():
-    assert fid_check.cpu_threshold() == pytest.approx(fid_check.CPU_REFERENCE_FID * (1 + fid_check.CPU_MARGIN))
+def test_the_threshold_sits_between_the_reference_and_the_white_code_fill():
+    assert fid_check.CPU_REFERENCE_FID < fid_check.cpu_threshold() < fid_check.CPU_CONSTANT_FID
+    assert fid_check.cpu_threshold() == pytest.approx(
+        fid_check.CPU_REFERENCE_FID + fid_check.CPU_SHARE * (fid_check.CPU_CONSTANT_FID - fid_check.CPU_REFERENCE_FID))
 
 
-def skip_unless_selected(request):
-    """Slow tests run only when asked for (`pytest -m slow`): `make test` selects no marker."""
-    expression = request.config.getoption("markexpr") or ""
-    if "slow" not in expression or "not slow" in expression:
-        pytest.skip("slow: run with `pytest -m slow`")
+def test_the_broken_steps_fill_every_unknown_token_at_once_and_keep_the_known_ones():
+    tokens = torch.randint(0, 16, (2, 64), generator=torch.Generator().manual_seed(0))
+    mask = torch.rand(2, 64, generator=torch.Generator().manual_seed(1)) < 0.5
+    logits = torch.zeros(2, 64, 16)
+    for step in (fid_check.constant_code_step(7), fid_check.random_code_step):
+        filled, still = step(logits, tokens.masked_fill(mask, 16), mask, mask.sum(1), 0, 8, None, 1.0, 16,
+                             torch.Generator().manual_seed(2))
+        assert not still.any() and torch.equal(filled[~mask], tokens[~mask]) and (filled < 16).all()
+    assert (fid_check.constant_code_step(7)(logits, tokens, mask, None, 0, 8, None, 1.0, 16)[0][mask] == 7).all()
 
 
-@pytest.mark.slow
-def test_the_reference_decode_path_passes_the_cpu_threshold(request):
-    skip_unless_selected(request)
+def test_the_white_code_is_the_code_of_a_white_image():
+    from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
+
+    tokenizer = load_model(SHIPPED_VQ, "vq")
+    white = fid_check.white_code(tokenizer)
+    assert (tokenizer.encode(torch.ones(1, 3, 64, 64)) == white).float().mean() > 0.9
+
+
+def test_decoders_that_ignore_the_model_fail_the_cpu_threshold_and_the_reference_passes():
+    from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
+
+    white = fid_check.white_code(load_model(SHIPPED_VQ, "vq"))
+    broken = (("one white code", fid_check.constant_code_step(white)), ("uniformly random codes", fid_check.random_code_step))
+    for name, step in broken:
+        passed, fid, threshold = fid_check.check(step)
+        assert not passed, f"a decoder that fills the hole with {name} passed: FID {fid:.2f} ≤ {threshold:.2f}"
     passed, fid, threshold = fid_check.check(decoding.decode_step)  # the student path, fed the reference step
-    assert passed, f"FID {fid:.2f} > {threshold:.2f}"
+    assert passed, f"the reference decoder failed: FID {fid:.2f} > {threshold:.2f}"
 
 
 @pytest.mark.gpu

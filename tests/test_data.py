@@ -190,6 +190,36 @@ def test_test_set_pairs_by_number(tmp_path):
     assert item["gt"].shape == (3, 64, 64)
 
 
+def shipped_triple(root: Path, index: int, mask_index: int):
+    """One image of the shipped test set, with the mask of another (or its own)."""
+    for folder, name in (("masked_image", f"image_{index:03d}"), ("test_gt", f"image_{index:03d}"),
+                         ("mask64", f"mask_{mask_index:03d}")):
+        (root / "test" / folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(DEFAULT_ROOT / "test" / folder / f"{name}.png", root / "test" / folder / f"image_{index:03d}.png")
+
+
+@pytest.mark.parametrize("shift", [1, 3])
+def test_a_mask_that_does_not_match_the_painted_hole_is_refused(tmp_path, shift):
+    shipped_triple(tmp_path, 0, 0)
+    assert data.stray_hole_pixels(*(InpaintingTestSet(tmp_path)[0][k] for k in ("masked", "mask", "gt"))) == 0
+    mask = np.asarray(Image.open(DEFAULT_ROOT / "test" / "mask64" / "mask_000.png"))
+    save(tmp_path / "test" / "mask64" / "image_000.png", np.roll(mask, shift, axis=0), "L")  # the hole moved down
+    with pytest.raises(ValueError, match=r"mask64/image_000.png does not match the hole painted in .*image_000.png: "
+                                         r"pixels it calls known differ from the ground truth \(\d+% of the hole's size\)"):
+        InpaintingTestSet(tmp_path)[0]
+    shipped_triple(tmp_path, 0, 1)  # another image's mask
+    with pytest.raises(ValueError, match="pair each masked image with the mask that made it"):
+        load_test_batch(tmp_path)
+
+
+def test_a_mask_hole_larger_than_the_painted_one_is_accepted(tmp_path):
+    shipped_triple(tmp_path, 0, 0)
+    mask = np.asarray(Image.open(DEFAULT_ROOT / "test" / "mask64" / "mask_000.png")).copy()
+    mask[:4] = 0  # four more rows unknown: inpainted like the rest of the hole
+    save(tmp_path / "test" / "mask64" / "image_000.png", mask, "L")
+    assert not InpaintingTestSet(tmp_path)[0]["mask"][:4].any()
+
+
 def test_test_set_without_gt_gives_none(tmp_path):
     make_triples(tmp_path, 2, gt=False)
     assert InpaintingTestSet(tmp_path)[0]["gt"] is None

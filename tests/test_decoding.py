@@ -88,7 +88,9 @@ def test_nothing_unknown_returns_the_input(tiny_model):
 
 def test_the_default_setting_and_its_labels():
     default = DecodeSettings()
-    assert (default.schedule, default.steps, default.temperature, default.sweet_spot) == ("cosine", 8, 4.5, None)
+    # the measured best for inpainting (README, "The default decode setting"), not MaskGIT's τ = 4.5, s = 1
+    assert (default.schedule, default.steps, default.temperature, default.sweet_spot, default.sample_temperature) == (
+        "cosine", 8, 1.0, None, 0.3)
     assert default.label == "cosine T=8"
     assert DecodeSettings("cubic", 12, sweet_spot=4).label == "cubic T=12 stop@4"
 
@@ -167,6 +169,43 @@ def test_bad_inputs_are_refused(tiny_model):
         iterative_decode(tiny_model, tokens, token_mask, 4)
 
 
+@pytest.mark.parametrize("value", [0.0, -0.5, float("nan"), float("inf")])
+def test_a_bad_sample_temperature_is_refused(value):
+    with pytest.raises(ValueError, match=r"sample_temperature must be a finite number > 0 \(1 samples the model's own"):
+        DecodeSettings(sample_temperature=value)
+
+
+class Scaled(torch.nn.Module):
+    """The model with its logits multiplied by ``factor``."""
+
+    def __init__(self, model, factor):
+        super().__init__()
+        self.model, self.factor, self.mask_id = model, factor, model.mask_id
+
+    def forward(self, tokens):
+        return self.model(tokens) * self.factor
+
+
+@pytest.mark.parametrize("sample_temperature", [0.5, 2.0])
+def test_the_sample_temperature_divides_the_logits_before_each_step(tiny_model, sample_temperature):
+    tokens, token_mask = make_inputs()
+    before, after = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    expected, _ = iterative_decode_before_decode_step(Scaled(tiny_model, 1 / sample_temperature), tokens, token_mask, 8,
+                                                      "cosine", 1.0, before, None)
+    settings = DecodeSettings("cosine", 8, 1.0, sample_temperature=sample_temperature)
+    assert torch.equal(iterative_decode(tiny_model, tokens, token_mask, settings, after), expected)
+
+
+def test_a_tiny_sample_temperature_takes_the_most_likely_code(tiny_model):
+    tokens, token_mask = make_inputs()
+    settings = DecodeSettings("cosine", 1, 0.0, sample_temperature=1e-4)  # T = 1: every token from the same logits
+    out = iterative_decode(tiny_model, tokens, token_mask, settings, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        tiny_model.eval()
+        argmax = tiny_model(tokens.masked_fill(token_mask, tiny_model.mask_id)).argmax(-1)
+    assert torch.equal(out[token_mask], argmax[token_mask]) and torch.equal(out[~token_mask], tokens[~token_mask])
+
+
 # ---------------------------------------------------------------- decode_step, the body of the loop
 
 
@@ -227,8 +266,8 @@ def test_iterative_decode_is_bit_identical_to_the_loop_before_decode_step(tiny_m
     before, after = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     expected, expected_history = iterative_decode_before_decode_step(model, tokens, token_mask, steps, schedule, temperature,
                                                                      before, sweet_spot)
-    out, history = iterative_decode(model, tokens, token_mask, DecodeSettings(schedule, steps, temperature, sweet_spot), after,
-                                    return_history=True)
+    settings = DecodeSettings(schedule, steps, temperature, sweet_spot, sample_temperature=1.0)  # MaskGIT's sampling
+    out, history = iterative_decode(model, tokens, token_mask, settings, after, return_history=True)
     assert out.device == expected.device and out.dtype == expected.dtype and torch.equal(out, expected)
     for name in ("tokens", "masks", "num_masked"):
         ours, theirs = getattr(history, name), getattr(expected_history, name)

@@ -195,6 +195,33 @@ def test_fid_folders_reports_scores_extractor_and_counts(tmp_path):
     assert "FID" in text and "KID" in text and "pooled-pixels-v1" in text
 
 
+def test_folder_warnings_refuse_small_sets_and_name_what_differs(tmp_path):
+    images = synthetic_images(6, seed=3)
+    a = save_pngs(tmp_path / "a", images)
+    with pytest.raises(ValueError, match=f"{tmp_path / 'a'} holds 6 images; FID needs at least 50 per set"):
+        fid.folder_warnings(a, a)
+    assert fid.folder_warnings(a, a, min_images=2) == []
+    b = save_pngs(tmp_path / "b", images[:4])
+    assert fid.folder_warnings(a, b, min_images=2) == [
+        "the sets differ in size (6 vs 4 images); FID depends on the count, so compare only scores of equal counts"]
+    c = save_pngs(tmp_path / "c", images, names=[f"other_{i}.png" for i in range(6)])
+    assert fid.folder_warnings(a, c, min_images=2) == [
+        f"6 file names of {a} are not in {c} (first: {sorted(p.name for p in a.iterdir())[0]}); are these the same test images?"]
+
+
+def test_inpaintings_scored_against_another_test_set_are_named(tmp_path):
+    from maskgit_lab.outputs import OutputFolder
+
+    images = synthetic_images(3, seed=4)
+    truth, other = save_pngs(tmp_path / "gt", images), save_pngs(tmp_path / "other_gt", images)
+    out = OutputFolder(tmp_path / "out", "inpaint", ground_truth=truth.resolve())
+    save_pngs(out.claim(), images)
+    out.finish()
+    assert fid.folder_warnings(out.path, truth, min_images=2) == []
+    assert fid.folder_warnings(other, out.path, min_images=2) == [
+        f"{out.path} holds inpaintings of the test set whose ground truth is {truth.resolve()}, but is scored against {other}"]
+
+
 # --- the reference-statistics cache ----------------------------------------------------------
 
 

@@ -1,12 +1,23 @@
 """Tokenizer diagnostics: entropies against hand counts, and the context shift of each encoder."""
 
 import dataclasses
+import json
 import math
 
 import pytest
 import torch
 
-from maskgit_lab.modelability import code_stats, context_shift, entropy_bits, flat_code_stats, flat_patches, patches
+from maskgit_lab.modelability import (
+    CANDIDATES,
+    candidate_table,
+    code_stats,
+    context_shift,
+    diagnose_tokenizer,
+    entropy_bits,
+    flat_code_stats,
+    flat_patches,
+    patches,
+)
 from maskgit_lab.vq import VQTokenizer, encode_all
 from tests.conftest import TINY_VQ
 
@@ -64,3 +75,24 @@ def test_a_patch_encoder_has_no_context_shift_and_a_conv_encoder_has_some():
     conv = VQTokenizer(dataclasses.replace(TINY_VQ, num_codes=64)).eval()
     assert context_shift(patch, masked, known, encode_all(patch, gt)) == 0.0
     assert context_shift(conv, masked, known, encode_all(conv, gt)) > 0.0
+
+
+def test_the_candidate_table_formats_each_field_and_marks_missing_ones(tmp_path):
+    path = tmp_path / "candidates.json"
+    path.write_text(json.dumps([{"tokenizer": "a", "floor_fid": 61.03, "white_entropy_bits": 0.031, "context_shift": 0.0},
+                                {"tokenizer": "b", "probe_acc_50": 0.4159, "gap_closed": 0.5}]))
+    header, rule, a, b = candidate_table(path).split("\n")
+    assert header.count("|") == rule.count("|") == 8
+    assert a == "| a | 61.0 | 0.03 bits | – | 0.0% | – | – |"
+    assert b == "| b | – | – | – | – | 0.416 | 0.50 |"
+
+
+def test_the_shipped_candidate_row_is_what_the_diagnostics_measure_on_the_shipped_tokenizer():
+    from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
+    from maskgit_lab.data import load_test_batch
+
+    (row,) = [row for row in json.loads(CANDIDATES.read_text()) if row.get("shipped")]
+    measured = diagnose_tokenizer(load_model(SHIPPED_VQ, "vq"), load_test_batch(needs_gt="to diagnose the tokenizer"))
+    assert row["white_entropy_bits"] == pytest.approx(measured["white_entropy_bits"], abs=0.005)
+    assert row["flat_conditional_bits"] == pytest.approx(measured["flat_conditional_bits"], abs=0.005)
+    assert row["context_shift"] == pytest.approx(measured["context_shift"], abs=0.0005)

@@ -180,3 +180,21 @@ def test_baseline_rows_come_back_from_the_cache_only_for_the_same_tokenizer(tmp_
     changed = baseline_rows(other, tiny_tokenizer, cache)
     assert other_extractor.images == 3 * 6 and changed[2]["fid"] != rows[2]["fid"]
     assert len(json.loads(cache.read_text())) == 2  # both tokenizers stay cached
+
+
+def test_one_step_rows_are_decoded_once_per_temperature_and_equal_a_fresh_decode(monkeypatch, scorer, tiny_tokenizer, tiny_model):
+    score, test = scorer
+    scored, call = [], type(score).__call__
+
+    def counting(self, name, images, **extra):
+        scored.append(name)
+        return call(self, name, images, **extra)
+
+    settings = [DecodeSettings("cosine", 1), DecodeSettings("linear", 1), DecodeSettings("linear", 1, temperature=0.0)]
+    with monkeypatch.context() as patch:
+        patch.setattr(type(score), "__call__", counting)
+        rows = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
+    assert scored == ["cosine T=1", "linear T=1"]  # the second linear T=1 has another temperature
+    fresh = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], [DecodeSettings("linear", 1)], batch_size=16)[0]
+    assert rows[1] == fresh
+    assert rows[1]["schedule"] == "linear" and rows[0]["schedule"] == "cosine"

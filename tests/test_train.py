@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -58,8 +59,12 @@ def test_exported_pair_inpaints_and_keeps_known_pixels(trained):
 def test_resume_continues_where_it_stopped(tmp_path):
     short = dataclasses.replace(VQ_RUN, steps=3)
     train_vq(TINY_VQ, short, tmp_path / "a", progress=False)
-    with pytest.raises(ValueError, match="started with other settings"):
-        train_vq(TINY_VQ, VQ_RUN, tmp_path / "a", resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(edge_weight was 0.5, now 0.0; hflip was True, now False\); resume with the same values"):
+        train_vq(TINY_VQ, dataclasses.replace(short, hflip=False, edge_weight=0.0), tmp_path / "a", resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(num_codes was 16, now 32\)"):
+        train_vq(dataclasses.replace(TINY_VQ, num_codes=32), short, tmp_path / "a", resume=True, progress=False)
+    with pytest.raises(ValueError, match="has trained 3 steps already; resume with --steps ≥ 3"):
+        train_vq(TINY_VQ, dataclasses.replace(short, steps=2), tmp_path / "a", resume=True, progress=False)
     with pytest.raises(FileExistsError, match="pass --resume"):
         train_vq(TINY_VQ, short, tmp_path / "a", progress=False)
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
@@ -85,6 +90,41 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch):
     for key, value in saved[1]["model"].items():
         torch.testing.assert_close(resumed["model"][key], value)
     assert [row["step"] for row in resumed["log"]] == [2, 4]
+
+
+def test_an_extended_run_trains_on_at_the_final_learning_rate_in_a_new_phase(tmp_path, trained):
+    run = dataclasses.replace(MVTM_RUN, steps=4, log_every=1, save_every=2)
+    train_mvtm(TINY_TF, run, trained / "vq.pt", tmp_path / "run", progress=False)
+    longer = dataclasses.replace(run, steps=6, save_every=3)
+    train_mvtm(TINY_TF, longer, trained / "vq.pt", tmp_path / "run", resume=True, progress=False)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert [(row["step"], row["phase"]) for row in state["log"]] == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2)]
+    floor = run.lr * warmup_cosine(10**6, run.steps, run.warmup)  # the schedule's end: the first phase's length
+    assert [row["lr"] for row in state["log"][4:]] == pytest.approx([floor, floor])
+    phases = json.loads((tmp_path / "run" / "phases.json").read_text())
+    assert phases == state["phases"] == [
+        {"phase": 1, "start_step": 0, "steps": 4, "changes": {}},
+        {"phase": 2, "start_step": 4, "steps": 6, "changes": {"steps": [4, 6], "save_every": [2, 3]}}]
+    export(tmp_path / "run", "mvtm", tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt", "mvtm").meta["phases"] == phases
+    with pytest.raises(FileExistsError, match="m.pt already exists; export elsewhere, or pass --overwrite"):
+        export(tmp_path / "run", "mvtm", tmp_path / "m.pt")
+
+
+def test_a_stale_temp_file_is_removed_on_the_next_start(tmp_path, capsys):
+    short = dataclasses.replace(VQ_RUN, steps=3)
+    train_vq(TINY_VQ, short, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "state.pt.tmp").write_bytes(b"half a save")
+    train_vq(TINY_VQ, dataclasses.replace(short, steps=4), tmp_path / "run", resume=True, progress=False)
+    assert not (tmp_path / "run" / "state.pt.tmp").exists()
+    assert f"note: removed {tmp_path / 'run' / 'state.pt.tmp'}, left by an interrupted save" in capsys.readouterr().out
+
+
+def test_a_run_dir_holding_other_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds other files \(notes.txt\); give a new or empty folder"):
+        train_vq(TINY_VQ, VQ_RUN, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_warmup_then_cosine_decay():

@@ -8,11 +8,14 @@ that ``decoding.iterative_decode`` loops, so a loop of it reproduces the package
 """
 
 import contextlib
+import functools
 import math
 
 import torch
+from torch.nn import functional as F
 
 from autograder.checks.common import quiet
+from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS
 from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
@@ -110,16 +113,8 @@ def _annealed(fn) -> str:
             got[case] = float(value)
         except (TypeError, ValueError, RuntimeError):
             raise CheckFailed(f"annealed_temperature{case} returned {value!r}; return one number") from None
-    variants = [
-        (lambda tau, t, T: tau, "no annealing: the temperature stays τ at every step. It must shrink linearly, "
-                                "τ·(1 − (t+1)/T), so that the noise fades and is exactly 0 at the last step"),
-        (lambda tau, t, T: tau * (1 - t / T), "off by one: after step t the progress is (t+1)/T, not t/T, "
-                                              "so the last step t = T−1 must give exactly 0"),
-        (lambda tau, t, T: tau * (t + 1) / T, "annealed the wrong way round: the noise must be largest at the first step "
-                                              "and fade to 0 at the last, τ·(1 − (t+1)/T)"),
-    ]
     why = diagnose(got, {c: decoding.annealed_temperature(*c) for c in cases},
-                   [({c: variant(*c) for c in cases}, message) for variant, message in variants],
+                   [(lambda v=v: {c: v.wrong(*c) for c in cases}, v.words) for v in ANNEALING],
                    same=lambda a, b: all(_close(a[c], b[c]) for c in cases))
     if why is None:
         if not _close(float(fn(0.0, 0, 4)), 0.0):
@@ -153,31 +148,6 @@ N0 = torch.tensor([0, 1, 2, 5, 17, 40, 64])  # unknowns at the start, per image 
 ALL_STEPS = [(name, T, t) for name in SCHEDULES for T in range(1, 17) for t in range(T)]
 
 
-def _at_least_one(n, n0, t, T):
-    return torch.where(n0 > 0, n.clamp(min=1), n) if t < T - 1 else n
-
-
-COUNT_VARIANTS = [
-    (lambda g, t, T, n0: _at_least_one(torch.ceil(g((t + 1) / T) * n0.double()).long(), n0, t, T),
-     "rounded up: the count is floor(γ((t+1)/T)·n₀), rounded down (torch.floor)"),
-    (lambda g, t, T, n0: _at_least_one(torch.round(g((t + 1) / T) * n0.double()).long(), n0, t, T),
-     "rounded to the nearest integer: the count is floor(γ((t+1)/T)·n₀), rounded down (torch.floor)"),
-    (lambda g, t, T, n0: _at_least_one(torch.floor(g(t / T) * n0.double()).long(), n0, t, T),
-     "off by one step: after step t the progress is r = (t+1)/T, not t/T (γ(0) = 1 would mask everything again)"),
-    (lambda g, t, T, n0: torch.floor(g((t + 1) / T) * n0.double()).long(),
-     "the count can drop to 0 before the last step: keep at least one token masked while t < T−1 "
-     "(for an image with anything unknown), so that every one of the T steps has work to do"),
-    (lambda g, t, T, n0: torch.floor(g((t + 1) / T) * n0.double()).long().clamp(min=1) if t < T - 1
-     else torch.floor(g((t + 1) / T) * n0.double()).long(),
-     "an image with nothing unknown (n₀ = 0) has nothing to mask: apply the 'at least one' rule only where n₀ > 0"),
-    (lambda g, t, T, n0: _at_least_one(torch.floor((1 - g((t + 1) / T)) * n0.double()).long(), n0, t, T),
-     "γ is the fraction still masked, not the fraction decoded: use γ((t+1)/T)·n₀, not (1 − γ)·n₀"),
-    (lambda g, t, T, n0: _at_least_one(torch.floor(g(torch.tensor((t + 1) / T)) * n0).long(), n0, t, T),
-     "off by one only where γ·n₀ is (almost) a whole number: float32 rounding. Call schedule((t + 1) / steps) with "
-     "the Python float, which is computed in float64, and multiply by n0.double() before the floor"),
-]
-
-
 def _counts(fn) -> str:
     schedule = gamma("cosine")
     first = fn(schedule, 0, 8, N0.clone())
@@ -190,7 +160,7 @@ def _counts(fn) -> str:
     def counts_of(variant):  # what that misconception gives at every (schedule, T, step)
         return lambda: {(name, T, t): variant(gammas[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
 
-    why = diagnose(got, expected, [(counts_of(variant), message) for variant, message in COUNT_VARIANTS])
+    why = diagnose(got, expected, [(counts_of(v.wrong), v.words) for v in COUNTS])
     if why is None:
         return ("exact for all six schedules, T = 1 … 16, every step, and n₀ from 0 to 64 "
                 "(including at least one masked before the last step)")
@@ -213,6 +183,13 @@ def check_masked_after_step(fn) -> str:
 
 
 # --------------------------------------------------------------------------- one decoding step
+#
+# Three checks, in the notebook's order, each judging one property and silent about the others:
+# keeps_decided (codes of decided tokens, mask ids, the +inf protection), counts (n_t at every
+# step), noise (which tokens are re-masked: the sample, its confidence c_i, the noise τ_t·g_i,
+# the ranking). The noise check runs with γ = ½ at every step on states where every unknown
+# token is still masked, so that every usual way of computing the count gives the same n_t and
+# a count mistake cannot show up there.
 
 
 def decoding_state(n0: list, N: int, K: int, steps: int, t: int, schedule: str, seed: int):
@@ -237,7 +214,7 @@ def decoding_state(n0: list, N: int, K: int, steps: int, t: int, schedule: str, 
 
 def _call_step(fn, logits, current, mask, n0, t, steps, schedule, temperature, mask_id, seed):
     """Run the student's step on copies (in-place edits must not fool the check); validate the output."""
-    out = fn(logits.clone(), current.clone(), mask.clone(), n0.clone(), t, steps, gamma(schedule), temperature, mask_id,
+    out = fn(logits.clone(), current.clone(), mask.clone(), n0.clone(), t, steps, schedule, temperature, mask_id,
              torch.Generator().manual_seed(seed))
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise CheckFailed("decode_step must return two tensors: (next tokens (B, N), next mask (B, N))")
@@ -252,13 +229,57 @@ def _call_step(fn, logits, current, mask, n0, t, steps, schedule, temperature, m
     return tokens, new_mask
 
 
-def _step_invariants(tokens, new_mask, current, mask, K: int, where: str):
-    """What must hold after any step, whatever the counts: decided tokens stay, mask ids sit exactly in the new mask."""
-    decided = ~mask
-    if (new_mask & decided).any():
-        raise CheckFailed(f"{where}: a known or already decoded token was masked again. Give every token that is not masked "
-                          f"now the confidence +inf, so it is never among the least confident ones that get re-masked")
-    if not torch.equal(tokens[decided], current[decided]):
+# The crafted states of the noise check: 4 images of N = 64 tokens, K = 128 codes, every token unknown
+# and still masked (n₀ = 64 = masked now), so that neither the count nor the +inf protection can matter.
+# The protection test uses the same states with 16 tokens decided.
+PROBE_B, PROBE_N, PROBE_K = 4, 64, 128
+DECIDED_PROBE = 48  # masked tokens per image in the protection test's state (16 decided)
+SURE, COMMON = 40.0, 0.8  # a sure token's logit margin (p ≈ 1); the likely code's p in a two-faced distribution
+
+
+def half(r):
+    """γ = ½ at every r: with every unknown still masked, n_t = n₀/2 whether it is computed from n₀ or from the
+    tokens masked now, with γ or 1 − γ, at (t+1)/T or at t/T, as kept or as decided tokens."""
+    return r * 0 + 0.5
+
+
+def probe_state(seed: int, kind: str, masked: int = PROBE_N):
+    """(logits (B, N, K), current, mask, n0, unsure) for one crafted state with ``masked`` tokens masked per image;
+    ``unsure`` marks half of them.
+
+    kind: "flat" (all logits 0: every code and every token alike), "sure/unsure" (unsure tokens: p = 1/K for
+    every code; sure ones and decided ones: p ≈ 1 for code 0), "shifted" (the same, with the sure tokens'
+    logits lowered by 100, which changes no probability), "two-faced" (masked tokens sample code 0 with
+    p = 0.8, else one of the K − 1 others with p ≈ 0.0016).
+    """
+    B, N, K = PROBE_B, PROBE_N, PROBE_K
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randint(K, (B, N), generator=generator)
+    order = torch.rand(B, N, generator=generator).argsort(dim=1)  # (B, N): a random order of the positions
+    mask = torch.zeros(B, N, dtype=torch.bool).scatter_(1, order[:, :masked], True)
+    unsure = torch.zeros(B, N, dtype=torch.bool).scatter_(1, order[:, : masked // 2], True)
+    sure = F.one_hot(torch.zeros(B, N, dtype=torch.long), K).float() * SURE  # (B, N, K)
+    if kind == "flat":
+        logits = torch.zeros(B, N, K)
+    elif kind == "two-faced":
+        two_faced = torch.full((K,), math.log((1 - COMMON) / (K - 1)))
+        two_faced[0] = math.log(COMMON)
+        logits = torch.where(mask.unsqueeze(-1), two_faced, sure)
+    else:
+        shift = -100.0 if kind == "shifted" else 0.0
+        logits = torch.where(unsure.unsqueeze(-1), torch.zeros(B, N, K), sure + shift)
+    return logits, codes.masked_fill(mask, K), mask, mask.sum(dim=1), unsure
+
+
+def _remasks_decided(new_mask, mask) -> bool:
+    """A decided token re-masked while a token masked now was kept (+inf would have ranked it after all of them)."""
+    return bool(((new_mask & ~mask).any(dim=1) & (~new_mask & mask).any(dim=1)).any())
+
+
+def _codes_kept(tokens, new_mask, current, mask, K: int, where: str):
+    """Decided tokens that are not re-masked keep their codes; mask ids sit exactly in the new mask."""
+    kept = ~mask & ~new_mask
+    if not torch.equal(tokens[kept], current[kept]):
         raise CheckFailed(f"{where}: known tokens were overwritten. A token that is already decided (a known token, or one "
                           f"decoded at an earlier step) must keep its code; only positions masked now take the new samples, "
                           f"e.g. torch.where(mask, sampled, current)")
@@ -272,106 +293,182 @@ def _step_invariants(tokens, new_mask, current, mask, K: int, where: str):
         raise CheckFailed(f"{where}: decoded tokens must be codes between 0 and K−1 = {K - 1}")
 
 
+def _order(fn, t: int, steps: int, temperature: float, kind: str = "sure/unsure", seeds=range(3), masked=PROBE_N) -> str:
+    """Which masked tokens ``fn`` re-masks on "sure/unsure"-like states: "unsure first" (never a sure one while an
+    unsure one is kept), "sure first" (the reverse), or "mixed"."""
+    inverted = reversed_too = False
+    for seed in seeds:
+        logits, current, mask, n0, unsure = probe_state(seed, kind, masked)
+        _, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, half, temperature, PROBE_K, seed)
+        sure = mask & ~unsure
+        inverted |= bool(((new_mask & sure).any(1) & (~new_mask & unsure).any(1)).any())
+        reversed_too |= bool(((new_mask & unsure).any(1) & (~new_mask & sure).any(1)).any())
+    return "unsure first" if not inverted else "sure first" if not reversed_too else "mixed"
+
+
 def _keeps_decided(fn) -> str:
     K, N, steps, t = 8, 16, 6, 2
+    cosine = gamma("cosine")
     for seed in range(3):
         current, _, mask, n0 = decoding_state([16, 11, 5], N, K, steps, t, "cosine", seed)
         logits = torch.randn(3, N, K, generator=torch.Generator().manual_seed(seed))
-        tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, "cosine", 4.5, K, seed)
-        _step_invariants(tokens, new_mask, current, mask, K, "with random logits")
+        tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, cosine, 4.5, K, seed)
+        _codes_kept(tokens, new_mask, current, mask, K, "with random logits")
     current, _, mask, n0 = decoding_state([16, 11, 5], N, K, steps, t, "cosine", 3)
     # Decided positions confidently predict a code other than their own: sampling there would overwrite them.
     other = torch.where(mask, 0, (current + 1) % K)
-    logits = torch.nn.functional.one_hot(other, K).float() * 20.0
-    tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, "cosine", 4.5, K, 3)
-    _step_invariants(tokens, new_mask, current, mask, K, "where the model is sure a known token should be something else")
-    # Decided positions are the least confident ones (uniform logits), masked ones are sure; no noise.
-    logits = torch.where(mask.unsqueeze(-1), torch.nn.functional.one_hot(torch.zeros_like(current), K).float() * 20.0,
-                         torch.zeros(3, N, K))
-    tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, "cosine", 0.0, K, 4)
-    _step_invariants(tokens, new_mask, current, mask, K, "where the known tokens' own predictions are the least confident")
+    logits = F.one_hot(other, K).float() * 20.0
+    tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, cosine, 4.5, K, 3)
+    _codes_kept(tokens, new_mask, current, mask, K, "where the model is sure a known token should be something else")
+    # The +inf protection, seen twice without noise: decided tokens least sure (uniform logits, masked ones sure),
+    # then decided tokens most sure (masked ones half sure, half unsure). Only +inf keeps them out both times.
+    logits = torch.where(mask.unsqueeze(-1), F.one_hot(torch.zeros_like(current), K).float() * 20.0, torch.zeros(3, N, K))
+    tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, cosine, 0.0, K, 4)
+    where = "where the known tokens' own predictions are the least confident"
+    _codes_kept(tokens, new_mask, current, mask, K, where)
+    when_least = _remasks_decided(new_mask, mask)
+    logits, current, mask, n0, _ = probe_state(5, "sure/unsure", DECIDED_PROBE)
+    tokens, new_mask = _call_step(fn, logits, current, mask, n0, 0, 2, half, 0.0, PROBE_K, 5)
+    _codes_kept(tokens, new_mask, current, mask, PROBE_K, "where the known tokens' own predictions are sure")
+    when_most = _remasks_decided(new_mask, mask)
+    if _order(fn, 0, 2, 0.0, seeds=[5], masked=DECIDED_PROBE) == "sure first":  # the ranking is reversed: check_decode_step_noise names it
+        return ("known and already decoded tokens keep their codes unless re-masked, and re-masked positions hold "
+                "mask_id (which tokens get re-masked is check_decode_step_noise's to judge)")
+    why = diagnose((when_least, when_most), (False, False), PROTECTION)
+    if why == "":
+        why = ("a known or already decoded token was re-masked while a token masked now was kept: give every token "
+               "that is not masked now the confidence +inf (c.masked_fill(~mask, float('inf'))), so it is never among "
+               "the n_t re-masked")
+    if why:
+        raise CheckFailed(why)
     return "known and already decoded tokens keep their codes and are never re-masked; re-masked positions hold mask_id"
 
 
+COUNT_RUNS = [(name, steps) for name in SCHEDULES for steps in (1, 2, 3, 5, 8, 16)]
+COUNT_N0 = [16, 9, 1, 0]  # unknowns at the start, per image (N = 16)
+
+
+def _count_trace(fn) -> dict:
+    """(schedule, T) → the tokens masked after each step when ``fn`` decodes from n₀ = COUNT_N0, step after step."""
+    K, N = 8, 16
+    trace = {}
+    for name, steps in COUNT_RUNS:
+        current, _, mask, n0 = decoding_state(COUNT_N0, N, K, steps, 0, name, steps)
+        trace[name, steps] = []
+        for t in range(steps):
+            logits = torch.randn(len(COUNT_N0), N, K, generator=torch.Generator().manual_seed(100 * steps + t))
+            current, mask = _call_step(fn, logits, current, mask, n0, t, steps, gamma(name), 4.5, K, t)
+            trace[name, steps].append(mask.sum(dim=1).tolist())
+    return trace
+
+
+def _counted_trace(count) -> dict:
+    """What ``_count_trace`` gives for a step that counts ``count(schedule, t, T, n0, now)`` (now: masked now)."""
+    trace = {}
+    for name, steps in COUNT_RUNS:
+        n0 = now = torch.tensor(COUNT_N0)
+        trace[name, steps] = []
+        for t in range(steps):
+            now = count(gamma(name), t, steps, n0, now)
+            trace[name, steps].append(now.tolist())
+    return trace
+
+
 def _counts_in_step(fn) -> str:
-    K, N, steps, t = 8, 16, 6, 2
-    current, _, mask, n0 = decoding_state([16, 11, 5], N, K, steps, t, "cosine", 0)
-    logits = torch.randn(3, N, K, generator=torch.Generator().manual_seed(0))
-    tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, "cosine", 4.5, K, 0)
-    got = new_mask.sum(1).tolist()
-    expected = decoding.masked_after_step(gamma("cosine"), t, steps, n0).tolist()
-    now = mask.sum(1)
-    from_now = (f"the number of tokens kept masked must come from the unknowns at the start, not the ones still masked now: "
-                f"with n₀ = {n0.tolist()} unknown at the start and {now.tolist()} masked now, step t = {t} of T = {steps} "
-                f"keeps floor(γ((t+1)/T)·n₀) = {expected} masked; you kept {got}, computed from the tokens masked right "
-                f"now, so the count shrinks far faster than the schedule says")
-    why = diagnose(got, expected, [(decoding.masked_after_step(gamma("cosine"), t, steps, now).tolist(), from_now),
-                                   (torch.floor(gamma("cosine")((t + 1) / steps) * now.double()).long().tolist(), from_now)])
+    got = _count_trace(fn)
+    expected = _counted_trace(lambda g, t, T, n0, now: decoding.masked_after_step(g, t, T, n0))
+    variants = [(lambda v=v: _counted_trace(v.wrong), v.words) for v in STEP_COUNTS]
+    variants += [(lambda v=v: _counted_trace(lambda g, t, T, n0, now: v.wrong(g, t, T, n0)), v.words) for v in COUNTS]
+    why = diagnose(got, expected, variants)
+    if why is None:
+        return "counts from n₀ at every step, for all six schedules and T = 1, 2, 3, 5, 8, 16; nothing masked at the end"
+    (name, steps), t = next((run, t) for run in COUNT_RUNS for t in range(run[1]) if got[run][t] != expected[run][t])
+    where = f"schedule {name}, T = {steps}, n₀ = {COUNT_N0}, after step t = {t}"
     if why:
-        raise CheckFailed(why)
-    if why == "":
-        raise CheckFailed(f"cosine, T = {steps}, step t = {t}, n₀ = {n0.tolist()}: expected masked_after_step(...) = {expected} "
-                          f"tokens masked after the step, got {got}")
-    for name in SCHEDULES:
-        for steps in (1, 2, 3, 5, 8, 16):
-            current, unknown, mask, n0 = decoding_state([16, 9, 1, 0], N, K, steps, 0, name, steps)
-            start = current.clone()
-            for t in range(steps):
-                logits = torch.randn(4, N, K, generator=torch.Generator().manual_seed(100 * steps + t))
-                where = f"schedule {name}, T = {steps}, step t = {t}"
-                tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, name, 4.5, K, t)
-                _step_invariants(tokens, new_mask, current, mask, K, where)
-                got = new_mask.sum(1).tolist()
-                expected = decoding.masked_after_step(gamma(name), t, steps, n0).tolist()
-                if got != expected and t == steps - 1:
-                    raise CheckFailed(f"{where} (the last step): no token may stay masked, every remaining one takes its "
-                                      f"sample (n_(T−1) = 0); {got} are still masked")
-                if got != expected:
-                    raise CheckFailed(f"{where}, n₀ = {n0.tolist()}: expected {expected} tokens masked after the step, "
-                                      f"got {got} (use masked_after_step with n₀, the unknowns at the start)")
-                current, mask = tokens, new_mask
-            if (current == K).any() or mask.any():
-                raise CheckFailed(f"schedule {name}, T = {steps}: mask_id is left in the tokens after the last step")
-            if not torch.equal(current[~unknown], start[~unknown]):
-                raise CheckFailed(f"schedule {name}, T = {steps}: a known token changed during decoding")
-    return "counts from n₀ at every step, for all six schedules and T = 1, 2, 3, 5, 8, 16; nothing masked at the end"
+        raise CheckFailed(f"{where}: expected {expected[name, steps][t]} tokens masked, got {got[name, steps][t]}: {why}")
+    if t == steps - 1:
+        raise CheckFailed(f"{where} (the last step): no token may stay masked, every remaining one takes its "
+                          f"sample (n_(T−1) = 0); {got[name, steps][t]} are still masked")
+    raise CheckFailed(f"{where}: expected floor(γ((t+1)/T)·n₀) = {expected[name, steps][t]} tokens masked after the step "
+                      f"(at least 1 before the last step where n₀ > 0), got {got[name, steps][t]}: "
+                      f"n = masked_after_step(schedule, t, steps, n0), with n₀ the unknowns at the start")
+
+
+# What the noise check observes, in order. Each entry: (key, what the input is, the call, words for each outcome).
+_UNSURE = f"half of the masked tokens sure (p ≈ 1), half unsure (p = 1/{PROBE_K} for every code)"
+ORDER_PROBES = [  # (t, T, τ, kind): τ_t = τ·(1 − (t+1)/T) is large, tiny, or 0 for the right answer
+    (0, 2, 100.0, "sure/unsure"),  # τ_t = 50: the noise outweighs log p, so sure and unsure mix
+    (9998, 10000, 100.0, "sure/unsure"),  # τ_t = 0.01: unsure first (off by one: 0.02; reversed, unannealed: ≈ 100)
+    (0, 400, 100.0, "sure/unsure"),  # τ_t = 99.75 (reversed annealing: 0.25)
+    (0, 1000, 0.25, "sure/unsure"),  # τ_t ≈ 0.25: log p still wins (gap log K = 4.9); a raw probability (gap ≈ 1) does not
+    (1, 2, 100.0, "sure/unsure"),  # the last step: τ_t = 0 (off by one: τ/T = 50)
+    (0, 2, 0.0, "shifted"),  # no noise; the sure tokens' logits shifted, which changes no log p
+]
+
+
+def _step_signature(fn) -> tuple:
+    """What ``fn`` does on the crafted states: ((observation, outcome), ...), compared with the reference's."""
+    logits, current, mask, n0, _ = probe_state(0, "sure/unsure")
+    _, new_mask = _call_step(fn, logits, current, mask, n0, 0, 1000, half, 0.25, PROBE_K, 0)
+    if new_mask.sum(dim=1).tolist() != [PROBE_N // 2] * PROBE_B:
+        raise CheckFailed(f"this check judges which tokens get re-masked, on states where all n₀ = {PROBE_N} tokens are "
+                          f"masked and γ = ½, so that n_t = {PROBE_N // 2} however it is computed; your step re-masked "
+                          f"{new_mask.sum(dim=1).tolist()}, so its ranking cannot be seen. Make the count "
+                          f"n = masked_after_step(schedule, t, steps, n0) right first (check_decode_step_counts)")
+    picks, codes = set(), set()
+    for seed in range(6):
+        logits, current, mask, n0, _ = probe_state(seed, "flat")
+        tokens, new_mask = _call_step(fn, logits, current, mask, n0, 0, 8, half, 4.5, PROBE_K, seed)
+        picks.add(tuple(new_mask.flatten().tolist()))
+        codes.update(tokens[mask & ~new_mask].tolist())
+    rare_kept = False
+    for seed in range(3):
+        logits, current, mask, n0, _ = probe_state(seed, "two-faced")
+        tokens, new_mask = _call_step(fn, logits, current, mask, n0, 0, 2, half, 0.0, PROBE_K, seed)
+        rare_kept |= bool((tokens[mask & ~new_mask] != 0).any())
+    orders = tuple((probe, _order(fn, *probe)) for probe in ORDER_PROBES)
+    return (("codes vary", len(codes) > 1), ("seed matters", len(picks) > 1), ("unlikely samples kept", rare_kept)) + orders
+
+
+@functools.lru_cache(maxsize=None)
+def _known_signature(index: int) -> tuple:
+    """The reference's signature (index −1) or that of STEP[index]: computed once, they never change."""
+    return _step_signature(decoding.decode_step if index < 0 else STEP[index].wrong)
+
+
+ORDER_OUTCOMES = {"unsure first": "the unsure ones re-masked first", "sure first": "the sure ones re-masked first",
+                  "mixed": "sure and unsure ones re-masked alike"}
+
+
+def _describe(observation) -> tuple:
+    """(the crafted input, in words; what each outcome means there) for one entry of ``_step_signature``."""
+    if observation == "codes vary":
+        return f"with all {PROBE_K} codes equally likely", {True: "varied codes", False: "one code for every token"}
+    if observation == "seed matters":
+        return ("with every confidence equal, under two generator seeds",
+                {True: "different tokens re-masked", False: "the same tokens re-masked"})
+    if observation == "unlikely samples kept":
+        return (f"without noise, where each token samples code 0 (p = {COMMON}) or an unlikely other code",
+                {True: "some tokens with an unlikely sample kept", False: "every token with an unlikely sample re-masked"})
+    t, T, tau, kind = observation
+    shifted = ", the sure tokens' logits lowered by 100 (the same probabilities)" if kind == "shifted" else ""
+    return (f"at step t = {t} of T = {T} with τ = {tau:g} (so τ_t = {decoding.annealed_temperature(tau, t, T):.3g}), "
+            f"{_UNSURE}{shifted}", ORDER_OUTCOMES)
 
 
 def _noise_in_step(fn) -> str:
-    K, N, steps = 8, 16, 8
-    current, _, mask, n0 = decoding_state([16, 12], N, K, steps, 0, "cosine", 0)
-    logits = torch.zeros(2, N, K)  # every sample equally likely: only the noise can order the tokens
-    picks, codes = set(), set()
-    for seed in range(6):
-        tokens, new_mask = _call_step(fn, logits, current, mask, n0, 0, steps, "cosine", 4.5, K, seed)
-        picks.add(tuple(new_mask.flatten().tolist()))
-        codes.update(tokens[mask & ~new_mask].tolist())
-    if len(codes) == 1:
-        raise CheckFailed("every decoded token got the same code although all codes were equally likely: sample from "
-                          "p = softmax(logits) with torch.multinomial (and the generator) instead of taking the argmax")
-    if len(picks) == 1:
-        raise CheckFailed("which tokens get re-masked never changes with the random seed, although every confidence is the "
-                          "same: add Gumbel noise drawn per token, g of shape (B, N), scaled by the annealed temperature. "
-                          "One noise value for all tokens (or none) shifts every confidence equally and keeps the ranking")
-    # Near the end (t = 14 of 16) the noise scale is τ/16: sure tokens (p ≈ 1) must beat unsure ones (p = 1/K).
-    K, N, steps, t, temperature = 1024, 64, 16, 14, 4.5
-    for seed in range(3):
-        current, _, mask, n0 = decoding_state([64, 64, 64], N, K, steps, t, "cosine", seed)
-        unsure = torch.zeros_like(mask)  # half of the tokens masked now: p = 1/K for every code
-        for b in range(3):
-            masked_positions = mask[b].nonzero().flatten()
-            unsure[b, masked_positions[: len(masked_positions) // 2]] = True
-        sure = torch.nn.functional.one_hot(torch.zeros_like(current), K).float() * 40.0
-        logits = torch.where(unsure.unsqueeze(-1), torch.zeros(3, N, K), sure)
-        tokens, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, "cosine", temperature, K, seed)
-        expected_count = decoding.masked_after_step(gamma("cosine"), t, steps, n0)
-        if new_mask.sum(1).tolist() == expected_count.tolist() and not torch.equal(new_mask, unsure):
-            scale = decoding.annealed_temperature(temperature, t, steps)
-            raise CheckFailed(f"at step t = {t} of T = {steps} the noise must be almost gone: it is scaled by the annealed "
-                              f"temperature τ·(1 − (t+1)/T) = {scale:.2f}, so tokens sampled with p ≈ 1 always beat tokens "
-                              f"with p = 1/{K}. Yours re-masked sure tokens: is the temperature annealed? (The confidence is "
-                              f"log p of the sampled code plus the noise.)")
-    return "samples, per-token Gumbel noise that changes with the seed, and noise annealed away near the end"
+    got, expected = _step_signature(fn), _known_signature(-1)
+    why = diagnose(got, expected, [(functools.partial(_known_signature, i), v.words) for i, v in enumerate(STEP)])
+    if why is None:
+        return ("samples ŝ_i, scores c_i = log p_i(ŝ_i) + τ_t·g_i with per-token noise annealed to 0, and re-masks the "
+                "least confident")
+    if why:
+        raise CheckFailed(why)
+    (observation, outcome), (_, want) = next((g, e) for g, e in zip(got, expected) if g != e)
+    situation, outcomes = _describe(observation)
+    raise CheckFailed(f"{situation}: expected {outcomes[want]}, got {outcomes[outcome]}. Check each part of c_i = log p_i(ŝ_i) + τ_t·g_i (ŝ_i sampled with torch.multinomial, "
+                      f"g = gumbel_noise((B, N), generator), τ_t = annealed_temperature(temperature, t, steps)) and that "
+                      f"the n_t least confident are re-masked")
 
 
 @graded(1)
@@ -391,7 +488,8 @@ def check_decode_step_counts(fn) -> str:
 @graded(1)
 @quiet
 def check_decode_step_noise(fn) -> str:
-    """Sampling, per-token Gumbel noise, and a temperature annealed towards 0."""
+    """Which tokens are re-masked: the sample, its confidence log p plus per-token Gumbel noise annealed towards 0,
+    the least confident first. Judged with every count forced right (γ = ½, nothing decided yet)."""
     return _noise_in_step(fn)
 
 

@@ -10,8 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from autograder.checks.common import fmt, quietly
-from autograder.core import CheckFailed, diagnose, graded
-from maskgit_lab.masking import mask_counts
+from autograder.checks.variants import MASK_COUNTS
+from autograder.core import CheckFailed, Variant, diagnose, graded
+from maskgit_lab.masking import mask_counts, random_token_mask
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.schedules import gamma as reference_gamma
 
@@ -130,48 +131,44 @@ def _describe_ratio(ratio) -> str:
     return f"ratio={ratio:g}" if isinstance(ratio, float) else f"ratio={[round(v, 3) for v in ratio.tolist()]}"
 
 
+MASK_CASES = [
+    (8, 16, 0.5),
+    (5, 20, 0.33),  # 6.6 tokens: floor gives 6, rounding or ceil 7
+    (4, 16, 0.04),  # 0.64 tokens: at least one
+    (3, 16, 1.0),
+    (4, 20, torch.tensor([0.12, 0.47, 0.93, 0.33], dtype=torch.float64)),  # one ratio per row
+]
+
+
+def _count_signature(fn) -> tuple:
+    """How ``fn``'s counts behave on the crafted cases: ("exact", counts per case) when a seed repeats them and a
+    float ratio gives every row the same count; otherwise ("random", whether more tokens are masked at ratio 0.9
+    than at 0.1)."""
+    counts = []
+    for B, N, ratio in MASK_CASES:
+        first, second = (_mask(fn, B, N, ratio, seed).sum(dim=1) for seed in (0, 1))
+        if not torch.equal(first, second) or (isinstance(ratio, float) and first.unique().numel() > 1):
+            low, high = (_mask(fn, 200, 20, r, seed=2).sum(dim=1).double().mean().item() for r in (0.1, 0.9))
+            return "random", high - low > 10  # 2 vs 18 tokens when the ratio is followed
+        counts.append(first.tolist())
+    return "exact", counts
+
+
 @graded(2)
 def check_mask_counts(fn):
     """Exactly max(1, floor(ratio·N)) True per row, True = masked, for float and per-row ratios."""
-    cases = [
-        (8, 16, 0.5),
-        (5, 20, 0.33),  # 6.6 tokens: floor gives 6, rounding or ceil 7
-        (4, 16, 0.04),  # 0.64 tokens: at least one
-        (3, 16, 1.0),
-        (4, 20, torch.tensor([0.12, 0.47, 0.93, 0.33], dtype=torch.float64)),  # one ratio per row
-    ]
-    for B, N, ratio in cases:
-        mask = _mask(fn, B, N, ratio)
-        got = mask.sum(dim=1)
-        want = mask_counts(ratio, B, N)
-        raw = torch.as_tensor(ratio, dtype=torch.float64).expand(B) * N
-        where = f"random_token_mask(B={B}, N={N}, {_describe_ratio(ratio)})"
-        summary = f"{where}: expected {want.tolist()} masked tokens per row, got {got.tolist()}."
-        why = diagnose(got, want, [(N - want, "That is N minus the expected count: your True marks the tokens that are "
-                                              "KEPT. True must mean masked, and the ratio is the fraction masked.")],
-                       same=torch.equal)
-        if why is None:
-            continue
-        if why:
-            raise CheckFailed(f"{summary} {why}")
-        if isinstance(ratio, float) and got.unique().numel() > 1:
-            raise CheckFailed(f"{summary} The count changes from row to row: a coin flip per token "
-                              f"(torch.rand(...) < ratio) masks ratio·N tokens only on average. Mask EXACTLY "
-                              f"max(1, floor(ratio·N)) tokens in every row, e.g. the lowest ranks of random scores.")
-        rounded = (f"You rounded ratio·N = {fmt(raw, n=B)} up or to the nearest integer; "
-                   f"use floor(ratio·N), like the decoding schedule does.")
-        why = diagnose(got, want, [(torch.ceil(raw).long().clamp(1, N), rounded),
-                                   (torch.round(raw).long().clamp(1, N), rounded)], same=torch.equal)
-        if why:
-            raise CheckFailed(f"{summary} {why}")
-        if (want == 1).all() and (got == 0).all():
-            raise CheckFailed(f"{summary} floor(ratio·N) is 0 here, but every row needs at least one masked "
-                              f"token, or the loss has nothing to score: count = max(1, floor(ratio·N)).")
-        if not isinstance(ratio, float) and got.unique().numel() == 1:
-            raise CheckFailed(f"{summary} Each row has its own ratio here (a tensor of shape (B,)); "
-                              f"compute one count per row, e.g. counts = floor(ratio·N) of shape (B,).")
-        raise CheckFailed(f"{summary} The count per row is max(1, floor(ratio·N)), never more than N.")
-    return "exactly max(1, floor(ratio·N)) masked tokens in every row, for a float ratio and one ratio per row"
+    got = _count_signature(fn)
+    expected = _count_signature(random_token_mask)
+    why = diagnose(got, expected, [Variant(v.name, lambda v=v: _count_signature(v.wrong), v.words) for v in MASK_COUNTS])
+    if why is None:
+        return "exactly max(1, floor(ratio·N)) masked tokens in every row, for a float ratio and one ratio per row"
+    for B, N, ratio in MASK_CASES:
+        counts, want = _mask(fn, B, N, ratio).sum(dim=1), mask_counts(ratio, B, N)
+        if not torch.equal(counts, want):
+            summary = (f"random_token_mask(B={B}, N={N}, {_describe_ratio(ratio)}): expected {want.tolist()} masked "
+                       f"tokens per row, got {counts.tolist()}.")
+            raise CheckFailed(f"{summary} {why or 'The count per row is max(1, floor(ratio·N)), never more than N.'}")
+    raise CheckFailed(why or "The count per row changes with the seed; it must be max(1, floor(ratio·N)) every time.")
 
 
 @graded(1)
@@ -188,11 +185,14 @@ def check_mask_randomness(fn):
     if (first == first[0]).all():
         raise CheckFailed("Every row masks the same positions: draw fresh random scores for each row, "
                           "so every image in the batch gets its own mask.")
-    frequency = _mask(fn, 400, 8, 0.25, seed=5).double().mean(dim=0)  # each position: 2 of 8 → 0.25
-    if (frequency - 0.25).abs().max() > 0.1:
-        raise CheckFailed(f"Some positions are masked far more often than others: with ratio 0.25 and N = 8 each "
-                          f"position should be masked in about 25% of rows, got {fmt(frequency, n=len(frequency))}. Choose the "
-                          f"masked positions uniformly at random (e.g. argsort of uniform scores), not the first ones.")
+    many = _mask(fn, 400, 8, 0.25, seed=5).double()
+    # Judged against the share of tokens this answer masks, so that a wrong count (check_mask_counts) is not blamed here.
+    frequency, share = many.mean(dim=0), many.mean().item()
+    if (frequency - share).abs().max() > 0.1:
+        raise CheckFailed(f"Some positions are masked far more often than others: over 400 rows your mask covers "
+                          f"{share:.0%} of the tokens, so each of the N = 8 positions should be masked in about {share:.0%} "
+                          f"of the rows; got {fmt(frequency, n=len(frequency))}. Choose the masked positions uniformly "
+                          f"at random (e.g. argsort of uniform scores), not the first ones.")
     return "seeded, different per row, and uniform over positions"
 
 

@@ -10,6 +10,8 @@ import pytest
 import torch
 from browser_lab import Explorer, assert_shows_counts, expected_counts, package_tokens
 
+from maskgit_lab.decoding import DecodeSettings
+
 pytestmark = pytest.mark.browser
 
 
@@ -26,7 +28,7 @@ def test_notebook_runs_without_errors_and_draws_the_explorer(solution_page):
     assert page.error_outputs() == [], "a cell shows an error or stderr output"
     assert page.widget_placeholders() == []
     explorer = Explorer(page)
-    assert explorer.settings() == {"schedule": "cosine", "steps": 8, "temperature": 4.5, "image": 0,
+    assert explorer.settings() == {"schedule": "cosine", "steps": 8, "temperature": DecodeSettings().temperature, "image": 0,
                                    "stop_early": False, "sweet_spot": 4}
     assert explorer.drawn(), f"the explorer shows no finished drawing: {explorer.text()!r}"
     assert_shows_counts(explorer)
@@ -89,14 +91,14 @@ def test_arrow_keys_on_the_image_slider_decode_another_image(solution_page):
 
 def test_temperature_slider_changes_the_picture_not_the_counts(solution_page):
     settings = Explorer(solution_page).settings()
-    lower = settings["temperature"] - 1.5  # three ← presses of 0.5
+    higher = settings["temperature"] + 3.0  # six → presses of 0.5
     # A small change of τ can leave every decision of a decoding alone; this one must not.
-    assert not torch.equal(package_tokens(settings, lower), package_tokens(settings, settings["temperature"])), \
-        f"the package decodes alike at τ = {lower} and {settings['temperature']} here: press a different number of times"
+    assert not torch.equal(package_tokens(settings, higher), package_tokens(settings, settings["temperature"])), \
+        f"the package decodes alike at τ = {higher} and {settings['temperature']} here: press a different number of times"
     explorer, (text, pictures), (new_text, new_pictures) = change_and_check(
-        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "left", times=3), "three ArrowLeft keys",
-        shows=f"decoded with τ = {lower:.1f}")
-    assert explorer.settings()["temperature"] == lower
+        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "right", times=6), "six ArrowRight keys",
+        shows=f"decoded with τ = {higher:.1f}")
+    assert explorer.settings()["temperature"] == higher
     counts = [line for line in text.splitlines() if line.startswith("masked after each step:")]
     assert counts and counts == [line for line in new_text.splitlines() if line.startswith("masked after each step:")], \
         "the counts depend on γ, T and n₀ only, not on the temperature"
