@@ -252,6 +252,7 @@ def test_in_the_sandbox_the_worker_sees_neither_the_project_nor_other_folders_no
     scratch, elsewhere, log = tmp_path / "scratch", tmp_path / "elsewhere", tmp_path / "guard.log"
     scratch.mkdir()
     elsewhere.mkdir()
+    (elsewhere / "other-student.ipynb").write_text("{}")
     log.touch()
     worker = rerun.Worker(scratch, log, prefix=sandbox.prefix(scratch, [elsewhere], [log]))
     try:
@@ -267,7 +268,8 @@ def connect():
         return type(err).__name__
     return "connected"
 """)
-        paths = [release.ROOT / "solutions", release.ROOT / "maskgit_lab", release.ROOT / ".git", elsewhere, scratch]
+        paths = [release.ROOT / "solutions", release.ROOT / "maskgit_lab", release.ROOT / ".git",
+                 elsewhere / "other-student.ipynb", scratch]  # a hidden folder is an empty mount point
         assert worker.function("look")([str(p) for p in paths]) == [False, False, False, False, True]
         assert worker.function("connect")() != "connected"
     finally:
