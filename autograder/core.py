@@ -1,8 +1,12 @@
 """The shape of every check: graded functions, their results, and how a notebook shows them."""
 
+import contextlib
+import dataclasses
 import functools
+import io
 import operator
 import traceback
+import warnings
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable, Iterable, NamedTuple, Optional
@@ -78,27 +82,43 @@ def graded(points: float):
 
     The check raises :class:`CheckFailed` with a message naming the misconception; any other
     exception from the student's code becomes a 0 with the error's last line, never a crash.
+    Warnings and stderr output during the check are captured and named in the message at no
+    cost: only an exception costs points (nbgrader would score a cell that writes to stderr 0).
     """
 
     def wrap(check: Callable[..., str]):
         @functools.wraps(check)
         def run(*args, **kwargs) -> Result:
-            try:
-                message = check(*args, **kwargs)
-            except CheckFailed as err:
-                return Result(check.__name__, 0, points, str(err))
-            except NotImplementedError:
-                return Result(check.__name__, 0, points, "not implemented yet: finish the TODO above and run its cell again")
-            except Exception as err:  # the student's code crashed: report where, do not crash the grader
-                frame = traceback.extract_tb(err.__traceback__)[-1]
-                where = f" (line {frame.lineno} of {frame.name})" if frame.name != "<module>" else ""
-                return Result(check.__name__, 0, points, f"your code raised {type(err).__name__}: {err}{where}")
-            return Result(check.__name__, points, points, message or "all good")
+            stderr = io.StringIO()
+            with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
+                warnings.simplefilter("always")
+                result = judge(check, points, args, kwargs)
+            said = [f"warned {w.category.__name__}: {w.message}"[:200] for w in caught[:3]]
+            said += [f"wrote to stderr {stderr.getvalue().strip()[:200]!r}"] if stderr.getvalue().strip() else []
+            if said:
+                result = dataclasses.replace(result, message=f"{result.message} (your code {'; '.join(said)}: "
+                                                             f"reported only, no points lost)")
+            return result
 
         run.points = points
         return run
 
     return wrap
+
+
+def judge(check: Callable[..., str], points: float, args: tuple, kwargs: dict) -> Result:
+    """``check(*args, **kwargs)`` as a :class:`Result` (the body of every :func:`graded` check)."""
+    try:
+        message = check(*args, **kwargs)
+    except CheckFailed as err:
+        return Result(check.__name__, 0, points, str(err))
+    except NotImplementedError:
+        return Result(check.__name__, 0, points, "not implemented yet: finish the TODO above and run its cell again")
+    except Exception as err:  # the student's code crashed: report where, do not crash the grader
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        where = f" (line {frame.lineno} of {frame.name})" if frame.name != "<module>" else ""
+        return Result(check.__name__, 0, points, f"your code raised {type(err).__name__}: {err}{where}")
+    return Result(check.__name__, points, points, message or "all good")
 
 
 def show(result: Result) -> None:

@@ -25,6 +25,7 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 REFERENCE = "reference"
 NB01, NB02, NB03, NB04 = "01_vq_tokenization", "02_multi_head_attention", "03_mvtm_training", "04_iterative_decoding"
 DELETE = None
+DUPLICATE = "duplicate"  # an edit that repeats the cell (same grade id) right after itself
 
 NEAREST = '''def nearest_code(z, codebook):
     """Index of the nearest codebook row for every row of z."""
@@ -37,6 +38,33 @@ NEAREST_BY_DOT = '''def nearest_code(z, codebook):
 '''
 
 
+# Cheats run only where the checks are re-run outside the notebook (a process with a rerun or worker module).
+IN_RERUN = "any(name.endswith(('.rerun', '.worker')) for name in sys.modules)"
+FORGE_AND_EXIT = f'''
+import gc
+import io
+import json
+import os
+import sys
+
+if {IN_RERUN}:  # write full marks into every file open for writing (the old re-run's report), then leave
+    full = {{"tests": {{}}, "hidden": [{{"answer": "nearest_code", "points": 1.0, "max_points": 1.0}}], "errors": {{}}}}
+    for handle in [o for o in gc.get_objects() if isinstance(o, (io.TextIOWrapper, io.BufferedWriter))]:
+        try:
+            handle.write(json.dumps(full) if isinstance(handle, io.TextIOWrapper) else json.dumps({{"result": 2}}).encode())
+            handle.flush()
+        except Exception:
+            pass
+    os._exit(0)
+'''
+EXIT_IN_RERUN = f"""import os
+import sys
+
+if {IN_RERUN}:
+    os._exit(0)
+"""
+
+
 @dataclass(frozen=True)
 class Example:
     student: str
@@ -45,6 +73,7 @@ class Example:
     status: Status = Status.GRADED
     lost: dict = field(default_factory=dict)  # test grade id → piece of its message
     reason: str = ""  # a piece of the row's reason
+    full: bool = False  # must keep full marks, hidden checks included (an honest submission with noise)
 
 
 EXAMPLES_TABLE = [
@@ -102,7 +131,7 @@ EXAMPLES_TABLE = [
             lost={"01_check_nearest_code": ""}, reason="out of memory"),
     Example("stderr", NB01, {"01_nearest_code": NEAREST.replace("    distances", "    print('debug', file=sys.stderr)\n    distances",
                                                                   1).replace("def", "import sys\n\n\ndef", 1)},
-            lost={"01_check_nearest_code": "stderr"}, reason="wrote to stderr"),
+            full=True, reason="wrote to stderr 'debug' (no points lost)"),
     Example("deleted_test_cell", NB01, {"01_check_nearest_code": DELETE, "01_nearest_code": NEAREST_BY_DOT},
             lost={"01_check_nearest_code": "dot product"}, reason="were deleted"),
     Example("edited_test_cell", NB01, {"01_check_nearest_code": "print('[PASSED] check_nearest_code (2/2)')",
@@ -124,6 +153,44 @@ for target in (Path(pwd.getpwuid(os.getuid()).pw_dir) / ".maskgit-grader-tamper-
 '''}, status=Status.PENALIZED, lost={"01_check_nearest_code": "reference implementation"}, reason="uses the reference"),
     Example("hides_traceback", NB01, {"01_nearest_code": "get_ipython().showtraceback = lambda *args, **kwargs: None\n"
                                       + NEAREST_BY_DOT}, status=Status.TAMPERED, reason="tampers with the grader"),
+    # --- what a determined student tried (issue 21): the verdict is out of their reach -------------
+    Example("forges_report", NB01, {"01_nearest_code": NEAREST_BY_DOT + FORGE_AND_EXIT},
+            lost={"01_check_nearest_code": "not defined"}, reason="exited or stopped answering"),
+    Example("exits_in_rerun", NB01, {"01_nearest_code": NEAREST_BY_DOT + "print(2)  # partial credit?\n" + EXIT_IN_RERUN},
+            lost={"01_check_nearest_code": "not defined"}, reason="exited or stopped answering"),
+    Example("reference_by_sys_modules", NB01, {"01_nearest_code": '''import sys
+
+
+def nearest_code(z, codebook):
+    return sys.modules["maskgit" + "_lab.vq"].nearest_code(z, codebook)
+'''}, status=Status.PENALIZED, lost={"01_check_nearest_code": "reference implementation"},
+            reason="at run time: sys.modules['maskgit_lab.vq'].nearest_code"),
+    Example("writes_by_ctypes", NB01, {"01_nearest_code": '''import os
+import pwd
+
+try:
+    libc = __import__("ct" + "ypes").CDLL(None)
+    target = os.path.join(pwd.getpwuid(os.getuid()).pw_dir, ".maskgit-grader-ctypes-test").encode()
+    libc.close(libc.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+except Exception:
+    pass
+''' + NEAREST}, status=Status.TAMPERED, reason="call the C function open() through ctypes"),
+    Example("overwrites_gradebook", NB01, {"01_nearest_code": '''import os
+from pathlib import Path
+
+for db in Path(os.environ["HOME"]).parent.rglob("gradebook.db"):  # everything the student may write
+    db.write_bytes(b"not a database any more")
+''' + NEAREST}, full=True),
+    Example("duplicated_test_cell", NB01, {"01_check_nearest_code": DUPLICATE}, full=True,
+            reason="test cell 01_check_nearest_code was duplicated; the grader used the released one"),
+    Example("warns", NB01, {"01_nearest_code": NEAREST.replace("    distances", "    warnings.warn('float64 is slow')\n    distances",
+                                                                 1).replace("def", "import warnings\n\n\ndef", 1)},
+            full=True, reason="warned UserWarning: float64 is slow"),
+    Example("warns_in_decoding", NB04, {"04_gumbel_noise": '''def gumbel_noise(shape, generator=None):
+    warnings.warn("drawing noise")
+    u = torch.rand(shape, generator=generator).clamp(1e-20, 1 - 1e-7)
+    return -torch.log(-torch.log(u))
+'''.replace("def", "import warnings\n\n\ndef", 1)}, full=True, reason="warned UserWarning: drawing noise"),
     Example("fakes_show", NB01, {"01_nearest_code": "def show(result):\n    print('[PASSED]', result.check)\n\n\n" + NEAREST_BY_DOT},
             status=Status.TAMPERED, reason="tampers with the grader"),
 ]
@@ -158,7 +225,10 @@ def answered(release_nb, source_nb, edits: dict):
         if gid in edits:
             if edits[gid] is DELETE:
                 continue
-            cell = nbformat.from_dict(dict(cell, source=edits[gid]))
+            if edits[gid] == DUPLICATE:  # a copy as Jupyter pastes it: a new cell id, the same nbgrader metadata
+                cells.append(nbformat.from_dict(dict(cell, id=f"{cell.get('id', 'cell')}-copy")))
+            else:
+                cell = nbformat.from_dict(dict(cell, source=edits[gid]))
         elif gid in solutions:
             cell = nbformat.from_dict(dict(cell, source=solutions[gid]))
         cells.append(cell)
@@ -213,6 +283,9 @@ def verify(rows: list, notebooks: list) -> list:
             full = float(row["max_score"])
             if not float(row["score"]) < full:
                 problems.append(f"{example.student}: lost no points")
+        if example.full and (row["score"] != row["max_score"] or row["hidden_score"] != row["hidden_max"]):
+            problems.append(f"{example.student}: expected full marks, got {row['score']}/{row['max_score']} "
+                            f"and {row['hidden_score']}/{row['hidden_max']} ({row['reason']})")
         others = [r for (s, n), r in by.items() if s == example.student and n != example.notebook]
         if any(r["status"] != Status.MISSING for r in others):
             problems.append(f"{example.student}: other notebooks should be missing")

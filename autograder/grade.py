@@ -31,10 +31,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import release
+from autograder import release, sandbox
 from autograder.core import Status
 
-COLUMNS = ["student", "notebook", "status", "score", "max_score", "hidden_score", "hidden_max", "manual_max", "reason"]
+COLUMNS = ["student", "notebook", "status", "score", "max_score", "hidden_score", "hidden_max", "manual_max", "reason",
+           "sandbox"]
 STUDENT_ID = re.compile(r"^[A-Za-z0-9_-]+$")  # nbgrader ids with odd characters break paths (#1738)
 DEFAULT_TIMEOUT = 3600  # seconds per student, all notebooks together: a correct one took ~900 s at load 19 on 2 cores
 DEFAULT_MEMORY = 8192  # MB of address space per student; importing torch alone takes ~3.3 GB of it
@@ -141,7 +142,8 @@ def grade_student(student: str, files: dict, template: Path, work: Path, source:
     seconds = time.monotonic() - started
     if timed_out:
         reason = f"grading took longer than {options['timeout']:g} s (an endless loop, or cells that ignore interrupts?)"
-        return {"student": student, "rows": rows_for(notebooks, files, Status.TIMEOUT, reason), "feedback": {}, "seconds": seconds}
+        return {"student": student, "rows": rows_for(notebooks, files, Status.TIMEOUT, reason), "feedback": {}, "seconds": seconds,
+                "sandbox": options.get("sandbox", "")}
     try:
         result = json.loads((folder / "result.json").read_text())
     except (OSError, ValueError):
@@ -151,6 +153,7 @@ def grade_student(student: str, files: dict, template: Path, work: Path, source:
         last = result["crash"].strip().splitlines()[-1] if result["crash"].strip() else "unknown"
         result = {"student": student, "rows": rows_for(notebooks, files, Status.ERROR, f"the grader crashed: {last}"), "feedback": {}}
     result["seconds"] = seconds
+    result.setdefault("sandbox", options.get("sandbox", ""))
     return result
 
 
@@ -177,7 +180,8 @@ def csv_rows(result: dict, work: Path, maxima: dict, hidden_maxima: dict) -> lis
                   "score": row.get("score", 0.0), "max_score": row.get("max_score", maxima[notebook][0]),
                   "hidden_score": row.get("hidden_score", 0.0), "hidden_max": row.get("hidden_max", hidden_maxima[notebook]),
                   "manual_max": row.get("manual_max", maxima[notebook][1]),
-                  "reason": row["reason"].replace(str(work), "<grading dir>").replace("\n", " ")}
+                  "reason": row["reason"].replace(str(work), "<grading dir>").replace("\n", " "),
+                  "sandbox": result.get("sandbox", "")}
         rows.append({k: (f"{v:g}" if isinstance(v, float) else v) for k, v in filled.items()})
     return rows
 
@@ -228,12 +232,13 @@ def add_limit_args(parser, jobs_help: str = "students graded at the same time (d
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
-          keep: bool = False, log=print, template: Path = None, only=None, on_student=None) -> list:
+          keep: bool = False, log=print, template: Path = None, only=None, on_student=None, sandboxed: bool = True) -> list:
     """Grade every student under ``submissions``; write ``out`` (CSV) and the feedback folder; return the rows.
 
     ``template`` reuses a course made by :func:`make_template` from the same ``source``. ``only`` (a set of
     student names) grades those alone, as a shard does; ``on_student(result, rows)`` is called for each
     student while its scratch course still exists (autograder/shard.py keeps the autograded notebooks).
+    ``sandboxed=False`` runs the students' functions under the guard alone, as where bubblewrap cannot start.
     """
     from autograder import hidden  # imports torch: only when grading
 
@@ -248,6 +253,10 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
     work = Path(tempfile.mkdtemp(prefix="maskgit-grade-"))
     results = {}
     try:
+        options["sandbox"], why = sandbox.probe(work / "sandbox-probe") if sandboxed else (sandbox.GUARD, "turned off")
+        options["submissions"] = str(submissions)
+        if options["sandbox"] != sandbox.BWRAP:
+            log(f"no sandbox: {why}; the student's functions run under the write guard alone (CSV column sandbox = guard)")
         valid = {s: f for s, f in students.items() if STUDENT_ID.match(s)}
         for student in sorted(set(students) - set(valid)):
             notebooks = sorted(p.stem for p in source.glob("*.ipynb"))

@@ -10,9 +10,11 @@ that the grader reads afterwards.
 The grader puts a startup file into the kernel's ``IPYTHONDIR`` (:func:`write_startup`), so the
 hook is in place before the first cell runs; the hidden-check runner calls :func:`install` itself.
 
-Limits (see autograder/README.md): reads are not restricted (a student can read other files the
-grader can read); code that bypasses Python's own calls (``ctypes`` to libc, a C extension) is
-not seen. The grader's snapshot of sensitive paths before and after each student is the backstop.
+It also refuses to hand out, through ``ctypes``, the C functions that write, delete or start
+processes (``open``, ``system``, ``fork``, …). Limits (see autograder/README.md): reads are not
+restricted; a C extension of the student's own, or a C function reached by its address instead
+of its name, is not seen. The worker that the grader judges runs in a bubblewrap sandbox where
+one exists (autograder/sandbox.py); the kernel runs under this guard alone.
 """
 
 import os
@@ -28,6 +30,13 @@ PATH_EVENTS = {  # audit event → indices of the arguments that are paths being
 # Read-only helpers that libraries start: ctypes.util.find_library runs `ldconfig -p` while torch
 # loads, matplotlib runs `fc-list` when it builds its font cache.
 HARMLESS_PROGRAMS = {"ldconfig", "uname", "fc-list", "fc-match"}
+# C functions a student could fetch through ctypes to write or start processes past the hook above:
+# fetching one (the ``ctypes.dlsym`` audit event) is refused; the libraries never look these up by name.
+C_SYMBOLS = {"open", "open64", "openat", "openat64", "creat", "creat64", "fopen", "fopen64", "freopen", "rename", "renameat",
+             "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "truncate", "ftruncate", "chmod", "fchmod", "chown", "link",
+             "symlink", "system", "popen", "fork", "vfork", "clone", "execve", "execv", "execvp", "execl", "execlp",
+             "posix_spawn", "posix_spawnp", "syscall", "write", "pwrite", "pwrite64", "fwrite", "mmap", "dlopen", "prctl",
+             "ptrace", "kill", "setrlimit", "prlimit", "prlimit64"}
 PROCESS_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "pty.spawn"}
 LOG_PREFIX = "REFUSED "
 
@@ -59,6 +68,12 @@ def install(allowed, log_path) -> None:
             for index in PATH_EVENTS[event]:
                 if index < len(args) and args[index] is not None and not inside(args[index]):
                     refuse(f"{event} on {args[index]}")
+        elif event in ("ctypes.dlsym", "ctypes.dlsym/handle"):
+            name = args[1] if len(args) > 1 else None
+            if isinstance(name, bytes):
+                name = name.decode(errors="replace")
+            if isinstance(name, str) and name in C_SYMBOLS:
+                refuse(f"call the C function {name}() through ctypes")
         elif event in PROCESS_EVENTS:
             program = args[0] if event == "subprocess.Popen" and args else None
             if not (isinstance(program, (str, bytes, os.PathLike)) and os.path.basename(os.fsdecode(program)) in HARMLESS_PROGRAMS):

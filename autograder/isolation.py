@@ -6,13 +6,16 @@ limit. It
 
 1. caps its own address space (``RLIMIT_AS``; the kernels it starts inherit the cap),
 2. copies the template course (source notebooks + gradebook made once by
-   ``nbgrader generate_assignment``) into ``SCRATCH/course``: its own gradebook, never shared,
-3. reads each submitted notebook against its source (autograder/tamper.py) and places it in
-   ``submitted/<student>/maskgit/``,
-4. runs ``nbgrader autograde`` once per notebook (per-cell ``Execute.timeout``, missing test cells added back)
-   and ``nbgrader generate_feedback``, with HOME, TMPDIR and IPYTHONDIR inside the scratch
-   folder, the write guard in every kernel (autograder/guard.py), and cwd in the scratch folder,
-5. re-runs every visible check and the hidden checks outside the notebook (autograder/rerun.py),
+   ``nbgrader generate_assignment``) into ``course/`` beside the scratch folder, not in it: its
+   own gradebook, never shared, and out of the reach of the student's code,
+3. reads each submitted notebook against its source (autograder/tamper.py), puts back a
+   duplicated test cell as released, and places it in ``submitted/<student>/maskgit/``,
+4. runs ``nbgrader autograde`` once per notebook (per-cell ``Execute.timeout``, missing test
+   cells added back) and ``nbgrader generate_feedback``, with HOME and TMPDIR inside the scratch
+   folder, the write guard in every kernel (autograder/guard.py, from an IPYTHONDIR outside it),
+   and the kernels allowed to write only the scratch folder and their cwd,
+5. has the judge (autograder/rerun.py) re-run every visible check and the hidden checks, the
+   student's functions running in its worker, in the sandbox when there is one,
 6. writes one JSON result: a row per notebook, the per-check messages, the feedback files.
 
 Only the parent reads that result and writes grades.csv, so students never share a gradebook.
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import guard, tamper
+from autograder import guard, sandbox, tamper
 from autograder.core import Status
 from autograder.release import ASSIGNMENT
 
@@ -55,8 +58,9 @@ def torch_home() -> str:
 
 
 def scratch_env(scratch: Path) -> dict:
-    """The environment every process of this student runs with: its own HOME, TMPDIR, IPYTHONDIR."""
-    home, tmp, ipython = scratch / "home", scratch / "tmp", scratch / "ipython"
+    """The environment every process of this student runs with: its own HOME and TMPDIR, and an IPYTHONDIR
+    outside the scratch folder (it holds the guard's startup file, which no notebook may rewrite for the next)."""
+    home, tmp, ipython = scratch / "home", scratch / "tmp", scratch.parent / "ipython"
     for folder in (home, tmp, ipython):
         folder.mkdir(parents=True, exist_ok=True)
     fonts = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
@@ -139,12 +143,14 @@ def grader_notes(findings, report: dict, job: dict) -> list:
     return notes
 
 
-def score_test_cell(gid: str, grade: dict, output: tuple, again, job: dict) -> tuple:
+def score_test_cell(gid: str, grade: dict, output: tuple, again, job: dict, noise=()) -> tuple:
     """(the check's entry, notes) for one test cell: the smaller of nbgrader's score and the re-run's.
 
     ``output`` is (error text or None, wrote to stderr) from the autograded notebook; ``again``
-    the re-run's result for this cell (None when it has none). A note explains a loss in words
-    the check's own message would not give (a timeout, stderr, a pass that does not hold up).
+    the re-run's result for this cell (None when it has none: then it scores 0), ``noise`` what the
+    student's code printed to stderr or warned during the re-run (reported, never charged). A note
+    explains a loss in words the check's own message would not give (a timeout, stderr, a pass
+    that does not hold up).
     """
     points, notes = float(grade["score"] or 0), []
     error, stderr = output
@@ -157,9 +163,17 @@ def score_test_cell(gid: str, grade: dict, output: tuple, again, job: dict) -> t
     elif stderr and points == 0:
         notes.append(f"{gid} wrote to stderr, which nbgrader scores 0")
         message = "wrote to stderr (a warning or a progress bar?), which nbgrader scores 0"
-    if again is not None and again["points"] < points:
+    if again is None:  # the judge has no answer for this cell: nbgrader's score alone is never kept
+        if points:
+            notes.append(f"{gid}: the grader could not re-run this check outside the notebook, so it scores 0")
+        points, message = 0.0, message or "the grader could not re-run this check outside the notebook"
+    elif again["points"] < points:
         notes.append(f"{gid} passed in the notebook but fails when the grader re-runs it: {again['message'][:200]}")
         points = again["points"]
+    if noise:
+        said = "; ".join(noise)[:300]
+        message = f"{message} (your code {said}: reported only, no points lost)"
+        notes.append(f"{gid}: your code {said} (no points lost)")
     check = {"cell": gid, "check": again["check"] if again else gid, "points": points, "max_points": grade["max_score"],
              "message": message}
     return check, notes
@@ -184,10 +198,14 @@ def status_of(findings, refused: list) -> Status:
 def assemble(notebook: str, job: dict, grades: dict, outputs: dict, findings, report: dict, refused: list) -> dict:
     """One notebook's row (and the per-check messages) from everything gathered."""
     source = nbformat.read(str(Path(job["source"]) / f"{notebook}.ipynb"), as_version=4)
+    for cell, routes in report.get("reference", {}).items():  # reaches for the reference the worker noted at run time
+        used = findings.reference_use.setdefault(cell, [])
+        used += [f"at run time: {route}" for route in routes if f"at run time: {route}" not in used]
     notes, checks, explained = grader_notes(findings, report, job), [], set()  # explained: losses a note already gives
     for gid, grade in grades.items():
         if grade["kind"] != "manual":
-            check, cell_notes = score_test_cell(gid, grade, outputs.get(gid, (None, False)), report.get("tests", {}).get(gid), job)
+            check, cell_notes = score_test_cell(gid, grade, outputs.get(gid, (None, False)), report.get("tests", {}).get(gid),
+                                                job, report.get("noise", {}).get(gid, ()))
             checks.append(check)
             notes += cell_notes
             if cell_notes:
@@ -238,11 +256,13 @@ def say(message: str) -> None:
 
 def grade(job: dict) -> dict:
     student, scratch, source = job["student"], Path(job["scratch"]), Path(job["source"])
-    course = scratch / "course"
+    course = scratch.parent / "course"  # outside the scratch folder: no student code may write the gradebook
     shutil.copytree(job["template"], course)
     env = scratch_env(scratch)
     guard_log = scratch.parent / "guard-kernel.log"  # outside the scratch folder: the student cannot erase it
-    guard.write_startup(Path(env["IPYTHONDIR"]), [scratch, "/dev"], guard_log)
+    kernel_dir = course / "autograded" / student / ASSIGNMENT  # the kernels' cwd: theirs to write, nothing else there
+    kernel_dir.mkdir(parents=True)
+    guard.write_startup(Path(env["IPYTHONDIR"]), [scratch, kernel_dir, "/dev"], guard_log)
     notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
     submitted_dir = course / "submitted" / student / ASSIGNMENT
     submitted_dir.mkdir(parents=True)
@@ -255,11 +275,14 @@ def grade(job: dict) -> dict:
             problems[name] = f"the notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
             continue
         try:
-            findings[name] = tamper.scan_files(given, source / f"{name}.ipynb")
+            submitted = nbformat.read(str(given), as_version=4)
+            released = nbformat.read(str(source / f"{name}.ipynb"), as_version=4)
+            findings[name] = tamper.scan(submitted, released)
+            findings[name].duplicated_tests = tamper.repair_test_cells(submitted, released)
         except Exception as err:  # noqa: BLE001 (not JSON, not a notebook)
             problems[name] = f"not a readable notebook ({type(err).__name__}: {str(err)[:200]})"
             continue
-        shutil.copy(given, submitted_dir / f"{name}.ipynb")
+        nbformat.write(submitted, str(submitted_dir / f"{name}.ipynb"))
     log = scratch.parent / "nbgrader.log"
     say(f"{student}: scratch course ready, {len(findings)} notebook(s) to grade")
     # The re-run of the checks only needs the submitted notebooks: start it now, beside nbgrader.
@@ -310,18 +333,28 @@ def grade(job: dict) -> dict:
             if html.exists():
                 feedback[name] = str(html)
             autograded_files[name] = str(autograded)
-    return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback, "autograded": autograded_files}
+    return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback, "autograded": autograded_files,
+            "sandbox": job.get("sandbox", sandbox.GUARD)}
 
 
 def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: dict):
-    """Start the hidden checks and the re-run of the visible ones in a fresh guarded process."""
+    """Start the judge of one notebook (autograder/rerun.py): the re-run of the visible checks and the hidden ones.
+
+    The judge runs no student code; its worker does, in the sandbox when the grader found one
+    (``job["sandbox"]``): only the scratch folder and the worker's guard log writable, the
+    grading folder (every student) and the submissions hidden.
+    """
     hidden_log = scratch.parent / f"guard-{source.stem}.log"  # both outside the scratch folder: the student
     result = scratch.parent / f"hidden-{source.stem}.json"  # can write neither
+    hidden_log.touch()
     command = [sys.executable, "-m", "autograder.rerun", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
                str(job["cell_timeout"])]
-    # the runner's cwd is a copy of the submission folder, as the kernel's is the autograded one
-    cwd = scratch / "course" / "hidden" / source.stem
+    cwd = scratch / "hidden" / source.stem  # the worker's cwd: a folder of its own, as the kernel's is the autograded one
     cwd.mkdir(parents=True)
+    env = dict(env)
+    if job.get("sandbox") == sandbox.BWRAP:
+        hide = [scratch.parent.parent] + [Path(job["submissions"])] * bool(job.get("submissions"))
+        env["MASKGIT_LAB_SANDBOX"] = json.dumps(sandbox.prefix(scratch, hide, [hidden_log]))
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return process, result, hidden_log
 

@@ -1,15 +1,22 @@
-"""The re-run: every visible check and the hidden ones, called outside the notebook.
+"""The re-run: every visible check and the hidden ones, judged in a process that runs no student code.
 
-At grade time, in the student's scratch folder, ``python -m autograder.rerun SUBMITTED SOURCE
-OUT.json GUARD_LOG SCRATCH CELL_TIMEOUT`` starts a fresh Python process that:
+At grade time ``python -m autograder.rerun SUBMITTED SOURCE OUT.json GUARD_LOG SCRATCH CELL_TIMEOUT``
+starts this process, the judge. It imports the checks (and through them the reference package)
+and never executes a line of the student's: that happens in a worker (autograder/worker.py,
+in the sandbox when there is one) that holds no reference and no verdict. The judge
 
-1. installs the write guard (autograder/guard.py),
-2. runs, in the source notebook's order, the set-up cells and the ``hidden.PRELUDE`` cells (from
-   the source), the student's solution cells, and each test cell's check — called directly on the
-   student's function with the check object imported before any student code ran, so a
-   rebound ``show``, an overridden ``showtraceback`` or an edited test cell changes nothing,
-3. calls the hidden checks (``hidden.HIDDEN``) on the functions exactly as the student's
-   solution cells defined them.
+1. has the worker run, in the source notebook's order, the set-up cells and the
+   ``hidden.PRELUDE`` cells (from the source) and the student's solution cells,
+2. calls each test cell's check here, on a stand-in for the student's function: every call
+   travels to the worker as plain data and the answer comes back as plain data
+   (autograder/wire.py), so a rebound ``show``, an overridden ``showtraceback``, an edited test
+   cell or code that walks the stack to the report file changes nothing,
+3. calls the hidden checks (``hidden.HIDDEN``) the same way, and writes the report itself.
+
+A worker that dies, hangs past the cell timeout or answers nonsense scores 0 for the checks it
+did not answer; the judge starts a fresh one (replaying the cells) for the next check. Each
+reach for the reference package that the worker notes is reported per solution cell; what the
+student's code prints or warns during a check is reported with it and costs nothing.
 
 Other locked cells (training, pictures) are skipped: the checks do not need them.
 """
@@ -19,6 +26,7 @@ import json
 import os
 import pkgutil
 import signal
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -26,6 +34,7 @@ from pathlib import Path
 from autograder import checks as check_modules
 from autograder.core import Result
 from autograder.hidden import HIDDEN, PRELUDE
+from autograder.wire import Endpoint, WireError
 
 
 def visible_checks() -> dict:
@@ -47,33 +56,150 @@ def _alarm(signum, frame):
     raise CellTimeoutError("no answer before the cell timeout")
 
 
-class _NoShell:
-    """Stands in for ``get_ipython()`` outside a kernel: any attribute is a no-op, any can be set."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
+ROOT = Path(__file__).resolve().parent.parent  # the project: autograder/ and the reference package
 
 
-def _code(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+class Worker:
+    """The worker process and its end of the wire; restarted (replaying the cells run so far) after a failure."""
+
+    def __init__(self, scratch: Path, guard_log: Path, env: dict = None, prefix: list = ()):
+        self.scratch, self.guard_log, self.prefix = Path(scratch), Path(guard_log), list(prefix)
+        self.env = dict(env or os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
+        self.history = []  # the exec and bind requests so far: replayed into a fresh worker
+        self.process = self.endpoint = None
+        self.notes, self.noise = [], []  # reference routes noted, and what the student's code printed or warned
+
+    def start(self) -> None:
+        to_worker, from_judge = os.pipe()
+        to_judge, from_worker = os.pipe()
+        command = self.prefix + [sys.executable, "-m", "autograder.worker", str(to_worker), str(from_worker),
+                                 str(self.scratch), str(self.guard_log), str(ROOT / "maskgit_lab"),
+                                 ",".join(sorted(p.stem for p in (ROOT / "maskgit_lab").glob("*.py")))]
+        self.process = subprocess.Popen(command, cwd=os.getcwd(), env=self.env, pass_fds=(to_worker, from_worker),
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_worker)
+        os.close(from_worker)
+        self.endpoint = Endpoint(to_judge, from_judge)
+        for message in self.history:
+            self.request(self.encoded(message))
+
+    def stop(self) -> None:
+        self.drain()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.endpoint.reader.close()
+            self.endpoint.writer.close()
+        self.process = self.endpoint = None
+
+    def request(self, message: dict) -> dict:
+        """One request; a failure (timeout, death, nonsense) stops the worker and raises."""
+        if self.process is None:
+            self.start()
+        try:
+            reply = self.endpoint.request(message)
+        except BaseException:
+            self.stop()
+            raise
+        if "malformed" in reply:
+            self.stop()
+            raise WireError(f"the worker could not do it: {reply['malformed']}")
+        return reply
+
+    def encoded(self, message: dict) -> dict:
+        return dict(message, value=self.endpoint.encode(message["value"])) if "value" in message else message
+
+    def exec(self, cell: str, code: str, setup: bool = False) -> dict:
+        message = {"op": "exec", "cell": cell, "code": code, "setup": setup}
+        reply = self.request(message)
+        self.history.append(message)
+        return reply
+
+    def bind(self, name: str, function) -> None:
+        """Give the worker ``name`` as a stand-in for the grader's ``function``: calls to it run here."""
+        if self.process is None:
+            self.start()
+        message = {"op": "bind", "name": name, "value": function}
+        self.request(self.encoded(message))
+        self.history.append(message)
+
+    def function(self, name: str):
+        """The student's ``name`` as a stand-in that calls it in the worker (None when it is not defined)."""
+        reply = self.request({"op": "get", "name": name})
+        return None if "missing" in reply else self.endpoint.decode(reply.get("result"))
+
+    def drain(self) -> None:
+        """Move what the worker noted and said (through any request, the checks' calls included) here."""
+        if self.endpoint is None:
+            return
+        self.notes += [str(n.get("reference")) for n in self.endpoint.noted]
+        for said in self.endpoint.said:
+            if said["stderr"].strip():
+                self.noise.append(f"wrote to stderr {said['stderr'].strip()[:200]!r}")
+            self.noise += [f"warned {w}" for w in said["warnings"]]
+        self.endpoint.noted.clear()
+        self.endpoint.said.clear()
+
+    def take(self) -> tuple:
+        """(reference routes, noise) gathered since the last take."""
+        self.drain()
+        notes, noise = self.notes, self.noise
+        self.notes, self.noise = [], []
+        return notes, noise
+
+
+def _deadline(seconds: int) -> None:
+    if seconds:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def _call_check(check, answer, cell_timeout: int) -> Result:
     """``check(answer)``, interrupted after ``cell_timeout`` s; whatever escapes it scores 0."""
     try:
-        signal.alarm(cell_timeout)
+        _deadline(cell_timeout)
         return check(answer)
     except BaseException as err:  # noqa: BLE001 (graded() turns Exceptions into 0; this catches the rest)
         return Result(check.__name__, 0, check.points, f"{type(err).__name__}: {err}")
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
+def reference_helpers(source: str) -> tuple:
+    """A locked cell's ``name = use_or_reference(name, <reference>, check_x)`` lines, and the rest of its code.
+
+    The worker cannot run these lines (it has neither the reference nor the checks): the grader
+    runs the check itself and, when it fails, binds the name to its reference (which runs here).
+    """
+    import ast
+
+    helpers, rest = [], []
+    for statement in ast.parse(source).body:
+        call = statement.value if isinstance(statement, ast.Assign) else None
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "use_or_reference"
+                and len(statement.targets) == 1 and isinstance(statement.targets[0], ast.Name) and len(call.args) == 3
+                and isinstance(call.args[0], ast.Name) and isinstance(call.args[2], ast.Name)):
+            helpers.append((statement.targets[0].id, call.args[0].id, ast.unparse(call.args[1]), call.args[2].id))
+        else:
+            rest.append(ast.unparse(statement))
+    return helpers, "\n".join(rest)
+
+
+def imports_of(source: str, namespace: dict) -> None:
+    """Run only the import statements of a (set-up) cell into ``namespace``: the grader's view of its names."""
+    import ast
+
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
+    exec(compile(ast.Module(body=imports, type_ignores=[]), "<set-up imports>", "exec"), namespace)
+
+
+def run(submitted: Path, source: Path, cell_timeout: int = 0, scratch: Path = None, guard_log: Path = None,
+        env: dict = None, prefix: list = ()) -> dict:
     """Run the checks of one notebook as described above; returns a JSON-able report.
 
-    With ``cell_timeout`` (seconds, main thread only), each student cell and each check is
-    interrupted after that long, as nbgrader interrupts a cell after ``Execute.timeout``.
+    With ``cell_timeout`` (seconds), each student cell and each check is given up after that
+    long, as nbgrader interrupts a cell after ``Execute.timeout``. ``scratch`` is the folder the
+    worker may write to (default: the current one), ``prefix`` the sandbox command it runs under.
     """
     import nbformat
 
@@ -84,63 +210,89 @@ def run(submitted: Path, source: Path, cell_timeout: int = 0) -> dict:
     source_nb = nbformat.read(str(source), as_version=4)
     sub_nb = nbformat.read(str(submitted), as_version=4)
     students = {tamper.grade_id(c): c.source for c in sub_nb.cells if tamper.is_solution_cell(c)}
-    namespace = {"__name__": "__main__", "get_ipython": _NoShell}
-    defined, tests, errors = {}, {}, {}
-    if cell_timeout:
-        signal.signal(signal.SIGALRM, _alarm)
-    for cell in source_nb.cells:
-        gid = tamper.grade_id(cell)
-        if cell.cell_type != "code" or gid is None:
-            continue
-        if tamper.is_solution_cell(cell):
-            if gid not in students:
+    owner = {name: tamper.grade_id(c) for c in source_nb.cells if tamper.is_solution_cell(c)
+             for name in tamper.defined_functions(c.source)}  # function → the solution cell that defines it
+    scratch = Path(scratch or os.getcwd())
+    worker = Worker(scratch, Path(guard_log or scratch / "worker-guard.log"), env, prefix)
+    tests, errors, reference, noise = {}, {}, {}, {}
+    names = {}  # the set-up cells' imports, as the grader sees them (for the reference helpers)
+
+    def gather(cell):
+        routes, said = worker.take()
+        if routes and cell:
+            reference.setdefault(cell, []).extend(r for r in routes if r not in reference.get(cell, []))
+        return said
+
+    def check_answer(check, answer):
+        try:
+            _deadline(cell_timeout)
+            function = worker.function(answer)
+        except BaseException as err:  # noqa: BLE001 (the worker died or hangs: this check scores 0)
+            return Result(check.__name__, 0, check.points, str(err) if isinstance(err, WireError) else f"{type(err).__name__}: {err}")
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if function is None:
+            return Result(check.__name__, 0, check.points, f"{answer} is not defined (its cell did not run)")
+        return _call_check(check, function, cell_timeout)
+
+    signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for cell in source_nb.cells:
+            gid = tamper.grade_id(cell)
+            if cell.cell_type != "code" or gid is None:
                 continue
-            try:
-                signal.alarm(cell_timeout)
-                exec(compile(_code(students[gid]), f"<{gid}>", "exec"), namespace)
-            except BaseException as err:  # noqa: BLE001 (the student's cell may raise anything, even SystemExit)
-                errors[gid] = f"{type(err).__name__}: {err}"
-            finally:
-                signal.alarm(0)
-            for name in tamper.defined_functions(cell.source):
-                if name in namespace:
-                    defined[name] = namespace[name]
-        elif tamper.is_test_cell(cell):
-            name, answer = tamper.checked_names(cell.source)
-            check = checks.get(name)
-            if check is None:
-                raise RuntimeError(f"{gid}: cannot read which check the test cell calls: {cell.source!r}")
-            if answer not in namespace:
-                result = Result(name, 0, check.points, f"{answer} is not defined (its cell did not run)")
-            else:
-                result = _call_check(check, namespace[answer], cell_timeout)
-            tests[gid] = {"check": name, "points": float(result.points), "max_points": float(result.max_points),
-                          "message": result.message}
-        elif gid.endswith("_setup") or gid in PRELUDE:
-            exec(compile(_code(cell.source), f"<{gid}>", "exec"), namespace)
-    hidden = []
-    for item in HIDDEN.get(notebook, []):
-        if item.answer in defined:
-            result = _call_check(item.check, defined[item.answer], cell_timeout)
-        else:
-            result = Result(item.check.__name__, 0, item.check.points, f"{item.answer} is not defined")
-        hidden.append({"answer": item.answer, "points": float(result.points), "max_points": float(result.max_points)})
-    return {"notebook": notebook, "tests": tests, "hidden": hidden, "errors": errors}
+            if tamper.is_solution_cell(cell):
+                if gid not in students:
+                    continue
+                try:
+                    _deadline(cell_timeout)
+                    reply = worker.exec(gid, students[gid])
+                    if "raised" in reply:
+                        errors[gid] = f"{reply['raised'][0]}: {reply['raised'][1]}"
+                except BaseException as err:  # noqa: BLE001 (timed out or died: the next request starts a fresh worker)
+                    errors[gid] = f"{'WorkerExit' if isinstance(err, WireError) else type(err).__name__}: {err}"
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                gather(gid)
+            elif tamper.is_test_cell(cell):
+                name, answer = tamper.checked_names(cell.source)
+                check = checks.get(name)
+                if check is None:
+                    raise RuntimeError(f"{gid}: cannot read which check the test cell calls: {cell.source!r}")
+                result = check_answer(check, answer)
+                said = gather(owner.get(answer))
+                tests[gid] = {"check": name, "points": float(result.points), "max_points": float(result.max_points),
+                              "message": result.message}
+                if said:
+                    noise[gid] = said
+            elif gid.endswith("_setup"):
+                imports_of(cell.source, names)
+                worker.exec(gid, cell.source, setup=True)
+            elif gid in PRELUDE:
+                helpers, rest = reference_helpers(cell.source)
+                for name, answer, reference_code, check_name in helpers:
+                    if not check_answer(names[check_name], answer).passed:
+                        worker.bind(name, eval(reference_code, names))
+                    gather(None)
+                worker.exec(gid, rest, setup=True)
+        hidden = []
+        for item in HIDDEN.get(notebook, []):
+            result = check_answer(item.check, item.answer)
+            gather(owner.get(item.answer))
+            hidden.append({"answer": item.answer, "points": float(result.points), "max_points": float(result.max_points)})
+    finally:
+        worker.stop()
+    return {"notebook": notebook, "tests": tests, "hidden": hidden, "errors": errors, "reference": reference, "noise": noise}
 
 
 def main(argv=None) -> int:
     submitted, source, out, guard_log, scratch, cell_timeout = (argv or sys.argv[1:])[:6]
-    from autograder import guard
-
-    os.environ["MPLBACKEND"] = "Agg"  # no kernel here to show inline figures
-    report_file = open(out, "w")  # opened before the guard: the only file this process may write outside
-    guard.install([scratch, "/dev"], guard_log)
+    prefix = json.loads(os.environ.pop("MASKGIT_LAB_SANDBOX", "[]"))
     try:
-        report = run(Path(submitted), Path(source), int(cell_timeout))
+        report = run(Path(submitted), Path(source), int(cell_timeout), Path(scratch), Path(guard_log), dict(os.environ), prefix)
     except BaseException:  # noqa: BLE001
         report = {"crash": traceback.format_exc()[-2000:]}
-    report_file.write(json.dumps(report))
-    report_file.close()
+    Path(out).write_text(json.dumps(report))
     return 0
 
 

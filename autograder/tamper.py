@@ -12,6 +12,7 @@ the hidden-check runner re-runs the checks outside the notebook for that (autogr
 """
 
 import ast
+from collections import Counter
 from dataclasses import dataclass, field
 
 import nbformat
@@ -50,11 +51,14 @@ class Findings:
     reference_use: dict = field(default_factory=dict)  # solution grade id → what it used
     grader_tampering: dict = field(default_factory=dict)  # solution grade id → what it touched
     unparsable: list = field(default_factory=list)  # solution grade ids that are not valid Python
+    duplicated_tests: list = field(default_factory=list)  # grade ids of test cells found more than once (repaired)
 
     def notes(self) -> list:
         notes = []
         if self.missing_tests:
             notes.append(f"test cell(s) {', '.join(self.missing_tests)} were deleted; the grader put them back")
+        for gid in self.duplicated_tests:
+            notes.append(f"test cell {gid} was duplicated; the grader used the released one")
         if self.edited_tests:
             notes.append(f"test cell(s) {', '.join(self.edited_tests)} were edited; the grader ran the released version")
         for cell, used in self.reference_use.items():
@@ -169,6 +173,28 @@ def scan(submitted, source) -> Findings:
             if grader:
                 findings.grader_tampering[gid] = grader
     return findings
+
+
+def repair_test_cells(submitted, source) -> list:
+    """Put each test cell of ``source`` back in ``submitted`` once, as released; returns the ids found more than once.
+
+    nbgrader refuses a notebook in which a grade id appears twice (jupyter/nbgrader#1083): the
+    first copy of a test cell becomes the released cell, the other copies (code or not) go.
+    """
+    released = {grade_id(c): c for c in source.cells if is_test_cell(c)}
+    counts = Counter(grade_id(c) for c in submitted.cells)
+    duplicated = [gid for gid in released if counts[gid] > 1]
+    cells, seen = [], set()
+    for cell in submitted.cells:
+        gid = grade_id(cell)
+        if gid in duplicated:
+            if gid in seen:
+                continue
+            seen.add(gid)
+            cell = nbformat.from_dict(dict(released[gid], outputs=[], execution_count=None))
+        cells.append(cell)
+    submitted.cells = cells
+    return duplicated
 
 
 def scan_files(submitted_path, source_path) -> Findings:

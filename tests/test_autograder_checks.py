@@ -164,7 +164,8 @@ def test_a_todo_that_uses_the_reference_scores_its_checks_and_hidden_points_zero
     findings = tamper.scan(examples.answered(source, source, example.edits), source)
     tests = [tamper.grade_id(c) for c in source.cells if tamper.is_test_cell(c)]
     grades = {gid: {"kind": "auto", "score": 2.0, "max_score": 2.0} for gid in tests}
-    report = {"tests": {}, "hidden": [{"answer": "nearest_code", "points": 1.0, "max_points": 1.0},
+    report = {"tests": {gid: {"check": gid, "points": 2.0, "max_points": 2.0, "message": "all good"} for gid in tests},
+              "hidden": [{"answer": "nearest_code", "points": 1.0, "max_points": 1.0},
                                       {"answer": "vq_losses", "points": 1.0, "max_points": 1.0}]}
     job = {"source": str(release.SOLUTIONS), "hidden_max": {example.notebook: 2.0}, "cell_timeout": 60, "memory_mb": 0}
     row = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=[])
@@ -175,3 +176,101 @@ def test_a_todo_that_uses_the_reference_scores_its_checks_and_hidden_points_zero
     tampered = isolation.assemble(example.notebook, job, grades, {}, findings, report, refused=["write to /etc/x"])
     assert (tampered["status"], tampered["score"], tampered["hidden_score"]) == (Status.TAMPERED, 0.0, 0.0)
     assert "tried to write to /etc/x (outside its scratch folder; refused)" in tampered["reason"]
+
+
+# --------------------------------------------------------------------------- the judge and its worker
+
+
+def rerun_example(student, tmp_path):
+    example = examples.BY_STUDENT[student]
+    path = submission(tmp_path, example.notebook, example.edits, student)
+    return rerun.run(path, release.SOLUTIONS / f"{example.notebook}.ipynb")  # no time limit: nothing here loops
+
+
+@pytest.mark.parametrize("student", ["forges_report", "exits_in_rerun"])
+def test_code_that_forges_the_report_or_exits_in_the_worker_scores_zero_for_it(student, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = rerun_example(student, tmp_path)
+    assert "exited or stopped answering" in report["errors"]["01_nearest_code"]
+    assert report["tests"]["01_check_nearest_code"]["points"] == 0
+    assert "not defined" in report["tests"]["01_check_nearest_code"]["message"]
+    assert report["hidden"][0] == {"answer": "nearest_code", "points": 0.0, "max_points": 1.0}
+    assert report["tests"]["01_check_vq_losses"]["points"] == 3  # a fresh worker graded the other cells
+
+
+@pytest.mark.parametrize("code, route", [
+    ("import sys\n\ndef nearest_code(z, codebook):\n    return sys.modules['maskgit' + '_lab.vq'].nearest_code(z, codebook)\n",
+     "sys.modules['maskgit_lab.vq'].nearest_code"),
+    ("import importlib\n\ndef nearest_code(z, codebook):\n    return importlib.import_module('maskgit' + '_lab.vq').nearest_code(z, codebook)\n",
+     "sys.modules['maskgit_lab.vq'].nearest_code"),
+    ("def nearest_code(z, codebook):\n    return __import__('maskgit' + '_lab').vq.nearest_code(z, codebook)\n", "import maskgit_lab"),
+    (f"source = open({str(release.ROOT / 'maskgit_lab' / 'vq.py')!r}).read()\n", "open('vq.py') in the package's folder"),
+])
+def test_every_route_to_the_reference_fails_in_the_worker_and_is_named(code, route, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = submission(tmp_path, "01_vq_tokenization", {"01_nearest_code": code})
+    report = rerun.run(path, release.SOLUTIONS / "01_vq_tokenization.ipynb")
+    assert route in report["reference"]["01_nearest_code"], report["reference"]
+    assert report["tests"]["01_check_nearest_code"]["points"] == 0
+
+
+@pytest.mark.parametrize("student", ["warns", "stderr"])
+def test_warnings_and_stderr_from_the_students_function_cost_nothing_and_are_reported(student, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = rerun_example(student, tmp_path)
+    assert all(t["points"] == t["max_points"] for t in report["tests"].values()), report["tests"]
+    said = "warned UserWarning: float64 is slow" if student == "warns" else "wrote to stderr 'debug'"
+    assert said in report["noise"]["01_check_nearest_code"]
+
+
+def test_the_wire_builds_only_plain_data_and_refuses_the_rest(tmp_path):
+    import os
+
+    import torch
+
+    from autograder import wire
+
+    read_fd, write_fd = os.pipe()
+    end = wire.Endpoint(read_fd, write_fd)
+    value = {"t": torch.arange(6.0).reshape(2, 3).requires_grad_(), "g": torch.Generator().manual_seed(3), "n": (1, 2.5, None)}
+    back = end.decode(json.loads(json.dumps(end.encode(value))))
+    assert torch.equal(back["t"], value["t"].detach()) and back["t"].requires_grad and back["n"] == (1, 2.5, None)
+    assert torch.equal(back["g"].get_state(), value["g"].get_state())
+    assert type(end.decode(end.encode(object()))).__name__ == "object"  # an inert stand-in, named like the original
+    for bad in ({"tensor": "float32", "shape": [10**9], "data": ""}, {"tensor": "object", "shape": [], "data": ""},
+                {"pickle": "gASVAAAAAAAAAAB9lC4="}, {"theirs": 7}, [1, 2]):
+        with pytest.raises(wire.WireError):
+            end.decode(bad)
+
+
+def test_in_the_sandbox_the_worker_sees_neither_the_project_nor_other_folders_nor_the_network(tmp_path):
+    from autograder import sandbox
+
+    mode, why = sandbox.probe(tmp_path / "probe")
+    if mode != sandbox.BWRAP:
+        pytest.skip(f"no sandbox on this machine: {why}")
+    scratch, elsewhere, log = tmp_path / "scratch", tmp_path / "elsewhere", tmp_path / "guard.log"
+    scratch.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "other-student.ipynb").write_text("{}")
+    log.touch()
+    worker = rerun.Worker(scratch, log, prefix=sandbox.prefix(scratch, [elsewhere], [log]))
+    try:
+        worker.exec("probe", """import os, socket
+
+def look(paths):
+    return [os.path.exists(p) for p in paths]
+
+def connect():
+    try:
+        socket.create_connection(("127.0.0.1", 22), timeout=5)
+    except OSError as err:
+        return type(err).__name__
+    return "connected"
+""")
+        paths = [release.ROOT / "solutions", release.ROOT / "maskgit_lab", release.ROOT / ".git",
+                 elsewhere / "other-student.ipynb", scratch]  # a hidden folder is an empty mount point
+        assert worker.function("look")([str(p) for p in paths]) == [False, False, False, False, True]
+        assert worker.function("connect")() != "connected"
+    finally:
+        worker.stop()

@@ -11,6 +11,7 @@ import pwd
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -22,7 +23,7 @@ KEEP = {"01_intro", "01_setup", "01_nearest_code", "01_check_nearest_code", "01_
         "01_vq_losses", "01_check_vq_losses", "01_q_beta", "01_a_beta"}
 NB01 = "01_vq_tokenization"
 OPTIONS = dict(timeout=900, memory=5120, cell_timeout=300)  # no student here loops: limits as safe as the defaults
-STUDENTS = ["reference", "stderr", "deleted_test_cell", "writes_outside"]
+STUDENTS = ["reference", "stderr", "deleted_test_cell", "writes_outside", "writes_by_ctypes", "duplicated_test_cell"]
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +80,30 @@ def test_the_reference_scores_full_marks_with_hidden_points(graded):
     assert row["reason"] == "all checks passed"
 
 
-def test_writing_to_stderr_in_a_graded_cell_scores_it_zero_and_says_why(graded):
+def test_a_function_that_writes_to_stderr_keeps_its_points_and_the_reason_says_so(graded):
     row = graded[0]["stderr"]
-    assert (row["status"], row["score"]) == ("graded", "5")
-    assert "01_check_nearest_code wrote to stderr" in row["reason"]
+    assert (row["status"], row["score"], row["hidden_score"]) == ("graded", "7", "2"), row["reason"]
+    assert "01_check_nearest_code: your code wrote to stderr 'debug' (no points lost)" in row["reason"]
+
+
+def test_a_duplicated_test_cell_is_repaired_from_the_release(graded):
+    row = graded[0]["duplicated_test_cell"]
+    assert (row["status"], row["score"], row["hidden_score"]) == ("graded", "7", "2"), row["reason"]
+    assert "test cell 01_check_nearest_code was duplicated; the grader used the released one" in row["reason"]
+
+
+def test_fetching_libc_open_through_ctypes_is_refused_and_tampered(graded):
+    row = graded[0]["writes_by_ctypes"]
+    assert (row["status"], row["score"], row["hidden_score"]) == ("tampered", "0", "0")
+    assert "call the C function open() through ctypes" in row["reason"]
+    assert not (Path(pwd.getpwuid(os.getuid()).pw_dir) / ".maskgit-grader-ctypes-test").exists()
+
+
+def test_the_csv_says_which_sandbox_ran_the_students_functions(graded):
+    from autograder import sandbox
+
+    mode, _ = sandbox.probe(Path(tempfile.mkdtemp()))
+    assert {r["sandbox"] for r in graded[0].values()} == {mode}
 
 
 def test_a_deleted_test_cell_is_put_back_and_graded(graded):
