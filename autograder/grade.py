@@ -209,7 +209,7 @@ def copy_figures(figures: dict, target: Path) -> dict:
 def figure_markdown(entry: dict) -> list:
     """The Markdown lines of one notebook's figure: the student's beside the reference's, or the note instead."""
     lines = [f"Pictured with your functions: {entry['caption']}", ""]
-    yours = f"![your functions]({entry['yours']})" if entry.get("yours") else entry.get("note") or "no picture"
+    yours = f"![your functions]({entry['yours']})" if entry.get("yours") else (entry.get("note") or "no picture").replace("|", "/")
     reference = f"![the reference]({entry['reference']})" if entry.get("reference") else ""
     return lines + ["| your functions | the reference |", "|---|---|", f"| {yours} | {reference} |", ""]
 
