@@ -158,6 +158,16 @@ def test_feedback_holds_each_students_figure_beside_the_references_linked_and_em
         assert page.index('<section id="maskgit-figure"') < page.rindex("</body>")
 
 
+def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp_path):
+    (tmp_path / "x-reference.png").write_bytes(b"\x89PNG")
+    entry = {"caption": "a caption", "yours": None, "reference": "x-reference.png",
+             "note": "no picture: your code raised ValueError: a | b < c"}
+    assert grade.figure_markdown(entry)[-2] == "| no picture: your code raised ValueError: a / b < c | ![the reference](x-reference.png) |"
+    page = grade.figure_html("<html><body>nbgrader's page</body></html>", entry, tmp_path)
+    assert "nbgrader's page<section" in page and page.endswith("</section>\n</body></html>")
+    assert "ValueError: a | b &lt; c</td>" in page and page.count("data:image/png;base64,") == 1
+
+
 def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path):
     source, submissions, template = course
     subset = tmp_path / "subset"
