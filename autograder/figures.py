@@ -273,7 +273,8 @@ def draw_decoding(data: dict) -> Figure:
     axes = image_axes(fig, B, cols, left=0.01, right=0.99, top=0.9, bottom=0.01, wspace=0.06, hspace=0.45)
     for r in range(B):
         panels = [data["masked"][r]] + [frame[r] for frame in data["frames"]] + [data["result"][r], data["truth"][r]]
-        titles = [f"input: {int(data['n0'][r])}"] + [f"step {t + 1}: {int(data['left'][t][r])}" for t in range(T)] + ["result", "truth"]
+        steps = [f"step {t + 1}: {int(data['left'][t][r])}" for t in range(T)]
+        titles = [f"input: {int(data['n0'][r])}"] + steps + ["result", "truth"]
         for c, (panel, title) in enumerate(zip(panels, titles)):
             axes[r, c].imshow(to_numpy_image(panel))
             axes[r, c].set_title(title, fontsize=6)

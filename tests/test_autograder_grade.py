@@ -162,7 +162,8 @@ def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp
     (tmp_path / "x-reference.png").write_bytes(b"\x89PNG")
     entry = {"caption": "a caption", "yours": None, "reference": "x-reference.png",
              "note": "no picture: your code raised ValueError: a | b < c"}
-    assert grade.figure_markdown(entry)[-2] == "| no picture: your code raised ValueError: a / b < c | ![the reference](x-reference.png) |"
+    cells = "| no picture: your code raised ValueError: a / b < c | ![the reference](x-reference.png) |"
+    assert grade.figure_markdown(entry)[-2] == cells
     page = grade.figure_html("<html><body>nbgrader's page</body></html>", entry, tmp_path)
     assert "nbgrader's page<section" in page and page.endswith("</section>\n</body></html>")
     assert "ValueError: a | b &lt; c</td>" in page and page.count("data:image/png;base64,") == 1
