@@ -306,7 +306,7 @@ def feedback_figure(notebook: str, worker: Worker, out: Path) -> dict:
     """The notebook's figure (autograder/figures.py); whatever the student's code did meanwhile changes no score."""
     try:
         return make_figure(notebook, worker, out)
-    except Exception as err:  # noqa: BLE001 (the reference's half failed: the grader's problem, said in one line)
+    except BaseException as err:  # noqa: BLE001 (the reference's half failed: said in one line, the verdicts kept)
         return {"caption": PICTURES[notebook].caption, "reference": None, "yours": None,
                 "note": f"no picture: the grader could not draw it ({type(err).__name__}: {str(err)[:200]})"}
     finally:
