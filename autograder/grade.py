@@ -193,8 +193,48 @@ def markdown_cells(row: dict, width: int = 0) -> str:
             f"{row['hidden_score']}/{row['hidden_max']} | {reason.replace('|', '/')}")
 
 
+def copy_figures(figures: dict, target: Path) -> dict:
+    """Copy each notebook's feedback figures into ``target``; returns the entries with file names there."""
+    copied = {}
+    for notebook, entry in sorted(figures.items()):
+        copied[notebook] = dict(entry)
+        for side, name in (("yours", f"{notebook}.png"), ("reference", f"{notebook}-reference.png")):
+            copied[notebook][side] = None
+            if entry.get(side) and Path(entry[side]).is_file():
+                shutil.copy(entry[side], target / name)
+                copied[notebook][side] = name
+    return copied
+
+
+def figure_markdown(entry: dict) -> list:
+    """The Markdown lines of one notebook's figure: the student's beside the reference's, or the note instead."""
+    lines = [f"Pictured with your functions: {entry['caption']}", ""]
+    yours = f"![your functions]({entry['yours']})" if entry.get("yours") else (entry.get("note") or "no picture").replace("|", "/")
+    reference = f"![the reference]({entry['reference']})" if entry.get("reference") else ""
+    return lines + ["| your functions | the reference |", "|---|---|", f"| {yours} | {reference} |", ""]
+
+
+def figure_html(page: str, entry: dict, folder: Path) -> str:
+    """nbgrader's feedback page with the figure section at its end, the PNGs embedded (the page stands alone)."""
+    import base64
+    import html
+
+    def image(side: str) -> str:
+        if not entry.get(side):
+            return html.escape(entry.get("note") or "no picture") if side == "yours" else ""
+        data = base64.b64encode((folder / entry[side]).read_bytes()).decode()
+        return f'<img src="data:image/png;base64,{data}" alt="{side}" style="max-width:100%">'
+
+    section = (f'<section id="maskgit-figure" style="margin:2em">\n<h2>Pictured with your functions</h2>\n'
+               f"<p>{html.escape(entry['caption'])}</p>\n<table>\n<tr><th>your functions</th><th>the reference</th></tr>\n"
+               f'<tr><td style="vertical-align:top">{image("yours")}</td>'
+               f'<td style="vertical-align:top">{image("reference")}</td></tr>\n</table>\n</section>\n')
+    end = page.rfind("</body>")
+    return page[:end] + section + page[end:] if end >= 0 else page + section
+
+
 def summary(result: dict, rows: list) -> str:
-    """The student's Markdown summary: per notebook its score and status, then each visible check."""
+    """The student's Markdown summary: per notebook its score and status, then each visible check and its figure."""
     lines = [f"# Grading summary: {result['student']}", "",
              "| notebook | status | checks | hidden checks | reason |", "|---|---|---|---|---|"]
     lines += [f"| {markdown_cells(row)} |" for row in rows]
@@ -207,6 +247,8 @@ def summary(result: dict, rows: list) -> str:
                 mark = "passed" if check["points"] == check["max_points"] else "FAILED"
                 lines.append(f"- {check['cell']} ({check['points']:g}/{check['max_points']:g}, {mark}): {check['message']}")
             lines.append("")
+            if row["notebook"] in result.get("figures", {}):
+                lines += figure_markdown(result["figures"][row["notebook"]])
     return "\n".join(lines)
 
 
@@ -232,13 +274,15 @@ def add_limit_args(parser, jobs_help: str = "students graded at the same time (d
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
-          keep: bool = False, log=print, template: Path = None, only=None, on_student=None, sandboxed: bool = True) -> list:
+          keep: bool = False, log=print, template: Path = None, only=None, on_student=None, sandboxed: bool = True,
+          figures: bool = True) -> list:
     """Grade every student under ``submissions``; write ``out`` (CSV) and the feedback folder; return the rows.
 
     ``template`` reuses a course made by :func:`make_template` from the same ``source``. ``only`` (a set of
     student names) grades those alone, as a shard does; ``on_student(result, rows)`` is called for each
     student while its scratch course still exists (autograder/shard.py keeps the autograded notebooks).
     ``sandboxed=False`` runs the students' functions under the guard alone, as where bubblewrap cannot start.
+    ``figures=False`` draws no feedback figures (to measure what they cost).
     """
     from autograder import hidden  # imports torch: only when grading
 
@@ -247,7 +291,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
     students = find_submissions(submissions, source)
     if only is not None:
         students = {s: f for s, f in students.items() if s in only}
-    options = dict(timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
+    options = dict(timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout, figures=figures,
                    hidden_max={p.stem: hidden.hidden_max(p.stem) for p in source.glob("*.ipynb")})
     maxima = max_points(source)
     work = Path(tempfile.mkdtemp(prefix="maskgit-grade-"))
@@ -292,8 +336,12 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
             if target.exists():
                 shutil.rmtree(target)
             target.mkdir(parents=True)
+            results[student]["figures"] = copy_figures(results[student].get("figures", {}), target)
             for notebook, html in sorted(results[student].get("feedback", {}).items()):
-                shutil.copy(html, target / f"{notebook}.html")
+                page = Path(html).read_text()
+                if notebook in results[student]["figures"]:
+                    page = figure_html(page, results[student]["figures"][notebook], target)
+                (target / f"{notebook}.html").write_text(page)
             (target / "summary.md").write_text(summary(results[student], rows))
             if on_student:
                 on_student(results[student], rows)

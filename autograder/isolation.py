@@ -15,8 +15,9 @@ limit. It
    folder, the write guard in every kernel (autograder/guard.py, from an IPYTHONDIR outside it),
    and the kernels allowed to write only the scratch folder and their cwd,
 5. has the judge (autograder/rerun.py) re-run every visible check and the hidden checks, the
-   student's functions running in its worker, in the sandbox when there is one,
-6. writes one JSON result: a row per notebook, the per-check messages, the feedback files.
+   student's functions running in its worker, in the sandbox when there is one, then draw each
+   notebook's feedback figure (autograder/figures.py),
+6. writes one JSON result: a row per notebook, the per-check messages, the feedback files and figures.
 
 Only the parent reads that result and writes grades.csv, so students never share a gradebook.
 """
@@ -301,7 +302,7 @@ def grade(job: dict) -> dict:
         say("feedback done")
     grades = gradebook_grades(course, student) if findings else {}
     reports = {name: finish_hidden(run, job) for name, run in hidden_runs.items()}
-    feedback, autograded_files = {}, {}
+    feedback, autograded_files, figures = {}, {}, {}
     say("hidden checks done")
     # A refusal in the hidden runner belongs to that notebook; one seen only in the kernels
     # (which run every notebook) is charged to every notebook of the submission.
@@ -332,42 +333,61 @@ def grade(job: dict) -> dict:
             html = course / "feedback" / student / ASSIGNMENT / f"{name}.html"
             if html.exists():
                 feedback[name] = str(html)
+            if report.get("figure"):
+                figures[name] = report["figure"]
             autograded_files[name] = str(autograded)
     return {"student": student, "rows": [rows[n] for n in notebooks], "feedback": feedback, "autograded": autograded_files,
-            "sandbox": job.get("sandbox", sandbox.GUARD)}
+            "figures": figures, "sandbox": job.get("sandbox", sandbox.GUARD)}
 
 
 def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: dict):
-    """Start the judge of one notebook (autograder/rerun.py): the re-run of the visible checks and the hidden ones.
+    """Start the judge of one notebook (autograder/rerun.py): the re-run of the visible checks and the hidden ones,
+    then (unless ``job["figures"]`` is false) the feedback figure, drawn into a folder beside the scratch folder.
 
     The judge runs no student code; its worker does, in the sandbox when the grader found one
     (``job["sandbox"]``): only the scratch folder and the worker's guard log writable, the
     grading folder (every student) and the submissions hidden.
     """
-    hidden_log = scratch.parent / f"guard-{source.stem}.log"  # both outside the scratch folder: the student
-    result = scratch.parent / f"hidden-{source.stem}.json"  # can write neither
+    hidden_log = scratch.parent / f"guard-{source.stem}.log"  # all three outside the scratch folder: the student
+    result = scratch.parent / f"hidden-{source.stem}.json"  # can write none of them
+    figures = scratch.parent / f"figures-{source.stem}"
     hidden_log.touch()
     command = [sys.executable, "-m", "autograder.rerun", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
-               str(job["cell_timeout"])]
+               str(job["cell_timeout"])] + [str(figures)] * bool(job.get("figures", True))
     cwd = scratch / "hidden" / source.stem  # the worker's cwd: a folder of its own, as the kernel's is the autograded one
     cwd.mkdir(parents=True)
-    env = dict(env)
+    # PYTHONSAFEPATH: that cwd is the student's to write, so the judge must not import from it (it imports
+    # matplotlib's parts late, when it draws)
+    env = dict(env, PYTHONSAFEPATH="1")
     if job.get("sandbox") == sandbox.BWRAP:
         hide = [scratch.parent.parent] + [Path(job["submissions"])] * bool(job.get("submissions"))
         env["MASKGIT_LAB_SANDBOX"] = json.dumps(sandbox.prefix(scratch, hide, [hidden_log]))
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, result, hidden_log
+    return process, result, figures, hidden_log
 
 
 def finish_hidden(run, job: dict):
-    """(report, refusals) of a run started by :func:`start_hidden`."""
-    process, result, hidden_log = run
+    """(report, refusals) of a run started by :func:`start_hidden`.
+
+    A judge stopped at the time limit while it drew the figure has written its verdicts already: they count.
+    The report's figure, if any, names its files with their full paths.
+    """
+    process, result, figures, hidden_log = run
+    stopped = None
     try:
         process.wait(timeout=max(120, 4 * job["cell_timeout"]))
-        report = json.loads(result.read_text())
-    except (subprocess.TimeoutExpired, OSError, ValueError) as err:
+    except subprocess.TimeoutExpired as err:
         process.kill()
-        report = {"crash": f"{type(err).__name__}: {err}"}
+        process.wait()
+        stopped = f"{type(err).__name__}: {err}"
+    try:
+        report = json.loads(result.read_text())
+    except (OSError, ValueError) as err:
+        report = {"crash": stopped or f"{type(err).__name__}: {err}"}
+    figure = report.get("figure")
+    if figure:
+        report["figure"] = dict(figure, **{side: str(figures / figure[side]) if figure.get(side) else None
+                                           for side in ("yours", "reference")})
     return report, guard.refusals(hidden_log)
 
 

@@ -18,7 +18,9 @@ did not answer; the judge starts a fresh one (replaying the cells) for the next 
 reach for the reference package that the worker notes is reported per solution cell; what the
 student's code prints or warns during a check is reported with it and costs nothing.
 
-Other locked cells (training, pictures) are skipped: the checks do not need them.
+Other locked cells (training, pictures) are skipped: the checks do not need them. After the
+checks, the report written, the judge draws the notebook's feedback figure (autograder/figures.py)
+with the student's functions through the same worker, and with the reference's.
 """
 
 import importlib
@@ -30,9 +32,12 @@ import subprocess
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from autograder import checks as check_modules
 from autograder.core import Result
+from autograder.figures import PICTURES
+from autograder.figures import make as make_figure
 from autograder.hidden import HIDDEN, PRELUDE
 from autograder.wire import Endpoint, WireError
 
@@ -123,6 +128,10 @@ class Worker:
         self.request(self.encoded(message))
         self.history.append(message)
 
+    def cap_memory(self, megabytes: int) -> None:
+        """Limit the worker's address space to what it holds now plus ``megabytes`` (for the rest of its life)."""
+        self.request({"op": "cap", "megabytes": megabytes})
+
     def function(self, name: str):
         """The student's ``name`` as a stand-in that calls it in the worker (None when it is not defined)."""
         reply = self.request({"op": "get", "name": name})
@@ -194,12 +203,14 @@ def imports_of(source: str, namespace: dict) -> None:
 
 
 def run(submitted: Path, source: Path, cell_timeout: int = 0, scratch: Path = None, guard_log: Path = None,
-        env: dict = None, prefix: list = ()) -> dict:
+        env: dict = None, prefix: list = (), figures: Path = None, checked: Callable = None) -> dict:
     """Run the checks of one notebook as described above; returns a JSON-able report.
 
     With ``cell_timeout`` (seconds), each student cell and each check is given up after that
     long, as nbgrader interrupts a cell after ``Execute.timeout``. ``scratch`` is the folder the
     worker may write to (default: the current one), ``prefix`` the sandbox command it runs under.
+    With ``figures`` (a folder), the notebook's feedback figure is drawn there after the checks
+    (the report's ``figure``); ``checked(report)`` is called with the verdicts before it is.
     """
     import nbformat
 
@@ -280,19 +291,46 @@ def run(submitted: Path, source: Path, cell_timeout: int = 0, scratch: Path = No
             result = check_answer(item.check, item.answer)
             gather(owner.get(item.answer))
             hidden.append({"answer": item.answer, "points": float(result.points), "max_points": float(result.max_points)})
+        report = {"notebook": notebook, "tests": tests, "hidden": hidden, "errors": errors, "reference": reference,
+                  "noise": noise}
+        if figures is not None and notebook in PICTURES:
+            if checked is not None:
+                checked(report)
+            report["figure"] = feedback_figure(notebook, worker, Path(figures))
     finally:
         worker.stop()
-    return {"notebook": notebook, "tests": tests, "hidden": hidden, "errors": errors, "reference": reference, "noise": noise}
+    return report
+
+
+def feedback_figure(notebook: str, worker: Worker, out: Path) -> dict:
+    """The notebook's figure (autograder/figures.py); whatever the student's code did meanwhile changes no score."""
+    try:
+        return make_figure(notebook, worker, out)
+    except BaseException as err:  # noqa: BLE001 (the reference's half failed: said in one line, the verdicts kept)
+        return {"caption": PICTURES[notebook].caption, "reference": None, "yours": None,
+                "note": f"no picture: the grader could not draw it ({type(err).__name__}: {str(err)[:200]})"}
+    finally:
+        worker.take()  # prints, warnings and reaches for the reference while drawing are not charged
+
+
+def write_report(out: Path, report: dict) -> None:
+    """Replace ``out`` at once: a judge stopped while drawing leaves the verdicts it had already written."""
+    partial = Path(f"{out}.partial")
+    partial.write_text(json.dumps(report))
+    os.replace(partial, out)
 
 
 def main(argv=None) -> int:
-    submitted, source, out, guard_log, scratch, cell_timeout = (argv or sys.argv[1:])[:6]
+    args = argv or sys.argv[1:]
+    submitted, source, out, guard_log, scratch, cell_timeout = args[:6]
+    figures = Path(args[6]) if len(args) > 6 else None  # where the feedback figure goes (none without)
     prefix = json.loads(os.environ.pop("MASKGIT_LAB_SANDBOX", "[]"))
     try:
-        report = run(Path(submitted), Path(source), int(cell_timeout), Path(scratch), Path(guard_log), dict(os.environ), prefix)
+        report = run(Path(submitted), Path(source), int(cell_timeout), Path(scratch), Path(guard_log), dict(os.environ), prefix,
+                     figures, checked=lambda verdicts: write_report(Path(out), verdicts))
     except BaseException:  # noqa: BLE001
         report = {"crash": traceback.format_exc()[-2000:]}
-    Path(out).write_text(json.dumps(report))
+    write_report(Path(out), report)
     return 0
 
 

@@ -11,7 +11,7 @@ re-run (autograder/rerun.py), inside the sandbox when there is one. Before any s
 
 then serves requests over the wire (autograder/wire.py), one at a time: ``exec`` a cell, ``get``
 a name, ``bind`` a name to a function of the grader's, ``call`` a function with plain-data
-arguments, ``backward`` through an earlier call.
+arguments, ``backward`` through an earlier call, ``cap`` its own memory (the feedback figures' limit).
 Whatever the student's code prints or warns is captured and sent back with the reply. The
 verdict is computed by the re-run, which never runs student code; what this process answers is
 only data, and a worker that dies, hangs or answers nonsense scores 0 for what it did not answer.
@@ -75,6 +75,8 @@ class Worker:
                 return self.call(message)
             if op == "backward":
                 return self.backward(message)
+            if op == "cap":
+                return cap_memory(int(message.get("megabytes", 0)))
         except WireError as err:
             return {"malformed": str(err)}
         return {"malformed": f"unknown request {op!r}"}
@@ -160,6 +162,21 @@ class Worker:
             return dict(reply, raised=describe(err))
         reply["grads"] = [None if g is None else self.endpoint.encode(g) for g in found]
         return reply
+
+
+def cap_memory(megabytes: int) -> dict:
+    """Cap this process's address space at what it holds now plus ``megabytes``, soft and hard limit alike:
+    the student's code, which runs only after this, cannot raise it again."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = held + megabytes * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return {"ok": True}
 
 
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+from PIL import Image
 
 from autograder import examples, grade, hidden, release, tamper
 
@@ -142,6 +144,31 @@ def test_feedback_and_summaries_are_copied_and_never_show_the_hidden_checks(grad
     assert "hidden checks" in summary.lower() and "dot product" in summary
 
 
+def test_feedback_holds_each_students_figure_beside_the_references_linked_and_embedded(graded):
+    _, out = graded
+    for student in ("reference", "deleted_test_cell"):
+        folder = out / "feedback" / student
+        yours, reference = folder / f"{NB01}.png", folder / f"{NB01}-reference.png"
+        same = np.array_equal(np.asarray(Image.open(yours)), np.asarray(Image.open(reference)))
+        assert same == (student == "reference"), student  # the dot product picks other codes: other pictures
+        summary = (folder / "summary.md").read_text()
+        assert f"| ![your functions]({NB01}.png) | ![the reference]({NB01}-reference.png) |" in summary
+        page = (folder / f"{NB01}.html").read_text()
+        assert page.count("data:image/png;base64,") == 2 and "Pictured with your functions" in page
+        assert page.index('<section id="maskgit-figure"') < page.rindex("</body>")
+
+
+def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp_path):
+    (tmp_path / "x-reference.png").write_bytes(b"\x89PNG")
+    entry = {"caption": "a caption", "yours": None, "reference": "x-reference.png",
+             "note": "no picture: your code raised ValueError: a | b < c"}
+    cells = "| no picture: your code raised ValueError: a / b < c | ![the reference](x-reference.png) |"
+    assert grade.figure_markdown(entry)[-2] == cells
+    page = grade.figure_html("<html><body>nbgrader's page</body></html>", entry, tmp_path)
+    assert "nbgrader's page<section" in page and page.endswith("</section>\n</body></html>")
+    assert "ValueError: a | b &lt; c</td>" in page and page.count("data:image/png;base64,") == 1
+
+
 def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path):
     source, submissions, template = course
     subset = tmp_path / "subset"
@@ -205,7 +232,7 @@ def test_the_command_line_writes_the_csv(tmp_path, course):
     empty = tmp_path / "nobody"
     empty.mkdir()
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(empty), "--out", str(tmp_path / "g.csv"),
-                           "--source", str(source), "-j", "2", "--timeout", "30", "--memory", "4096"],
+                           "--source", str(source), "-j", "2", "--timeout", "30", "--memory", "4096", "--no-figures"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "g.csv").read_text().strip() == ",".join(grade.COLUMNS)
