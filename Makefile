@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-browser browser-deps slurm-deps lab bench release grade clean-venv
+.PHONY: venv demo test test-browser browser-deps slurm-deps sandbox-deps lab bench release grade clean-venv
 
 venv: $(STAMP)
 
@@ -22,7 +22,7 @@ demo: venv
 
 # MASKGIT_LAB_FAST=1 shortens the notebooks' training cells; pytest runs tests/ (the browser
 # tests included) and, with nbval, every notebook in solutions/ top to bottom.
-test: venv browser-deps slurm-deps
+test: venv browser-deps slurm-deps sandbox-deps
 	MASKGIT_LAB_FAST=1 $(PY) -m pytest
 
 # The browser tests alone: a real JupyterLab driven in headless Chromium (tests/browser).
@@ -54,6 +54,17 @@ slurm-deps:
 	  else echo "the SLURM test will skip: install slurm-wlm and munge (apt-get, as root)"; fi; \
 	fi
 
+# The grader's worker runs in a bubblewrap sandbox (autograder/sandbox.py): bubblewrap from apt, only
+# when missing and running as root; without it grading says so in one line and uses the write guard alone.
+sandbox-deps:
+	@if ! command -v bwrap >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; } \
+	      || echo "could not install bubblewrap: grading falls back to the write guard, the sandbox test will skip"; \
+	  else echo "no sandbox for the grader: install bubblewrap (apt-get, as root)"; fi; \
+	fi
+
 $(WIDGETS_JS)/embed.js:
 	@if command -v npm >/dev/null; then \
 	  mkdir -p $(WIDGETS_JS) && cd $(WIDGETS_JS) && npm pack --silent $(HTML_MANAGER) >/dev/null && \
@@ -69,7 +80,7 @@ release: venv
 # Fast mode keeps a one-notebook example to 1-2 minutes. The limits are the defaults (autograder/README.md,
 # "Choosing --cell-timeout"): shorter ones cost correct notebooks their checks on a loaded machine.
 GRADE_OPTS ?= -j 2
-grade: venv
+grade: venv sandbox-deps
 	$(PY) -m autograder examples
 	MASKGIT_LAB_FAST=1 $(PY) -m autograder grade autograder/examples --out artifacts/grades/grades.csv $(GRADE_OPTS)
 	$(PY) -m autograder examples --verify artifacts/grades/grades.csv
