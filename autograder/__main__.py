@@ -20,10 +20,6 @@ def main(argv=None) -> int:
     gr.add_argument("--feedback", type=Path, help="where feedback HTML and summaries go (default: feedback/ beside --out)")
     grading.add_limit_args(gr)
     gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
-    gr.add_argument("--no-sandbox", action="store_true", help="run the students' functions under the write guard alone, "
-                    "even where bubblewrap works (to compare; the CSV's sandbox column says guard)")
-    gr.add_argument("--no-figures", action="store_true", help="draw no feedback figures (autograder/figures.py), "
-                    "e.g. to measure what they add to the grading time")
     gr.add_argument("--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
                     "(default inside a SLURM array task: its task id and count); see autograder/shard.py")
     mg = commands.add_parser("merge", help="merge the shards' CSVs into the class CSV (and the course's gradebook)")

@@ -265,12 +265,25 @@ def table(rows: list, width: int = 70) -> str:
 
 
 def add_limit_args(parser, jobs_help: str = "students graded at the same time (default 1)"):
-    """The per-student limits and the source notebooks, as flags: shared by `grade` and the SLURM wrapper."""
+    """The per-student limits, the source notebooks and the sandbox and figure switches, as flags: shared by
+    `grade` and the SLURM wrapper, which hands them on to `grade` with :func:`limit_options`."""
     parser.add_argument("-j", "--jobs", type=int, default=1, help=jobs_help)
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="wall-time limit per student, seconds")
     parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
     parser.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
     parser.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    parser.add_argument("--no-sandbox", action="store_true", help="run the students' functions under the write guard alone, "
+                        "even where bubblewrap works (to compare; the CSV's sandbox column says guard)")
+    parser.add_argument("--no-figures", action="store_true", help="draw no feedback figures (autograder/figures.py), "
+                        "e.g. to measure what they add to the grading time")
+
+
+def limit_options(args) -> list:
+    """The flags of :func:`add_limit_args` as parsed into ``args``, written out again for `grade`'s command line."""
+    options = ["-j", str(args.jobs), "--timeout", f"{args.timeout:g}", "--memory", str(args.memory),
+               "--cell-timeout", str(args.cell_timeout), "--source", str(Path(args.source).resolve())]
+    return options + ["--no-sandbox"] * args.no_sandbox + ["--no-figures"] * args.no_figures
+
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,

@@ -1,5 +1,6 @@
 """`grade --shard I/N`: the cut of a class, the shard from the SLURM environment, the array's limits."""
 
+import argparse
 import itertools
 import random
 import re
@@ -83,3 +84,13 @@ def test_the_array_s_limits_follow_grade_s_own():
     for option in ("cpus-per-task", "mem"):
         assert f"#SBATCH --{option}={defaults[option]}\n" in script
     assert grade.DEFAULT_MEMORY + slurm.GRADER_MB == int(defaults["mem"][:-1])
+
+
+@pytest.mark.parametrize("flags", [[], ["-j", "2", "--timeout", "90.5", "--memory", "0", "--cell-timeout", "30",
+                                        "--no-sandbox", "--no-figures"]])
+def test_the_wrapper_hands_every_grade_option_on_to_the_tasks(flags):
+    given = slurm.parser().parse_args(["subs", "--shards", "2", "--dir", "out", *flags])
+    grade_parser = argparse.ArgumentParser()
+    grade.add_limit_args(grade_parser)
+    handed_on = grade_parser.parse_args(grade.limit_options(given))
+    assert vars(handed_on) == {**{name: getattr(given, name) for name in vars(handed_on)}, "source": given.source.resolve()}

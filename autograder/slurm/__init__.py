@@ -73,8 +73,7 @@ def main(argv=None) -> int:
     limits.update({k: v for k in limits if (v := getattr(args, k.replace("-", "_"))) is not None})
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    grade_options = ["-j", str(args.jobs), "--timeout", f"{args.timeout:g}", "--memory", str(args.memory),
-                     "--cell-timeout", str(args.cell_timeout), "--source", str(source)]
+    grade_options = grading.limit_options(args)
     array = sbatch([f"--array=0-{args.shards - 1}", *[f"--{k}={v}" for k, v in limits.items()], f"--chdir={folder}",
                     f"--output={logs}/grade-%A_%a.out", *args.sbatch,
                     str(GRADE_SCRIPT), sys.executable, str(submissions), str(folder), *grade_options])
