@@ -38,8 +38,10 @@ NEAREST_BY_DOT = '''def nearest_code(z, codebook):
 '''
 
 
-# Cheats run only where the checks are re-run outside the notebook (a process with a rerun or worker module).
-IN_RERUN = "any(name.endswith(('.rerun', '.worker')) for name in sys.modules)"
+# Cheats run only where the checks are re-run outside the notebook: a process started as `python -m autograder.worker`
+# (or the old `-m autograder.rerun`). Not "a module named *.worker is loaded": `import torch` loads torch's
+# DataLoader worker module, in the kernel too.
+IN_RERUN = "getattr(getattr(sys.modules['__main__'], '__spec__', None), 'name', '').endswith(('.rerun', '.worker'))"
 FORGE_AND_EXIT = f'''
 import gc
 import io
