@@ -229,6 +229,7 @@ def test_loss_over_all_tokens():
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
 
     assert_fails(check_masked_token_loss(student), "ALL tokens", "copy")
+    assert check_label_smoothing(student).passed  # smoothing is right: only the check that owns the mask fails
 
 
 def test_zeroed_but_divided_by_all_tokens():
