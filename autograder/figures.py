@@ -228,7 +228,7 @@ def draw_schedules(data: dict) -> Figure:
     B, N = masks.shape
     right.imshow(masks.float().numpy(), cmap="gray_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     counts = masks.sum(dim=1).tolist()
-    expected = [max(1, min(N, math.floor(r * N))) for r in data["ratios"].tolist()]
+    expected = masking.mask_counts(data["ratios"], B, N).tolist()
     right.set_yticks(range(B), [f"γ = {r:.2f}: {c} masked" for r, c in zip(data["ratios"].tolist(), counts)], fontsize=6.5)
     for label, count, want in zip(right.get_yticklabels(), counts, expected):
         label.set_color("black" if count == want else "red")
