@@ -16,6 +16,7 @@ Each figure has a fixed layout (no tight layout), so the student's and the refer
 at the same pixels and can be compared panel by panel.
 """
 
+import contextlib
 import functools
 import math
 import signal
@@ -32,7 +33,7 @@ from autograder.wire import WireError
 from maskgit_lab import attention, decoding, inpaint, masking, schedules, vq
 from maskgit_lab.checkpoint import load_shipped
 from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet, evenly_spaced, to_numpy_image
-from maskgit_lab.plots import render_tokens
+from maskgit_lab.plots import decoding_figure, decoding_frames, panel_row, render_tokens
 
 SECONDS = 120  # the student's half of one figure: a few model passes on four images, far less than any cell
 MEMORY_MB = 1024  # address space the worker may add while a figure calls the student's functions
@@ -256,29 +257,14 @@ def collect_decoding(functions: dict) -> dict:
 
     codes, history = decoding.iterative_decode(model, tokens, token_mask, decoding.DecodeSettings(),
                                                torch.Generator().manual_seed(SEED), return_history=True, step=step)
-
-    def render(current, mask):  # a token left at the mask id is drawn gray too
-        return render_tokens(tokenizer, current, mask | (current == model.mask_id))
-
-    frames = torch.stack([render(t, m) for t, m in zip(history.tokens, history.masks)])  # (T, B, 3, S, S)
-    result = inpaint.paste_known(render(codes, codes == model.mask_id), images["masked"], images["known"])
-    return {"masked": images["masked"], "frames": frames, "left": torch.stack(history.num_masked),  # (T, B)
-            "n0": token_mask.sum(dim=1), "result": result, "truth": images["gt"]}
+    result = inpaint.paste_known(render_tokens(tokenizer, codes, codes == model.mask_id), images["masked"], images["known"])
+    return {"masked": images["masked"], "frames": decoding_frames(tokenizer, history),  # (T, B, 3, S, S)
+            "left": torch.stack(history.num_masked), "n0": token_mask.sum(dim=1), "result": result, "truth": images["gt"]}
 
 
 def draw_decoding(data: dict) -> Figure:
-    T, B = data["frames"].shape[:2]
-    cols = T + 3
-    fig = Figure(figsize=(0.95 * cols, 1.2 * B + 0.2), dpi=DPI)
-    axes = image_axes(fig, B, cols, left=0.01, right=0.99, top=0.9, bottom=0.01, wspace=0.06, hspace=0.45)
-    for r in range(B):
-        panels = [data["masked"][r]] + [frame[r] for frame in data["frames"]] + [data["result"][r], data["truth"][r]]
-        steps = [f"step {t + 1}: {int(data['left'][t][r])}" for t in range(T)]
-        titles = [f"input: {int(data['n0'][r])}"] + steps + ["result", "truth"]
-        for c, (panel, title) in enumerate(zip(panels, titles)):
-            axes[r, c].imshow(to_numpy_image(panel))
-            axes[r, c].set_title(title, fontsize=6)
-    fig.suptitle("decoding, masked tokens gray; each title: tokens still masked", fontsize=8, y=0.995)
+    fig = decoding_figure(data["masked"], data["frames"], data["left"], data["result"], data["truth"], data["n0"])
+    fig.set_dpi(DPI)
     return fig
 
 
@@ -299,22 +285,24 @@ def collect_inpainting(functions: dict) -> dict:
 
 
 def draw_inpainting(data: dict) -> Figure:
-    B, S = data["known"].shape[:2]
+    B = data["known"].shape[0]
     g = math.isqrt(data["unknown"].shape[1])
     fig = Figure(figsize=(5.6, 1.35 * B + 0.3), dpi=DPI)
-    axes = image_axes(fig, B, 4, left=0.01, right=0.99, top=0.93, bottom=0.01, wspace=0.06, hspace=0.08)
+    axes = fig.subplots(B, 1, squeeze=False, gridspec_kw=dict(left=0.01, right=0.99, top=0.93, bottom=0.01, hspace=0.08))
     titles = ["masked input", "pixel mask (black: unknown)\nand your token mask (red)", "pasted result", "truth"]
-    for r in range(B):
+    for r, ax in enumerate(axes[:, 0]):
         tokens = data["unknown"][r].view(g, g).float()
         overlay = torch.zeros(g, g, 4)
         overlay[..., 0], overlay[..., 3] = 1.0, 0.45 * tokens  # red, see-through where a token is to be predicted
-        axes[r, 0].imshow(to_numpy_image(data["masked"][r]))
-        axes[r, 1].imshow(data["known"][r].float().numpy(), cmap="gray", vmin=0, vmax=1, extent=(0, S, S, 0))
-        axes[r, 1].imshow(overlay.numpy(), extent=(0, S, S, 0), interpolation="nearest")
-        axes[r, 2].imshow(to_numpy_image(data["pasted"][r]))
-        axes[r, 3].imshow(to_numpy_image(data["truth"][r]))
-    for c, title in enumerate(titles):
-        axes[0, c].set_title(title, fontsize=7)
+        masked, mask, pasted, truth = panel_row(ax, 4)
+        ax.imshow(to_numpy_image(data["masked"][r]), extent=masked)
+        ax.imshow(data["known"][r].float().numpy(), cmap="gray", vmin=0, vmax=1, extent=mask)
+        ax.imshow(overlay.numpy(), extent=mask, interpolation="nearest")
+        ax.imshow(to_numpy_image(data["pasted"][r]), extent=pasted)
+        ax.imshow(to_numpy_image(data["truth"][r]), extent=truth)
+        if r == 0:
+            for (x0, x1, _, _), title in zip((masked, mask, pasted, truth), titles):
+                ax.text((x0 + x1) / 2, -0.04, title, ha="center", va="bottom", fontsize=7)
     return fig
 
 
@@ -374,16 +362,40 @@ def why(err: BaseException, seconds: int) -> str:
     return f"your code raised {type(err).__name__}" + (f": {message}" if message else "")
 
 
-def make(notebook: str, worker, out: Path) -> dict:
-    """Draw ``notebook``'s figure into ``out`` with the student's functions (through ``worker``) and the reference's.
+@contextlib.contextmanager
+def one_thread():
+    """A figure is a few small model passes: on one thread it never waits for cores that kernels and other
+    judges hold (two threads on a busy 2-core machine made the reference's 04 figure 9× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
-    Returns {"caption", "reference": file name, "yours": file name or None, "note": None or one line}.
-    """
+
+def reference_figure(notebook: str, out: Path) -> Path:
+    """Draw ``notebook``'s figure with the reference's functions into ``out``; returns the PNG's path."""
     picture = PICTURES[notebook]
     out.mkdir(parents=True, exist_ok=True)
     matplotlib.rcdefaults()  # the same style for every student, whatever matplotlibrc the environment holds
-    entry = {"caption": picture.caption, "reference": save(picture.draw(picture.collect(picture.reference)),
-                                                           out / f"{notebook}-reference.png"), "yours": None, "note": None}
+    with one_thread():
+        return out / save(picture.draw(picture.collect(picture.reference)), out / f"{notebook}-reference.png")
+
+
+def make(notebook: str, worker, out: Path, shared: Path = None) -> dict:
+    """Draw ``notebook``'s figure into ``out`` with the student's functions (through ``worker``), beside the reference's:
+    the one in ``shared`` (drawn once for a grading run by :func:`reference_figure`) if it is there, else drawn now.
+
+    Returns {"caption", "reference": the PNG's path, "yours": file name in ``out`` or None, "note": None or one line}.
+    """
+    picture = PICTURES[notebook]
+    out.mkdir(parents=True, exist_ok=True)
+    reference = shared / f"{notebook}-reference.png" if shared else None
+    if reference is None or not reference.is_file():
+        reference = reference_figure(notebook, out)
+    entry = {"caption": picture.caption, "reference": str(reference), "yours": None, "note": None}
+    matplotlib.rcdefaults()
     try:
         signal.setitimer(signal.ITIMER_REAL, SECONDS)
         functions = {}
@@ -392,9 +404,10 @@ def make(notebook: str, worker, out: Path) -> dict:
             if functions[name] is None:
                 raise FigureError(f"your {name} is not defined (its cell did not run)")
         worker.cap_memory(MEMORY_MB)
-        data = picture.collect(functions)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        entry["yours"] = save(picture.draw(data), out / f"{notebook}.png")
+        with one_thread():
+            data = picture.collect(functions)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            entry["yours"] = save(picture.draw(data), out / f"{notebook}.png")
     except BaseException as err:  # noqa: BLE001 (the student's half, whatever it did: a note, never a lost run)
         entry["note"] = f"no picture: {why(err, SECONDS)}"
     finally:

@@ -285,6 +285,20 @@ def limit_options(args) -> list:
     return options + ["--no-sandbox"] * args.no_sandbox + ["--no-figures"] * args.no_figures
 
 
+def reference_figures(folder: Path, source: Path, log=print) -> str:
+    """Draw each notebook's feedback figure with the reference's functions once for the whole grading run (every
+    judge puts its student's beside it); a notebook whose picture fails here is drawn by each judge instead."""
+    from autograder import figures
+
+    for notebook in sorted(p.stem for p in source.glob("*.ipynb") if p.stem in figures.PICTURES):
+        try:
+            figures.reference_figure(notebook, folder)
+        except Exception as err:  # noqa: BLE001 (a judge draws it again and notes what fails)
+            log(f"the reference figure of {notebook} could not be drawn once for all ({type(err).__name__}: {err}); "
+                "each judge draws it")
+    return str(folder)
+
+
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
           cell_timeout: int = DEFAULT_CELL_TIMEOUT, feedback: Path = None, source: Path = release.SOLUTIONS,
           keep: bool = False, log=print, template: Path = None, only=None, on_student=None, sandboxed: bool = True,
@@ -321,6 +335,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
                 notebooks, students[student], Status.ERROR, "the folder name is not a usable student id ([A-Za-z0-9_-] only)")}
         started = time.monotonic()
         template = Path(template) if template else (make_template(work, source) if valid else None)
+        if figures and valid:
+            options["reference_figures"] = reference_figures(work / "reference-figures", source, log)
         log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
         # What a student could change to sway others: the submissions and the template course.
         # (Code and sources are left out: an instructor may edit them while a class is graded.)

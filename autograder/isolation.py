@@ -342,7 +342,8 @@ def grade(job: dict) -> dict:
 
 def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: dict):
     """Start the judge of one notebook (autograder/rerun.py): the re-run of the visible checks and the hidden ones,
-    then (unless ``job["figures"]`` is false) the feedback figure, drawn into a folder beside the scratch folder.
+    then (unless ``job["figures"]`` is false) the feedback figure, drawn into a folder beside the scratch folder
+    (beside the reference's, drawn once per grading run into ``job["reference_figures"]``).
 
     The judge runs no student code; its worker does, in the sandbox when the grader found one
     (``job["sandbox"]``): only the scratch folder and the worker's guard log writable, the
@@ -353,7 +354,9 @@ def start_hidden(submitted: Path, source: Path, scratch: Path, env: dict, job: d
     figures = scratch.parent / f"figures-{source.stem}"
     hidden_log.touch()
     command = [sys.executable, "-m", "autograder.rerun", str(submitted), str(source), str(result), str(hidden_log), str(scratch),
-               str(job["cell_timeout"])] + [str(figures)] * bool(job.get("figures", True))
+               str(job["cell_timeout"])]
+    if job.get("figures", True):
+        command += [str(figures)] + [job["reference_figures"]] * bool(job.get("reference_figures"))
     cwd = scratch / "hidden" / source.stem  # the worker's cwd: a folder of its own, as the kernel's is the autograded one
     cwd.mkdir(parents=True)
     # PYTHONSAFEPATH: that cwd is the student's to write, so the judge must not import from it (it imports

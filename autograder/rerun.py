@@ -1,7 +1,7 @@
 """The re-run: every visible check and the hidden ones, judged in a process that runs no student code.
 
-At grade time ``python -m autograder.rerun SUBMITTED SOURCE OUT.json GUARD_LOG SCRATCH CELL_TIMEOUT``
-starts this process, the judge. It imports the checks (and through them the reference package)
+At grade time ``python -m autograder.rerun SUBMITTED SOURCE OUT.json GUARD_LOG SCRATCH CELL_TIMEOUT
+[FIGURES [SHARED]]`` starts this process, the judge. It imports the checks (and through them the reference package)
 and never executes a line of the student's: that happens in a worker (autograder/worker.py,
 in the sandbox when there is one) that holds no reference and no verdict. The judge
 
@@ -20,7 +20,8 @@ student's code prints or warns during a check is reported with it and costs noth
 
 Other locked cells (training, pictures) are skipped: the checks do not need them. After the
 checks, the report written, the judge draws the notebook's feedback figure (autograder/figures.py)
-with the student's functions through the same worker, and with the reference's.
+with the student's functions through the same worker, beside the reference's (drawn once per grading run
+into SHARED, or here when it is not there).
 """
 
 import importlib
@@ -203,14 +204,15 @@ def imports_of(source: str, namespace: dict) -> None:
 
 
 def run(submitted: Path, source: Path, cell_timeout: int = 0, scratch: Path = None, guard_log: Path = None,
-        env: dict = None, prefix: list = (), figures: Path = None, checked: Callable = None) -> dict:
+        env: dict = None, prefix: list = (), figures: Path = None, checked: Callable = None, shared: Path = None) -> dict:
     """Run the checks of one notebook as described above; returns a JSON-able report.
 
     With ``cell_timeout`` (seconds), each student cell and each check is given up after that
     long, as nbgrader interrupts a cell after ``Execute.timeout``. ``scratch`` is the folder the
     worker may write to (default: the current one), ``prefix`` the sandbox command it runs under.
     With ``figures`` (a folder), the notebook's feedback figure is drawn there after the checks
-    (the report's ``figure``); ``checked(report)`` is called with the verdicts before it is.
+    (the report's ``figure``), beside the reference's from ``shared`` when it holds it; ``checked(report)`` is
+    called with the verdicts before it is.
     """
     import nbformat
 
@@ -296,16 +298,16 @@ def run(submitted: Path, source: Path, cell_timeout: int = 0, scratch: Path = No
         if figures is not None and notebook in PICTURES:
             if checked is not None:
                 checked(report)
-            report["figure"] = feedback_figure(notebook, worker, Path(figures))
+            report["figure"] = feedback_figure(notebook, worker, Path(figures), shared)
     finally:
         worker.stop()
     return report
 
 
-def feedback_figure(notebook: str, worker: Worker, out: Path) -> dict:
+def feedback_figure(notebook: str, worker: Worker, out: Path, shared: Path = None) -> dict:
     """The notebook's figure (autograder/figures.py); whatever the student's code did meanwhile changes no score."""
     try:
-        return make_figure(notebook, worker, out)
+        return make_figure(notebook, worker, out, shared)
     except BaseException as err:  # noqa: BLE001 (the reference's half failed: said in one line, the verdicts kept)
         return {"caption": PICTURES[notebook].caption, "reference": None, "yours": None,
                 "note": f"no picture: the grader could not draw it ({type(err).__name__}: {str(err)[:200]})"}
@@ -324,10 +326,11 @@ def main(argv=None) -> int:
     args = argv or sys.argv[1:]
     submitted, source, out, guard_log, scratch, cell_timeout = args[:6]
     figures = Path(args[6]) if len(args) > 6 else None  # where the feedback figure goes (none without)
+    shared = Path(args[7]) if len(args) > 7 else None  # the grading run's reference figures
     prefix = json.loads(os.environ.pop("MASKGIT_LAB_SANDBOX", "[]"))
     try:
         report = run(Path(submitted), Path(source), int(cell_timeout), Path(scratch), Path(guard_log), dict(os.environ), prefix,
-                     figures, checked=lambda verdicts: write_report(Path(out), verdicts))
+                     figures, checked=lambda verdicts: write_report(Path(out), verdicts), shared=shared)
     except BaseException:  # noqa: BLE001
         report = {"crash": traceback.format_exc()[-2000:]}
     write_report(Path(out), report)

@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import (
     Figure,  # no pyplot: works headless and leaves notebook backends alone
 )
+from matplotlib.patches import Rectangle
 
 from maskgit_lab.data import to_numpy_image
 from maskgit_lab.decoding import DecodeSettings, masked_after_step
@@ -37,23 +38,68 @@ def render_tokens(tokenizer, tokens: torch.Tensor, mask: torch.Tensor, fill: flo
     return images.masked_fill(patch, fill)
 
 
-def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int = 6):
-    """One row per image: masked input, each decoding step, result (pasted), ground truth."""
-    steps = len(history.tokens)
-    frames = [render_tokens(tokenizer, history.tokens[t], history.masks[t]) for t in range(steps)]
-    rows = min(max_rows, masked.shape[0])
-    cols = steps + 3
-    fig = Figure(figsize=(1.3 * cols, 1.4 * rows))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for r in range(rows):
+PANEL_GAP = 0.08  # space between two panels of a row, as a fraction of a panel
+
+
+def panel_row(ax, count: int) -> list:
+    """Make ``ax`` hold ``count`` framed image panels side by side (one axes per row: drawing many rows of
+    images stays fast); returns each panel's ``extent`` for ``imshow``, in units of one panel."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)  # each panel has its own frame
+    extents = [(c * (1 + PANEL_GAP), c * (1 + PANEL_GAP) + 1, 1, 0) for c in range(count)]  # (x0, x1, bottom, top)
+    for x0, _, _, _ in extents:
+        ax.add_patch(Rectangle((x0, 0), 1, 1, fill=False, edgecolor="black", linewidth=0.8, zorder=3))
+    ax.set_xlim(0, extents[-1][1])
+    ax.set_ylim(1, 0)
+    ax.set_aspect("equal")
+    return extents
+
+
+def image_panels(ax, images: list, titles: list, fontsize: float = 6):
+    """(3, S, S) images side by side in one axes, each titled above."""
+    for (x0, x1, _, _), image, title in zip(panel_row(ax, len(images)), images, titles):
+        ax.imshow(to_numpy_image(image), extent=(x0, x1, 1, 0))
+        ax.text((x0 + x1) / 2, -0.04, title, ha="center", va="bottom", fontsize=fontsize)
+
+
+@torch.no_grad()
+def decoding_frames(tokenizer, history) -> torch.Tensor:
+    """(T, B, 3, S, S): every step of a decoding history drawn at once, masked tokens gray (so is any
+    index outside the codebook, e.g. a mask id a decoder left behind)."""
+    tokens, masks = torch.stack(history.tokens), torch.stack(history.masks)  # (T, B, N) each
+    T, B, N = tokens.shape
+    gray = masks | (tokens < 0) | (tokens >= tokenizer.cfg.num_codes)
+    frames = render_tokens(tokenizer, tokens.reshape(T * B, N), gray.reshape(T * B, N))  # (T·B, 3, S, S)
+    return frames.view(T, B, *frames.shape[1:])
+
+
+def decoding_figure(masked, frames, left, result, truth, n0=None, rows: int = 6) -> Figure:
+    """One row per image: masked input, each decoding step (``frames``: (T, B, 3, S, S), ``left``: (T, B) tokens
+    still masked), result, ground truth. A fixed layout: two such figures line up panel for panel."""
+    T = frames.shape[0]
+    rows, cols = min(rows, masked.shape[0]), T + 3
+    height = 1.2 * rows + 0.2
+    fig = Figure(figsize=(0.95 * cols, height))
+    axes = fig.subplots(rows, 1, squeeze=False, gridspec_kw=dict(left=0.01, right=0.99, top=1 - 0.45 / height, bottom=0.01,
+                                                                 hspace=0.45))
+    for r, ax in enumerate(axes[:, 0]):
         panels = [masked[r]] + [frame[r] for frame in frames] + [result[r], truth[r]]
-        titles = ["masked"] + [f"step {t + 1}\n{int(history.num_masked[t][r])} left" for t in range(steps)] + ["result", "truth"]
-        for c, (panel, title) in enumerate(zip(panels, titles)):
-            axes[r, c].imshow(to_numpy_image(panel))
-            axes[r, c].axis("off")
-            if r == 0 or c in range(1, steps + 1):
-                axes[r, c].set_title(title, fontsize=6)
-    return save(fig, path)
+        start = "input" if n0 is None else f"input: {int(n0[r])}"
+        titles = [start] + [f"step {t + 1}: {int(left[t][r])}" for t in range(T)] + ["result", "truth"]
+        image_panels(ax, panels, titles)
+    fig.suptitle("decoding, masked tokens gray; each title: tokens still masked", fontsize=8, y=0.995)
+    return fig
+
+
+def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int = 6):
+    """The decoding history of up to ``max_rows`` images (:func:`decoding_figure`), saved as a PNG."""
+    frames = decoding_frames(tokenizer, history)
+    fig = decoding_figure(masked, frames, torch.stack(history.num_masked), result, truth, rows=max_rows)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)  # no tight layout: the rows are placed to fit their titles
+    return Path(path)
 
 
 def gamma_figure(path, steps: int = DecodeSettings.steps, n0: int = 64):

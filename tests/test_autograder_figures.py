@@ -28,13 +28,13 @@ def scratch_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def judged(tmp_path, notebook: str, edits: dict) -> tuple:
+def judged(tmp_path, notebook: str, edits: dict, shared=None) -> tuple:
     """(report, figures folder) of the judge on the solutions' notebook answered with the reference code, then ``edits``."""
     path = tmp_path / "student" / f"{notebook}.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(examples.answered(SOURCES[notebook], SOURCES[notebook], edits), str(path))
     out = tmp_path / "figures"
-    return rerun.run(path, release.SOLUTIONS / f"{notebook}.ipynb", figures=out), out
+    return rerun.run(path, release.SOLUTIONS / f"{notebook}.ipynb", figures=out, shared=shared), out
 
 
 def pixels(path) -> np.ndarray:
@@ -53,9 +53,10 @@ def panel_boxes(notebook: str) -> list:
     FigureCanvasAgg(fig).draw()
     height = int(fig.bbox.height)
     boxes = []
-    for ax in fig.axes:
-        x0, y0, x1, y1 = ax.get_window_extent().extents
-        boxes.append((slice(height - int(y1) + 2, height - int(y0) - 2), slice(int(x0) + 2, int(x1) - 2)))  # inside the frame
+    for ax in fig.axes:  # a panel is an image, or an axes without one (a bar chart)
+        for panel in ax.images or [ax]:
+            x0, y0, x1, y1 = panel.get_window_extent().extents
+            boxes.append((slice(height - int(y1) + 2, height - int(y0) - 2), slice(int(x0) + 2, int(x1) - 2)))  # inside the frame
     return boxes
 
 
@@ -70,8 +71,16 @@ def test_the_reference_answers_draw_the_references_figure_pixel_for_pixel(notebo
     assert full_marks(report)
 
 
+def test_the_judge_puts_the_students_figure_beside_the_reference_drawn_once_for_the_run(tmp_path):
+    shared = tmp_path / "reference-figures"
+    drawn = figures.reference_figure(NB04, shared)
+    report, out = judged(tmp_path, NB04, {}, shared=shared)
+    assert report["figure"]["reference"] == str(drawn) and sorted(p.name for p in out.iterdir()) == [f"{NB04}.png"]
+    assert np.array_equal(pixels(out / report["figure"]["yours"]), pixels(drawn))
+
+
 # (example, notebook, panels that must stay as the reference draws them, panels that must change), by index in
-# fig.axes: 01 adds (emoji, decoded) per column then the usage bar; 04 is rows of input, steps 1…8, result, truth.
+# panel_boxes: 01 adds (emoji, decoded) per column then the usage bar; 04 is rows of input, steps 1…8, result, truth.
 STEPS = 8
 WHERE = [
     ("deleted_test_cell", NB01, [0, 2, 4, 6], [1, 3, 5, 7, 8]),  # argmax of the dot product: other codes, other usage

@@ -34,3 +34,17 @@ def test_a_guide_line_is_drawn_in_its_own_panel_only(tmp_path, monkeypatch):
     assert loss_ax.get_legend_handles_labels()[1] == ["uniform guess"]
     assert list(loss_ax.get_lines()[-1].get_ydata()) == [3.0, 3.0]
     assert len(acc_ax.get_lines()) == 1 and acc_ax.get_legend() is None
+
+
+def test_decoding_frames_draw_every_step_as_render_tokens_does_and_gray_out_a_left_over_mask_id(tiny_tokenizer, tiny_model):
+    tokens = torch.randint(16, (2, 64))
+    mask = torch.rand(2, 64, generator=torch.Generator().manual_seed(0)) < 0.5
+    _, history = iterative_decode(tiny_model, tokens, mask, DecodeSettings(steps=3), return_history=True)
+    history.tokens[1] = history.tokens[1].clone()
+    history.tokens[1][0, 5] = tiny_model.mask_id  # a decoder that left a mask id behind (the mask says decided)
+    frames = plots.decoding_frames(tiny_tokenizer, history)
+    assert frames.shape == (3, 2, 3, 64, 64)
+    for t in range(3):
+        gray = history.masks[t] | (history.tokens[t] == tiny_model.mask_id)
+        torch.testing.assert_close(frames[t], render_tokens(tiny_tokenizer, history.tokens[t], gray))
+    assert (frames[1, 0, :, :8, 40:48] == 0).all()  # token 5: row 0, columns 40..47
