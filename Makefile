@@ -29,41 +29,34 @@ test: venv browser-deps slurm-deps sandbox-deps
 test-browser: venv browser-deps
 	MASKGIT_LAB_FAST=1 $(PY) -m pytest tests/browser -m browser
 
-# What the browser tests need besides .venv: Debian's Chromium with its matching driver (apt, only
-# when missing and running as root) and the widget renderer for static HTML exports (npm). Each
-# missing piece makes its tests skip with one line saying what to install; it never fails the build.
+# $(call apt_install,COMMANDS,PACKAGES,WHAT SKIPS): when one of COMMANDS is missing, install PACKAGES with apt (as
+# root only); when that cannot be done, one line says what skips. It never fails the build. (No commas in the
+# arguments: make would split them.)
+define apt_install
+@if ! { $(foreach c,$(1),command -v $(c) >/dev/null &&) true; }; then \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get install -y -q $(2) || { apt-get update -q && apt-get install -y -q $(2); } \
+      || echo "could not install $(2): $(3)"; \
+  else echo "$(3): install $(2) (apt-get as root)"; fi; \
+fi
+endef
+
+# What the browser tests need besides .venv: Debian's Chromium with its matching driver and the widget
+# renderer for static HTML exports (npm). Each missing piece makes its tests skip with one line.
 HTML_MANAGER := @jupyter-widgets/html-manager@1.0.15
 WIDGETS_JS := $(VENV)/share/maskgit-lab/html-manager
 browser-deps: $(WIDGETS_JS)/embed.js
-	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q chromium chromium-driver || { apt-get update -q && apt-get install -y -q chromium chromium-driver; } \
-	      || echo "could not install chromium and chromium-driver: the browser tests will skip"; \
-	  else echo "browser tests will skip: install chromium and chromium-driver (apt-get, as root)"; fi; \
-	fi
+	$(call apt_install,chromium chromedriver,chromium chromium-driver,the browser tests will skip)
 
-# The SLURM test (tests/test_slurm.py) starts a real single-node slurmctld + slurmd: it needs slurm-wlm
-# and munge (apt, only when missing and running as root); without them it skips with one line.
+# The SLURM test (tests/test_slurm.py) starts a real single-node slurmctld + slurmd: it needs slurm-wlm and munge.
 slurm-deps:
-	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q slurm-wlm munge || { apt-get update -q && apt-get install -y -q slurm-wlm munge; } \
-	      || echo "could not install slurm-wlm and munge: the SLURM test will skip"; \
-	  else echo "the SLURM test will skip: install slurm-wlm and munge (apt-get, as root)"; fi; \
-	fi
+	$(call apt_install,slurmctld munged,slurm-wlm munge,the SLURM test will skip)
 
-# The grader's worker runs in a bubblewrap sandbox (autograder/sandbox.py): bubblewrap from apt, only
-# when missing and running as root; without it grading says so in one line and uses the write guard alone.
+# The grader's worker runs in a bubblewrap sandbox (autograder/sandbox.py); without it grading says so in one
+# line and uses the write guard alone.
 sandbox-deps:
-	@if ! command -v bwrap >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; } \
-	      || echo "could not install bubblewrap: grading falls back to the write guard, the sandbox test will skip"; \
-	  else echo "no sandbox for the grader: install bubblewrap (apt-get, as root)"; fi; \
-	fi
+	$(call apt_install,bwrap,bubblewrap,the sandbox test will skip and grading uses the write guard alone)
 
 $(WIDGETS_JS)/embed.js:
 	@if command -v npm >/dev/null; then \
