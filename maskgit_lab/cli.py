@@ -262,8 +262,10 @@ def cmd_train_mvtm(args):
     from maskgit_lab.train import MVTMTrainConfig, train_mvtm
 
     _check_export(args)
-    run_dir = train_mvtm(get_config(args.config).transformer, dataclass_from(args, MVTMTrainConfig), args.tokenizer,
-                         args.run_dir, args.data_root, resume=args.resume)
+    cfg = get_config(args.config).transformer
+    cfg = replace(cfg, num_codes=args.num_codes or cfg.num_codes)
+    run_dir = train_mvtm(cfg, dataclass_from(args, MVTMTrainConfig), args.tokenizer, args.run_dir, args.data_root,
+                         resume=args.resume)
     _finish_training(run_dir, "mvtm", args)
     return 0
 
@@ -391,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     add_dataclass_args(p, MVTMTrainConfig)
     p.add_argument("--tokenizer", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint to train on")
+    p.add_argument("--num-codes", type=integer(2, "the codebook size K"),
+                   help="override the config's codebook size K (the tokenizer's K, when it was trained with --num-codes)")
     p.add_argument("--run-dir", type=folder, default=Path("runs/mvtm"))
     p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(MVTMTrainConfig.SAFE_TO_CHANGE)))
     p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")

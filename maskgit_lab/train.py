@@ -487,8 +487,10 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
     device = world.device
     tokenizer = load_model(tokenizer_path, "vq", device=device)
     if (tokenizer.cfg.num_codes, tokenizer.cfg.num_tokens) != (cfg.num_codes, cfg.num_tokens):
+        fix = (f"pass --num-codes {tokenizer.cfg.num_codes}" if tokenizer.cfg.num_tokens == cfg.num_tokens
+               else "choose the --config this tokenizer was trained with")
         raise ValueError(f"{tokenizer_path} makes K={tokenizer.cfg.num_codes}, N={tokenizer.cfg.num_tokens}, "
-                         f"but the transformer config wants K={cfg.num_codes}, N={cfg.num_tokens}")
+                         f"but the transformer config wants K={cfg.num_codes}, N={cfg.num_tokens}: {fix}")
     images = load_images(data_root, "train", tcfg.max_images)
     if tcfg.hflip:
         images = torch.cat([images, images.flip(-1)])  # mirror images double the token data

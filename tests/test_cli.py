@@ -10,7 +10,7 @@ from PIL import Image
 
 from maskgit_lab import cli
 from maskgit_lab import train as train_module
-from maskgit_lab.checkpoint import SHIPPED_VQ
+from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
 from maskgit_lab.cli import add_dataclass_args, build_parser, main
 from maskgit_lab.outputs import SHIPPED_DATA, read_marker
 
@@ -198,6 +198,16 @@ def test_resume_extends_a_finished_run_and_the_log_shows_both_phases(tmp_path, c
     code, err = run(common + more + ["--resume", "--lr", "0.001"], capsys)
     assert code == 2 and "started with other settings (lr was 0.0002, now 0.001)" in err and err.count("\n") == 1
     assert "only steps, log_every, save_every may change on --resume" in err
+
+
+def test_train_mvtm_takes_the_codebook_size_of_a_tokenizer_trained_with_num_codes(tmp_path, capsys):
+    assert main(["--threads", "1", "train-vq", "--num-codes", "24", "--run-dir", str(tmp_path / "vq"), "--export",
+                 str(tmp_path / "vq.pt")] + TINY_TRAIN) == 0
+    mvtm = ["--threads", "1", "train-mvtm", "--tokenizer", str(tmp_path / "vq.pt")] + TINY_TRAIN
+    code, err = run(mvtm + ["--run-dir", str(tmp_path / "refused")], capsys)
+    assert code == 2 and "makes K=24, N=64, but the transformer config wants K=128, N=64: pass --num-codes 24" in err
+    assert main(mvtm + ["--num-codes", "24", "--run-dir", str(tmp_path / "mvtm"), "--export", str(tmp_path / "mvtm.pt")]) == 0
+    assert load_model(tmp_path / "mvtm.pt", "mvtm").cfg.num_codes == 24
 
 
 def test_export_refuses_an_existing_file_before_training(tmp_path, capsys):
