@@ -33,7 +33,7 @@ from autograder.wire import WireError
 from maskgit_lab import attention, decoding, inpaint, masking, schedules, vq
 from maskgit_lab.checkpoint import load_shipped
 from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet, evenly_spaced, to_numpy_image
-from maskgit_lab.plots import decoding_figure, decoding_frames, panel_row, render_tokens
+from maskgit_lab.plots import decoding_figure, decoding_frames, panel_row, panel_title, render_tokens
 
 SECONDS = 120  # the student's half of one figure: a few model passes on four images, far less than any cell
 MEMORY_MB = 1024  # address space the worker may add while a figure calls the student's functions
@@ -301,8 +301,8 @@ def draw_inpainting(data: dict) -> Figure:
         ax.imshow(to_numpy_image(data["pasted"][r]), extent=pasted)
         ax.imshow(to_numpy_image(data["truth"][r]), extent=truth)
         if r == 0:
-            for (x0, x1, _, _), title in zip((masked, mask, pasted, truth), titles):
-                ax.text((x0 + x1) / 2, -0.04, title, ha="center", va="bottom", fontsize=7)
+            for extent, title in zip((masked, mask, pasted, truth), titles):
+                panel_title(ax, extent, title, fontsize=7)
     return fig
 
 

@@ -19,9 +19,10 @@ from maskgit_lab.decoding import DecodeSettings, masked_after_step
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 
-def save(fig: Figure, path) -> Path:
-    """Write ``fig`` as a PNG (folders created); returns the path."""
-    fig.tight_layout()
+def save(fig: Figure, path, tight: bool = True) -> Path:
+    """Write ``fig`` as a PNG (folders created; ``tight``: margins fitted first); returns the path."""
+    if tight:
+        fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     return Path(path)
@@ -57,11 +58,16 @@ def panel_row(ax, count: int) -> list:
     return extents
 
 
+def panel_title(ax, extent: tuple, title: str, fontsize: float = 6):
+    """``title`` centred above the panel at ``extent`` (from :func:`panel_row`)."""
+    ax.text((extent[0] + extent[1]) / 2, -0.04, title, ha="center", va="bottom", fontsize=fontsize)
+
+
 def image_panels(ax, images: list, titles: list, fontsize: float = 6):
     """(3, S, S) images side by side in one axes, each titled above."""
-    for (x0, x1, _, _), image, title in zip(panel_row(ax, len(images)), images, titles):
-        ax.imshow(to_numpy_image(image), extent=(x0, x1, 1, 0))
-        ax.text((x0 + x1) / 2, -0.04, title, ha="center", va="bottom", fontsize=fontsize)
+    for extent, image, title in zip(panel_row(ax, len(images)), images, titles):
+        ax.imshow(to_numpy_image(image), extent=extent)
+        panel_title(ax, extent, title, fontsize)
 
 
 @torch.no_grad()
@@ -97,9 +103,7 @@ def decoding_grid(tokenizer, masked, history, result, truth, path, max_rows: int
     """The decoding history of up to ``max_rows`` images (:func:`decoding_figure`), saved as a PNG."""
     frames = decoding_frames(tokenizer, history)
     fig = decoding_figure(masked, frames, torch.stack(history.num_masked), result, truth, rows=max_rows)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)  # no tight layout: the rows are placed to fit their titles
-    return Path(path)
+    return save(fig, path, tight=False)  # the rows are placed to fit their titles
 
 
 def gamma_figure(path, steps: int = DecodeSettings.steps, n0: int = 64):
