@@ -33,7 +33,7 @@ from autograder.wire import WireError
 from maskgit_lab import attention, decoding, inpaint, masking, schedules, vq
 from maskgit_lab.checkpoint import load_shipped
 from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet, evenly_spaced, to_numpy_image
-from maskgit_lab.plots import decoding_figure, decoding_frames, panel_row, panel_title, render_tokens
+from maskgit_lab.plots import decoding_figure, decoding_frames, off_codebook, panel_row, panel_title, render_tokens
 
 SECONDS = 120  # the student's half of one figure: a few model passes on four images, far less than any cell
 MEMORY_MB = 1024  # address space the worker may add while a figure calls the student's functions
@@ -257,7 +257,7 @@ def collect_decoding(functions: dict) -> dict:
 
     codes, history = decoding.iterative_decode(model, tokens, token_mask, decoding.DecodeSettings(),
                                                torch.Generator().manual_seed(SEED), return_history=True, step=step)
-    result = inpaint.paste_known(render_tokens(tokenizer, codes, codes == model.mask_id), images["masked"], images["known"])
+    result = inpaint.paste_known(render_tokens(tokenizer, codes, off_codebook(tokenizer, codes)), images["masked"], images["known"])
     return {"masked": images["masked"], "frames": decoding_frames(tokenizer, history),  # (T, B, 3, S, S)
             "left": torch.stack(history.num_masked), "n0": token_mask.sum(dim=1), "result": result, "truth": images["gt"]}
 

@@ -70,13 +70,18 @@ def image_panels(ax, images: list, titles: list, fontsize: float = 6):
         panel_title(ax, extent, title, fontsize)
 
 
+def off_codebook(tokenizer, tokens: torch.Tensor) -> torch.Tensor:
+    """Where ``tokens`` hold no code of ``tokenizer`` (e.g. a mask id a decoder left behind): drawn gray."""
+    return (tokens < 0) | (tokens >= tokenizer.cfg.num_codes)
+
+
 @torch.no_grad()
 def decoding_frames(tokenizer, history) -> torch.Tensor:
     """(T, B, 3, S, S): every step of a decoding history drawn at once, masked tokens gray (so is any
-    index outside the codebook, e.g. a mask id a decoder left behind)."""
+    index outside the codebook: :func:`off_codebook`)."""
     tokens, masks = torch.stack(history.tokens), torch.stack(history.masks)  # (T, B, N) each
     T, B, N = tokens.shape
-    gray = masks | (tokens < 0) | (tokens >= tokenizer.cfg.num_codes)
+    gray = masks | off_codebook(tokenizer, tokens)
     frames = render_tokens(tokenizer, tokens.reshape(T * B, N), gray.reshape(T * B, N))  # (T·B, 3, S, S)
     return frames.view(T, B, *frames.shape[1:])
 
