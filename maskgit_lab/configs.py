@@ -8,7 +8,7 @@ wants a GPU. ``fine`` is ``default`` on a finer grid: 16×16 tokens of 4×4 pixe
 narrower decoder and the same transformer over four times the sequence.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from maskgit_lab.transformer import TransformerConfig
 from maskgit_lab.vq import VQConfig
@@ -30,10 +30,9 @@ def _default() -> ModelConfig:
 
 
 def _fine() -> ModelConfig:
-    vq = VQConfig(downsample=4, channels=(32, 64), res_blocks=2, num_codes=256, code_dim=64, encoder="patch")
-    transformer = TransformerConfig(
-        num_codes=vq.num_codes, num_tokens=vq.num_tokens, dim=256, depth=6, num_heads=8, hidden_dim=1024
-    )
+    default = _default()
+    vq = replace(default.vq, downsample=4, channels=(32, 64), num_codes=256)
+    transformer = replace(default.transformer, num_codes=vq.num_codes, num_tokens=vq.num_tokens)
     return ModelConfig("fine", vq, transformer)
 
 
