@@ -7,7 +7,7 @@ every differing field is named in the error. ``load_shipped`` loads the course's
 """
 
 import hashlib
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Optional
 
@@ -65,12 +65,13 @@ def config_differences(expected, found) -> list:
     ]
 
 
-def load_model(path, kind: str, expect=None, device="cpu"):
-    """Rebuild the model stored at ``path``; with ``expect``, refuse any config mismatch."""
+def load_model(path, kind: str, expect=None, device="cpu", ignore=()):
+    """Rebuild the model stored at ``path``; with ``expect``, refuse any config mismatch but in the
+    fields named in ``ignore``."""
     payload = read_checkpoint(path, kind)
     cfg = config_from(kind, payload["config"])
     if expect is not None:
-        diffs = config_differences(expect, cfg)
+        diffs = config_differences(replace(expect, **{name: getattr(cfg, name) for name in ignore}), cfg)
         if diffs:
             raise ValueError(
                 f"{path} was trained with a different {kind} config ({'; '.join(diffs)}); "

@@ -264,6 +264,8 @@ def cmd_train_mvtm(args):
     _check_export(args)
     cfg = get_config(args.config).transformer
     cfg = replace(cfg, num_codes=args.num_codes or cfg.num_codes)
+    if args.dropout is not None:
+        cfg = replace(cfg, dropout=args.dropout, attn_drop=args.dropout)
     run_dir = train_mvtm(cfg, dataclass_from(args, MVTMTrainConfig), args.tokenizer, args.run_dir, args.data_root,
                          resume=args.resume)
     _finish_training(run_dir, "mvtm", args)
@@ -395,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint to train on")
     p.add_argument("--num-codes", type=integer(2, "the codebook size K"),
                    help="override the config's codebook size K (the tokenizer's K, when it was trained with --num-codes)")
+    p.add_argument("--dropout", type=number(0.0, 1.0, high_open=True),
+                   help="override the config's dropout rate (residual and attention); --init may change it")
     p.add_argument("--run-dir", type=folder, default=Path("runs/mvtm"))
     p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(MVTMTrainConfig.SAFE_TO_CHANGE)))
     p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")

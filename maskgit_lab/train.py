@@ -502,7 +502,7 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
         raise ValueError(f"batch_size {tcfg.batch_size}{of_rank} must split into accumulate={tcfg.accumulate} equal micro-batches")
     model = BidirectionalTransformer(cfg).to(device).use_fused_attention(tcfg.fused_attention)
     if tcfg.init:
-        model.load_state_dict(load_model(tcfg.init, "mvtm", expect=cfg).state_dict())
+        model.load_state_dict(load_model(tcfg.init, "mvtm", expect=cfg, ignore=cfg.WEIGHTLESS).state_dict())
     ema_model = copy.deepcopy(model).eval()
     forward = distributed.wrap(model, world)
     forward = torch.compile(forward) if tcfg.compile else forward

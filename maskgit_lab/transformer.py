@@ -7,6 +7,7 @@ pre-norm blocks of self-attention and an MLP, with no causal mask.
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -22,6 +23,8 @@ class TransformerConfig:
     depth: int = 4
     num_heads: int = 8  # H
     hidden_dim: int = 1024  # MLP width
+    WEIGHTLESS: ClassVar[tuple] = ("dropout", "attn_drop")  # no weight depends on these: --init may change them
+
     dropout: float = 0.1
     attn_drop: float = 0.1
 

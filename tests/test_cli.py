@@ -31,6 +31,12 @@ def test_training_flags_come_from_the_dataclasses():
     assert (args.steps, args.hflip, args.schedule) == (7, False, "arccos")
 
 
+def test_dropout_outside_zero_to_one_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["train-mvtm", "--dropout", "1"])
+    assert "must be a finite number in [0, 1), got '1'" in capsys.readouterr().err
+
+
 def test_unknown_schedule_is_refused_with_the_valid_names(capsys):
     with pytest.raises(SystemExit):
         main(["inpaint", "--schedule", "cosin"])

@@ -162,6 +162,18 @@ def test_mvtm_init_starts_model_and_ema_from_the_checkpoint(tmp_path, trained):
     assert all(torch.equal(start[k], after[k]) for k in start)
 
 
+def test_mvtm_init_may_change_the_dropout_and_keeps_every_weight(tmp_path, trained):
+    export(trained / "mvtm", "mvtm", tmp_path / "start.pt", half=False)
+    assert load_model(tmp_path / "start.pt", "mvtm").cfg.dropout == TINY_TF.dropout > 0
+    no_dropout = dataclasses.replace(TINY_TF, dropout=0.0, attn_drop=0.0)
+    still = dataclasses.replace(MVTM_RUN, steps=2, lr=0.0, init=str(tmp_path / "start.pt"))
+    train_mvtm(no_dropout, still, trained / "vq.pt", tmp_path / "run", progress=False)
+    export(tmp_path / "run", "mvtm", tmp_path / "after.pt", half=False)
+    start, after = (load_model(tmp_path / name, "mvtm") for name in ("start.pt", "after.pt"))
+    assert (after.cfg.dropout, after.cfg.attn_drop) == (0.0, 0.0)
+    assert all(torch.equal(start.state_dict()[k], v) for k, v in after.state_dict().items())
+
+
 def test_mvtm_init_refuses_a_checkpoint_of_another_size(tmp_path, trained):
     other = dataclasses.replace(TINY_TF, depth=TINY_TF.depth + 1)
     with pytest.raises(ValueError, match="different mvtm config"):
