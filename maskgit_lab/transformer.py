@@ -17,14 +17,14 @@ from maskgit_lab.attention import MultiHeadAttention
 
 @dataclass
 class TransformerConfig:
+    WEIGHTLESS: ClassVar[tuple] = ("dropout", "attn_drop")  # no weight depends on these: --init may change them
+
     num_codes: int = 512  # K, the tokenizer's codebook size
     num_tokens: int = 64  # N = h·w tokens per image
     dim: int = 256  # D
     depth: int = 4
     num_heads: int = 8  # H
     hidden_dim: int = 1024  # MLP width
-    WEIGHTLESS: ClassVar[tuple] = ("dropout", "attn_drop")  # no weight depends on these: --init may change them
-
     dropout: float = 0.1
     attn_drop: float = 0.1
 
