@@ -143,18 +143,24 @@ def test_two_processes_train_the_transformer_as_one_with_the_global_batch(ddp):
         assert_same_weights(single[part], double[part], rtol=1e-4, atol=1e-5)
 
 
+def assert_same_moments(single: dict, double: dict):
+    """Adam's moments hold the gradients; float noise is measured against the largest moment."""
+    for key in ("exp_avg", "exp_avg_sq"):
+        largest = max(moments[key].abs().max() for moments in single["state"].values())
+        assert largest > 0
+        for name, moments in single["state"].items():
+            torch.testing.assert_close(double["state"][name][key], moments[key], rtol=1e-3, atol=1e-4 * largest)
+
+
 def test_two_processes_train_the_tokenizer_as_one_with_the_global_batch(ddp):
     single, double = state(ddp, "vq-one"), state(ddp, "vq-two")
     assert_same_log(single, double, "rec_loss", "vq_loss", "gan_term", "d_loss")
     assert single["log"][-1]["gan_term"] != 0
-    assert_same_weights(single["disc"], double["disc"], rtol=1e-4, atol=1e-5)
-    # Adam's moments hold the gradients. The weights themselves are not compared: Adam's first steps
-    # move a weight by about ±lr whatever its gradient's size, so a gradient at float-noise level
-    # (a few biases) may step either way. Float noise is measured against the largest moment.
-    for key in ("exp_avg", "exp_avg_sq"):
-        largest = max(moments[key].abs().max() for moments in single["opt"]["state"].values())
-        for name, moments in single["opt"]["state"].items():
-            torch.testing.assert_close(double["opt"]["state"][name][key], moments[key], rtol=1e-3, atol=1e-4 * largest)
+    # Neither network's weights are compared: Adam's first steps move a weight by about ±lr whatever
+    # its gradient's size, so a gradient at float-noise level may step either way (two of the
+    # discriminator's 524 288 conv weights ended 1.6e-5 apart on CI). Their optimizers' moments are.
+    for opt in ("opt", "opt_d"):
+        assert_same_moments(single[opt], double[opt])
 
 
 def test_a_one_process_run_resumes_in_two(ddp):
