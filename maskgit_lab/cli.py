@@ -201,6 +201,8 @@ def _decode_args(parser):
     parser.add_argument("--sweet-spot", type=integer(1), default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
     parser.add_argument("--sample-temperature", type=number(0, low_open=True), default=DecodeSettings.sample_temperature,
                         help="sample codes from softmax(logits / s), finite and > 0; 1 = MaskGIT's sampling, smaller is greedier")
+    parser.add_argument("--retokenize", type=integer(0), default=DecodeSettings.retokenize,
+                        help="encode and decode the inpainted image (known pixels pasted back) again this many times")
     parser.add_argument("--seed", type=integer(0), default=0)
     parser.add_argument("--batch-size", type=POSITIVE, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
@@ -291,7 +293,8 @@ def cmd_inpaint(args):
     from maskgit_lab.outputs import OutputFolder
 
     check_decoding(args, args.config)
-    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature)
+    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature,
+                              args.retokenize)
     out = OutputFolder(args.out, "inpaint", args.overwrite, ground_truth=ground_truth_dir(args.data_root),
                        vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed)
     written = inpaint_test_set(args.vq, args.mvtm, args.data_root, out, settings, seed=args.seed, batch_size=args.batch_size,

@@ -32,9 +32,11 @@ from maskgit_lab.schedules import gamma
 @dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k,
-    sampling temperature s.
+    sampling temperature s, and rounds of re-tokenizing the inpainted image.
 
     ``sweet_spot=k`` stops after k of the T steps and fills every token still masked then.
+    ``retokenize=r`` is for inpainting (``inpaint.inpaint``; ``iterative_decode`` ignores it): r times,
+    the image with its known pixels pasted back is encoded and decoded again by the tokenizer.
     """
 
     schedule: str = "cosine"
@@ -42,6 +44,7 @@ class DecodeSettings:
     temperature: float = 1.0
     sweet_spot: Optional[int] = None
     sample_temperature: float = 0.3
+    retokenize: int = 0
 
     def __post_init__(self):
         gamma(self.schedule)  # refuses an unknown name with the list of valid ones
@@ -54,11 +57,14 @@ class DecodeSettings:
                              f"distribution, smaller is greedier), got {self.sample_temperature}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.steps:
             raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
+        if isinstance(self.retokenize, bool) or not isinstance(self.retokenize, int) or self.retokenize < 0:
+            raise ValueError(f"retokenize must be an integer ≥ 0 (0 keeps the first decoded image), got {self.retokenize!r}")
 
     @property
     def label(self) -> str:
-        """The row name in quality tables: ``cosine T=8``, ``cubic T=12 stop@4``."""
-        return f"{self.schedule} T={self.steps}" + (f" stop@{self.sweet_spot}" if self.sweet_spot else "")
+        """The row name in quality tables: ``cosine T=8``, ``cubic T=12 stop@4``, ``cosine T=8 retok×3``."""
+        return (f"{self.schedule} T={self.steps}" + (f" stop@{self.sweet_spot}" if self.sweet_spot else "")
+                + (f" retok×{self.retokenize}" if self.retokenize else ""))
 
 
 @dataclass

@@ -3,6 +3,13 @@
 pixel mask → token mask (a token is unknown if any pixel of its f×f patch is unknown)
 → tokens of the masked image, unknown ones replaced by [MASK] → iterative decoding
 → VQ decoder → the known pixels pasted back from the input, so only the hole changes.
+
+Re-tokenizing (``DecodeSettings.retokenize``) then encodes that pasted image and decodes it again.
+The transformer never sees the known pixels of a border token (part known, part hole), and it
+commits the hole's tokens a few at a time, so their seams do not always agree. The tokenizer's
+encoder sees each token's own patch, known pixels and generated ones alike, and its decoder
+renders every token beside its neighbours: a round trip pulls the hole toward images the
+tokenizer can represent. The known tokens keep their codes when the encoder is patch-local.
 """
 
 from typing import Callable, Optional
@@ -52,7 +59,8 @@ def inpaint(
 ):
     """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S).
 
-    ``settings`` and ``step`` go to ``iterative_decode`` unchanged.
+    ``settings`` and ``step`` go to ``iterative_decode`` unchanged; ``settings.retokenize`` rounds
+    follow the VQ decoder. The history (``return_history``) holds the transformer's tokens.
     """
     check_pair(images, known)
     tokenizer.eval()
@@ -61,6 +69,8 @@ def inpaint(
     decoded = iterative_decode(model, tokens, token_mask, settings, generator, return_history=return_history, step=step)
     codes, history = decoded if return_history else (decoded, None)
     output = tokenizer.decode(codes)
+    for _ in range(settings.retokenize):
+        output = tokenizer.decode(tokenizer.encode(paste_known(output, images, known)))
     if paste:
         output = paste_known(output, images, known)
     return (output, history) if return_history else output

@@ -110,6 +110,7 @@ BAD_ARGUMENTS = [
     (["inpaint", "--temperature", "inf"], "--temperature: must be a finite number ≥ 0, got 'inf'"),
     (["inpaint", "--temperature", "-1"], "--temperature: must be a finite number ≥ 0, got '-1'"),
     (["inpaint", "--sample-temperature", "0"], "--sample-temperature: must be a finite number > 0, got '0'"),
+    (["inpaint", "--retokenize", "-1"], "--retokenize: the value must be an integer ≥ 0, got '-1'"),
     (["inpaint", "--batch-size", "0"], "--batch-size: the value must be an integer ≥ 1, got '0'"),
     (["inpaint", "--limit", "0"], "--limit: the value must be an integer ≥ 1, got '0'"),
     (["inpaint", "--limit", "-1"], "--limit: the value must be an integer ≥ 1, got '-1'"),

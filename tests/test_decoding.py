@@ -89,10 +89,11 @@ def test_nothing_unknown_returns_the_input(tiny_model):
 def test_the_default_setting_and_its_labels():
     default = DecodeSettings()
     # the measured best for inpainting (README, "The default decode setting"), not MaskGIT's τ = 4.5, s = 1
-    assert (default.schedule, default.steps, default.temperature, default.sweet_spot, default.sample_temperature) == (
-        "cosine", 8, 1.0, None, 0.3)
+    assert (default.schedule, default.steps, default.temperature, default.sweet_spot, default.sample_temperature,
+            default.retokenize) == ("cosine", 8, 1.0, None, 0.3, 0)
     assert default.label == "cosine T=8"
     assert DecodeSettings("cubic", 12, sweet_spot=4).label == "cubic T=12 stop@4"
+    assert DecodeSettings(retokenize=3).label == "cosine T=8 retok×3"
 
 
 def test_the_step_is_an_argument(tiny_model):
@@ -173,6 +174,12 @@ def test_bad_inputs_are_refused(tiny_model):
 def test_a_bad_sample_temperature_is_refused(value):
     with pytest.raises(ValueError, match=r"sample_temperature must be a finite number > 0 \(1 samples the model's own"):
         DecodeSettings(sample_temperature=value)
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_a_bad_retokenize_count_is_refused(value):
+    with pytest.raises(ValueError, match=r"retokenize must be an integer ≥ 0 \(0 keeps the first decoded image\)"):
+        DecodeSettings(retokenize=value)
 
 
 class Scaled(torch.nn.Module):

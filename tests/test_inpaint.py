@@ -61,6 +61,25 @@ def test_inpaint_keeps_known_pixels_exactly(tiny_tokenizer, tiny_model):
     assert not torch.equal(unpasted.permute(1, 0, 2, 3)[:, known], images.permute(1, 0, 2, 3)[:, known])
 
 
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_retokenizing_encodes_and_decodes_the_pasted_image_again(tiny_tokenizer, tiny_model, rounds):
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    known = torch.ones(2, 64, 64, dtype=torch.bool)
+    known[:, 20:45, 3:37] = False  # a hole whose edges cut through tokens
+    first, history = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4), paste=False,
+                             generator=torch.Generator().manual_seed(0), return_history=True)
+    expected = first
+    with torch.no_grad():
+        for _ in range(rounds):
+            expected = tiny_tokenizer.decode(tiny_tokenizer.encode(paste_known(expected, images, known)))
+    settings = DecodeSettings(steps=4, retokenize=rounds)
+    out, again = inpaint(tiny_tokenizer, tiny_model, images, known, settings, generator=torch.Generator().manual_seed(0),
+                         return_history=True)
+    torch.testing.assert_close(out, paste_known(expected, images, known))
+    assert torch.equal(again.tokens[-1], history.tokens[-1])  # the history is the transformer's, before the round trips
+    assert not torch.allclose(expected, first)
+
+
 def test_inpaint_refuses_a_mask_that_does_not_match(tiny_tokenizer, tiny_model):
     images = torch.zeros(2, 3, 64, 64)
     with pytest.raises(ValueError, match=r"mask \(1, 64, 64\) does not match images \(2, 3, 64, 64\)"):
