@@ -29,6 +29,11 @@ import torch
 from maskgit_lab.schedules import gamma
 
 
+def is_count(value) -> bool:
+    """An ``int`` and not a ``bool`` (which Python counts as one): how T and other counts are checked."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k,
@@ -48,7 +53,7 @@ class DecodeSettings:
 
     def __post_init__(self):
         gamma(self.schedule)  # refuses an unknown name with the list of valid ones
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+        if not is_count(self.steps) or self.steps < 1:
             raise ValueError(f"steps (T) must be an integer ≥ 1, got {self.steps!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be ≥ 0, got {self.temperature}")
@@ -57,7 +62,7 @@ class DecodeSettings:
                              f"distribution, smaller is greedier), got {self.sample_temperature}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.steps:
             raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
-        if isinstance(self.retokenize, bool) or not isinstance(self.retokenize, int) or self.retokenize < 0:
+        if not is_count(self.retokenize) or self.retokenize < 0:
             raise ValueError(f"retokenize must be an integer ≥ 0 (0 keeps the first decoded image), got {self.retokenize!r}")
 
     @property

@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: nothing registers with, or leaks from, its figure manager
 
 from maskgit_lab.data import to_numpy_image
-from maskgit_lab.decoding import DecodeSettings, masked_after_step
+from maskgit_lab.decoding import DecodeSettings, is_count, masked_after_step
 from maskgit_lab.inpaint import inpaint, paste_known, token_mask_from_pixels
 from maskgit_lab.plots import render_tokens
 from maskgit_lab.schedules import SCHEDULES, gamma
@@ -36,7 +36,7 @@ PANELS_PER_ROW = 10
 
 
 def _check_settings(steps, temperature, sweet_spot, image_index, count: int):
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+    if not is_count(steps) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"T (steps) must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     if not 0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature}")
