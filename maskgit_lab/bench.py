@@ -30,7 +30,7 @@ from maskgit_lab.attention import MultiHeadAttention
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import DecodeSettings, iterative_decode
-from maskgit_lab.distributed import DataParallelModel, free_port
+from maskgit_lab.distributed import DataParallelModel, finish, free_port
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.mvtm import training_mask
 from maskgit_lab.train import MVTMTrainConfig, accumulate_gradients
@@ -181,7 +181,7 @@ def _cpu_train_rank(rank: int, size: int, port: int, cfg: TransformerConfig, bat
     rate = _cpu_train_rate(DataParallelModel(BidirectionalTransformer(cfg)), cfg, batch_size, steps, rank, size)
     if rank == 0:
         out.write_text(str(rate))
-    dist.destroy_process_group()
+    finish()  # a barrier first: neither process tears down gloo while the other may still be inside a collective
 
 
 def bench_train_processes(quick: bool = False, config: str = "default", batch_size: int = 32, steps: int = 3) -> dict:
