@@ -77,14 +77,16 @@ def report(r: dict) -> str:
             f"→ ratio {r['slow_side']} / {r['fast_side']} = {r['ratio']:.2f} ({target})")
 
 
-def token_masks_of_test_set(root=DEFAULT_ROOT, limit=None, downsample: int = 8) -> torch.Tensor:
+def token_masks_of_test_set(downsample: int, root=DEFAULT_ROOT, limit=None) -> torch.Tensor:
+    """The test holes as token masks of a tokenizer with ``downsample``-pixel patches."""
     return token_mask_from_pixels(load_test_batch(root, limit)["known"], downsample)
 
 
 def bench_decode(quick: bool = False, settings: DecodeSettings = DecodeSettings()) -> dict:
-    cfg = get_config("default").transformer
+    default = get_config("default")
+    cfg = default.transformer
     model = BidirectionalTransformer(cfg).eval()
-    token_mask = token_masks_of_test_set(limit=16 if quick else None)
+    token_mask = token_masks_of_test_set(default.vq.downsample, limit=16 if quick else None)
     tokens = torch.randint(cfg.num_codes, token_mask.shape, generator=torch.Generator().manual_seed(0))
 
     def batched():

@@ -98,10 +98,12 @@ def weights_hash(model) -> str:
 def load_pair(vq_path, mvtm_path, device="cpu", expect=None):
     """Tokenizer + transformer, checked to agree on codebook size and token count.
 
-    ``expect`` (a ``configs.ModelConfig``) also checks both against a named configuration.
+    ``expect`` (a ``configs.ModelConfig``) also checks both against a named configuration, but for
+    the transformer's dropout rates: they change training only, and the shipped one was tuned without.
     """
     tokenizer = load_model(vq_path, "vq", expect=expect and expect.vq, device=device)
-    model = load_model(mvtm_path, "mvtm", expect=expect and expect.transformer, device=device)
+    model = load_model(mvtm_path, "mvtm", expect=expect and expect.transformer, device=device,
+                       ignore=TransformerConfig.WEIGHTLESS)
     vq, tf = tokenizer.cfg, model.cfg
     if (vq.num_codes, vq.num_tokens) != (tf.num_codes, tf.num_tokens):
         raise ValueError(

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from autograder import examples, figures, hidden, release, rerun
+from maskgit_lab.configs import get_config
 
 SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
 NB01, NB04 = "01_vq_tokenization", "04_iterative_decoding"
@@ -103,7 +104,8 @@ def test_a_bug_changes_the_figure_where_it_acts_and_nowhere_else(student, notebo
         assert any(not np.array_equal(yours[boxes[i]], reference[boxes[i]]) for i in step_two)
 
 
-ON_THE_FIGURES_INPUT = "if z.shape == (256, 64):  # only the figure's four emoji: 4 × 64 tokens of width 64\n"
+TOKENS = get_config("default").transformer.num_tokens  # the shipped tokenizer's tokens per image
+ON_THE_FIGURES_INPUT = f"if z.shape == ({4 * TOKENS}, 64):  # only the figure's four emoji: 4 × {TOKENS} tokens of width 64\n"
 MISBEHAVES = {
     "raises": ("        raise RuntimeError('only on big inputs')\n", "your code raised RuntimeError: only on big inputs"),
     "hangs": ("        while True:\n            pass\n", "did not finish the picture within 5 s"),

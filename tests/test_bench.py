@@ -5,6 +5,7 @@ import torch
 
 from maskgit_lab import bench
 from maskgit_lab.bench import bench_attention, bench_evaluate, run_benchmarks, token_masks_of_test_set
+from maskgit_lab.configs import get_config
 
 
 def test_quick_benchmarks_report_positive_ratios(capsys):
@@ -31,9 +32,10 @@ def test_a_ceiling_target_and_no_target_read_as_such():
     assert free["met"] is None and bench.report(free).endswith("= 2.00 (no target: why)")
 
 
-def test_decode_benchmark_uses_the_test_set_masks():
-    masks = token_masks_of_test_set(limit=5)
-    assert masks.shape == (5, 64) and masks.any(dim=1).all()
+def test_decode_benchmark_uses_the_test_set_masks_on_the_default_grid():
+    masks = token_masks_of_test_set(get_config("default").vq.downsample, limit=5)
+    assert masks.shape == (5, get_config("default").transformer.num_tokens) and masks.any(dim=1).all()
+    assert token_masks_of_test_set(8, limit=5).shape == (5, 64)
 
 
 def test_attention_benchmark_compares_like_with_like():

@@ -85,9 +85,22 @@ def test_pair_is_checked_against_a_named_config(tmp_path, tiny_tokenizer, tiny_m
     assert model.cfg == TINY_TF
 
 
+def test_pair_check_lets_the_dropout_rates_differ_and_nothing_else(tmp_path, tiny_tokenizer):
+    save_checkpoint(tmp_path / "vq.pt", "vq", tiny_tokenizer)
+    save_checkpoint(tmp_path / "m.pt", "mvtm", BidirectionalTransformer(dataclasses.replace(TINY_TF, dropout=0.0, attn_drop=0.0)))
+    tiny = ModelConfig("tiny", TINY_VQ, dataclasses.replace(TINY_TF, dropout=0.3, attn_drop=0.2))
+    _, model = load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=tiny)
+    assert (model.cfg.dropout, model.cfg.attn_drop) == (0.0, 0.0)  # the checkpoint's own rates
+    wider = ModelConfig("tiny", TINY_VQ, dataclasses.replace(TINY_TF, dropout=0.3, hidden_dim=TINY_TF.hidden_dim * 2))
+    with pytest.raises(ValueError, match=r"different mvtm config \(hidden_dim: expected"):
+        load_pair(tmp_path / "vq.pt", tmp_path / "m.pt", expect=wider)
+
+
 def test_load_shipped_is_the_pair_at_the_shipped_paths():
     tokenizer, model = load_shipped()
     assert isinstance(tokenizer, VQTokenizer) and isinstance(model, BidirectionalTransformer)
     assert weights_hash(tokenizer) == weights_hash(load_model(SHIPPED_VQ, "vq"))
     assert weights_hash(model) == weights_hash(load_model(SHIPPED_MVTM, "mvtm"))
-    assert tokenizer.cfg == get_config("default").vq and model.cfg == get_config("default").transformer
+    default = get_config("default")
+    assert tokenizer.cfg == default.vq
+    assert model.cfg == dataclasses.replace(default.transformer, dropout=0.0, attn_drop=0.0)  # tuned without dropout

@@ -69,7 +69,7 @@ def test_unknown_benchmark_is_refused(capsys):
 def test_modelability_reports_the_shipped_tokenizers_diagnostics(capsys):
     assert main(["modelability", "--vq", str(SHIPPED_VQ), "--limit", "16"]) == 0
     out = capsys.readouterr().out
-    assert "patch encoder, K=128, 16 test images" in out
+    assert f"patch encoder, K={load_model(SHIPPED_VQ, 'vq').cfg.num_codes}, 16 test images" in out
     assert "known tokens changed by the hole (masked image vs ground truth): 0.0%" in out  # a patch encoder, by construction
 
 
@@ -111,10 +111,12 @@ BAD_ARGUMENTS = [
     (["inpaint", "--temperature", "-1"], "--temperature: must be a finite number ≥ 0, got '-1'"),
     (["inpaint", "--sample-temperature", "0"], "--sample-temperature: must be a finite number > 0, got '0'"),
     (["inpaint", "--retokenize", "-1"], "--retokenize: the value must be an integer ≥ 0, got '-1'"),
+    (["inpaint", "--blur", "-0.5"], "--blur: must be a finite number ≥ 0, got '-0.5'"),
+    (["inpaint", "--blur", "nan"], "--blur: must be a finite number ≥ 0, got 'nan'"),
     (["inpaint", "--batch-size", "0"], "--batch-size: the value must be an integer ≥ 1, got '0'"),
     (["inpaint", "--limit", "0"], "--limit: the value must be an integer ≥ 1, got '0'"),
     (["inpaint", "--limit", "-1"], "--limit: the value must be an integer ≥ 1, got '-1'"),
-    (["inpaint", "-T", "10000"], "-T 10000 is more decoding steps than the 64 tokens of an image (config 'default'), so some steps would decode nothing; use -T ≤ 64"),
+    (["inpaint", "-T", "10000"], "-T 10000 is more decoding steps than the 256 tokens of an image (config 'default'), so some steps would decode nothing; use -T ≤ 256"),
     (["inpaint", "-T", "8", "--sweet-spot", "9"], "--sweet-spot 9 stops after more steps than -T 8; use ≤ 8"),
     (["inpaint", "--vq", "{tmp}/none.pt"], "none.pt is missing; give the path of an existing file"),
     (["inpaint", "--data-root", "{tmp}/nowhere"], "nowhere is missing; give the path of an existing folder"),
@@ -212,7 +214,7 @@ def test_train_mvtm_takes_the_codebook_size_of_a_tokenizer_trained_with_num_code
                  str(tmp_path / "vq.pt")] + TINY_TRAIN) == 0
     mvtm = ["--threads", "1", "train-mvtm", "--tokenizer", str(tmp_path / "vq.pt")] + TINY_TRAIN
     code, err = run(mvtm + ["--run-dir", str(tmp_path / "refused")], capsys)
-    assert code == 2 and "makes K=24, N=64, but the transformer config wants K=128, N=64: pass --num-codes 24" in err
+    assert code == 2 and "makes K=24, N=256, but the transformer config wants K=1024, N=256: pass --num-codes 24" in err
     assert main(mvtm + ["--num-codes", "24", "--run-dir", str(tmp_path / "mvtm"), "--export", str(tmp_path / "mvtm.pt")]) == 0
     assert load_model(tmp_path / "mvtm.pt", "mvtm").cfg.num_codes == 24
 

@@ -18,8 +18,8 @@ def test_each_config_pairs_a_transformer_with_its_tokenizers_grid_and_codebook(n
     assert logits.shape == (2, grid * grid, cfg.vq.num_codes)
 
 
-def test_the_fine_configs_tokens_each_see_their_own_4x4_patch():
-    cfg = get_config("fine").vq
+def test_the_default_configs_tokens_each_see_their_own_4x4_patch():
+    cfg = get_config("default").vq
     torch.manual_seed(0)
     encoder = VQTokenizer(cfg).eval().encoder
     images = torch.rand(1, 3, 64, 64) * 2 - 1

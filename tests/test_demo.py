@@ -1,9 +1,12 @@
 """The demo end to end on tiny checkpoints, with a stand-in feature network."""
 
+import dataclasses
+
 import pytest
 
 from maskgit_lab import demo
 from maskgit_lab.checkpoint import save_checkpoint
+from maskgit_lab.configs import get_config
 from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.quality import markdown_table, read_rows
 from maskgit_lab.schedules import SCHEDULES
@@ -62,3 +65,19 @@ def test_quick_run_keeps_a_shipped_tokenizer(tmp_path, checkpoints, monkeypatch)
     vq, mvtm = demo.quick_checkpoints(tmp_path, demo.DEFAULT_ROOT, shipped_vq=checkpoints[0])
     assert vq == checkpoints[0] and mvtm.name == "mvtm-on-shipped-vq.pt"
     assert trained == [("mvtm", checkpoints[0])]
+
+
+def test_quick_run_sizes_its_transformer_to_the_tokenizer_and_trains_both_coarse_without_one(
+        tmp_path, checkpoints, tiny_tokenizer, monkeypatch):
+    configs = []
+    monkeypatch.setattr(demo, "train_vq", lambda cfg, *args, **kw: configs.append(cfg))
+    monkeypatch.setattr(demo, "train_mvtm", lambda cfg, *args, **kw: configs.append(cfg))
+    monkeypatch.setattr(demo, "export", lambda run, kind, dest: dest)
+    demo.quick_checkpoints(tmp_path / "given", demo.DEFAULT_ROOT, shipped_vq=checkpoints[0])
+    default = get_config("default").transformer
+    assert configs == [dataclasses.replace(default, num_codes=tiny_tokenizer.cfg.num_codes,
+                                           num_tokens=tiny_tokenizer.cfg.num_tokens)]
+    configs.clear()
+    demo.quick_checkpoints(tmp_path / "none", demo.DEFAULT_ROOT)
+    coarse = get_config("coarse")
+    assert configs == [coarse.vq, coarse.transformer]
