@@ -203,6 +203,8 @@ def _decode_args(parser):
                         help="sample codes from softmax(logits / s), finite and > 0; 1 = MaskGIT's sampling, smaller is greedier")
     parser.add_argument("--retokenize", type=integer(0), default=DecodeSettings.retokenize,
                         help="encode and decode the inpainted image (known pixels pasted back) again this many times")
+    parser.add_argument("--blur", type=number(0), default=DecodeSettings.blur,
+                        help="then blur the generated pixels with a Gaussian of this σ in pixels, finite and ≥ 0 (0: sharp)")
     parser.add_argument("--seed", type=integer(0), default=0)
     parser.add_argument("--batch-size", type=POSITIVE, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
@@ -294,7 +296,7 @@ def cmd_inpaint(args):
 
     check_decoding(args, args.config)
     settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature,
-                              args.retokenize)
+                              args.retokenize, args.blur)
     out = OutputFolder(args.out, "inpaint", args.overwrite, ground_truth=ground_truth_dir(args.data_root),
                        vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed)
     written = inpaint_test_set(args.vq, args.mvtm, args.data_root, out, settings, seed=args.seed, batch_size=args.batch_size,

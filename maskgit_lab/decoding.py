@@ -37,11 +37,13 @@ def is_count(value) -> bool:
 @dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k,
-    sampling temperature s, and rounds of re-tokenizing the inpainted image.
+    sampling temperature s, rounds of re-tokenizing the inpainted image, and a blur of the fill.
 
     ``sweet_spot=k`` stops after k of the T steps and fills every token still masked then.
-    ``retokenize=r`` is for inpainting (``inpaint.inpaint``; ``iterative_decode`` ignores it): r times,
-    the image with its known pixels pasted back is encoded and decoded again by the tokenizer.
+    ``retokenize`` and ``blur`` are for inpainting (``inpaint.inpaint``; ``iterative_decode`` ignores
+    them): ``retokenize=r`` times, the image with its known pixels pasted back is encoded and decoded
+    again by the tokenizer; then the generated pixels are blurred with a 5 × 5 Gaussian of
+    σ = ``blur`` pixels (0: not at all) before the known pixels are pasted back.
     """
 
     schedule: str = "cosine"
@@ -49,7 +51,8 @@ class DecodeSettings:
     temperature: float = 1.0
     sweet_spot: Optional[int] = None
     sample_temperature: float = 0.3
-    retokenize: int = 0
+    retokenize: int = 5
+    blur: float = 0.5
 
     def __post_init__(self):
         gamma(self.schedule)  # refuses an unknown name with the list of valid ones
@@ -64,12 +67,14 @@ class DecodeSettings:
             raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
         if not is_count(self.retokenize) or self.retokenize < 0:
             raise ValueError(f"retokenize must be an integer ≥ 0 (0 keeps the first decoded image), got {self.retokenize!r}")
+        if isinstance(self.blur, bool) or not isinstance(self.blur, (int, float)) or not (math.isfinite(self.blur) and self.blur >= 0):
+            raise ValueError(f"blur must be a finite number ≥ 0 (σ in pixels; 0 leaves the fill sharp), got {self.blur!r}")
 
     @property
     def label(self) -> str:
-        """The row name in quality tables: ``cosine T=8``, ``cubic T=12 stop@4``, ``cosine T=8 retok×3``."""
+        """The row name in quality tables: ``cosine T=8 retok×5 blur 0.5``, ``cubic T=12 stop@4 retok×5 blur 0.5``."""
         return (f"{self.schedule} T={self.steps}" + (f" stop@{self.sweet_spot}" if self.sweet_spot else "")
-                + (f" retok×{self.retokenize}" if self.retokenize else ""))
+                + (f" retok×{self.retokenize}" if self.retokenize else "") + (f" blur {self.blur:g}" if self.blur else ""))
 
 
 @dataclass

@@ -10,12 +10,15 @@ commits the hole's tokens a few at a time, so their seams do not always agree. T
 encoder sees each token's own patch, known pixels and generated ones alike, and its decoder
 renders every token beside its neighbours: a round trip pulls the hole toward images the
 tokenizer can represent. The known tokens keep their codes when the encoder is patch-local.
+Last, ``DecodeSettings.blur`` softens the generated pixels a little (a Gaussian of σ < 1 pixel):
+the decoder's fill has a grain that the ground truth lacks (data/checkpoints/README.md measures it).
 """
 
 from typing import Callable, Optional
 
 import torch
 from torch.nn import functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from maskgit_lab.decoding import DecodeSettings, decode_step, iterative_decode
 
@@ -60,7 +63,7 @@ def inpaint(
     """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S).
 
     ``settings`` and ``step`` go to ``iterative_decode`` unchanged; ``settings.retokenize`` rounds
-    follow the VQ decoder. The history (``return_history``) holds the transformer's tokens.
+    and then ``settings.blur`` follow the VQ decoder. The history (``return_history``) holds the transformer's tokens.
     """
     check_pair(images, known)
     tokenizer.eval()
@@ -71,6 +74,8 @@ def inpaint(
     output = tokenizer.decode(codes)
     for _ in range(settings.retokenize):
         output = tokenizer.decode(tokenizer.encode(paste_known(output, images, known)))
+    if settings.blur:
+        output = gaussian_blur(output, kernel_size=[5, 5], sigma=[settings.blur, settings.blur])
     if paste:
         output = paste_known(output, images, known)
     return (output, history) if return_history else output

@@ -90,10 +90,11 @@ def test_the_default_setting_and_its_labels():
     default = DecodeSettings()
     # the measured best for inpainting (README, "The default decode setting"), not MaskGIT's τ = 4.5, s = 1
     assert (default.schedule, default.steps, default.temperature, default.sweet_spot, default.sample_temperature,
-            default.retokenize) == ("cosine", 8, 1.0, None, 0.3, 0)
-    assert default.label == "cosine T=8"
-    assert DecodeSettings("cubic", 12, sweet_spot=4).label == "cubic T=12 stop@4"
-    assert DecodeSettings(retokenize=3).label == "cosine T=8 retok×3"
+            default.retokenize, default.blur) == ("cosine", 8, 1.0, None, 0.3, 5, 0.5)
+    assert default.label == "cosine T=8 retok×5 blur 0.5"
+    assert DecodeSettings("cubic", 12, sweet_spot=4, retokenize=0, blur=0).label == "cubic T=12 stop@4"
+    assert DecodeSettings(retokenize=3, blur=0).label == "cosine T=8 retok×3"
+    assert DecodeSettings(retokenize=0, blur=1).label == "cosine T=8 blur 1"
 
 
 def test_the_step_is_an_argument(tiny_model):
@@ -180,6 +181,12 @@ def test_a_bad_sample_temperature_is_refused(value):
 def test_a_bad_retokenize_count_is_refused(value):
     with pytest.raises(ValueError, match=r"retokenize must be an integer ≥ 0 \(0 keeps the first decoded image\)"):
         DecodeSettings(retokenize=value)
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), True, "0.5"])
+def test_a_bad_blur_is_refused(value):
+    with pytest.raises(ValueError, match=r"blur must be a finite number ≥ 0 \(σ in pixels; 0 leaves the fill sharp\)"):
+        DecodeSettings(blur=value)
 
 
 class Scaled(torch.nn.Module):

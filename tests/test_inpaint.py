@@ -66,18 +66,40 @@ def test_retokenizing_encodes_and_decodes_the_pasted_image_again(tiny_tokenizer,
     images = torch.rand(2, 3, 64, 64) * 2 - 1
     known = torch.ones(2, 64, 64, dtype=torch.bool)
     known[:, 20:45, 3:37] = False  # a hole whose edges cut through tokens
-    first, history = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4), paste=False,
-                             generator=torch.Generator().manual_seed(0), return_history=True)
+    first, history = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4, retokenize=0, blur=0),
+                             paste=False, generator=torch.Generator().manual_seed(0), return_history=True)
     expected = first
     with torch.no_grad():
         for _ in range(rounds):
             expected = tiny_tokenizer.decode(tiny_tokenizer.encode(paste_known(expected, images, known)))
-    settings = DecodeSettings(steps=4, retokenize=rounds)
+    settings = DecodeSettings(steps=4, retokenize=rounds, blur=0)
     out, again = inpaint(tiny_tokenizer, tiny_model, images, known, settings, generator=torch.Generator().manual_seed(0),
                          return_history=True)
     torch.testing.assert_close(out, paste_known(expected, images, known))
     assert torch.equal(again.tokens[-1], history.tokens[-1])  # the history is the transformer's, before the round trips
     assert not torch.allclose(expected, first)
+
+
+def gaussian_by_hand(images, sigma):
+    """A 5 × 5 Gaussian of σ pixels as one dense 2-D convolution per channel, borders mirrored."""
+    t = torch.arange(-2.0, 3.0)
+    weights = torch.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma**2))
+    weights = (weights / weights.sum()).expand(3, 1, 5, 5)
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect"), weights, groups=3)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.3])
+def test_blur_softens_the_generated_pixels_after_the_round_trips_and_never_the_known_ones(tiny_tokenizer, tiny_model, sigma):
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    known = torch.ones(2, 64, 64, dtype=torch.bool)
+    known[:, 20:45, 3:37] = False
+    sharp = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4, retokenize=1, blur=0),
+                    paste=False, generator=torch.Generator().manual_seed(0))
+    out = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4, retokenize=1, blur=sigma),
+                  generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, paste_known(gaussian_by_hand(sharp, sigma), images, known))
+    assert torch.equal(out.permute(1, 0, 2, 3)[:, known], images.permute(1, 0, 2, 3)[:, known])
+    assert not torch.allclose(out, paste_known(sharp, images, known))
 
 
 def test_inpaint_refuses_a_mask_that_does_not_match(tiny_tokenizer, tiny_model):
