@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from maskgit_lab.decoding import DecodeSettings
-from maskgit_lab.inpaint import inpaint, paste_known, token_mask_from_pixels
+from maskgit_lab.inpaint import gaussian_blur, inpaint, paste_known, token_mask_from_pixels
 
 
 def brute_force_token_mask(known: torch.Tensor, f: int) -> torch.Tensor:
@@ -80,12 +80,20 @@ def test_retokenizing_encodes_and_decodes_the_pasted_image_again(tiny_tokenizer,
     assert not torch.allclose(expected, first)
 
 
-def gaussian_by_hand(images, sigma):
+def dense_gaussian(images, sigma):
     """A 5 × 5 Gaussian of σ pixels as one dense 2-D convolution per channel, borders mirrored."""
     t = torch.arange(-2.0, 3.0)
     weights = torch.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma**2))
     weights = (weights / weights.sum()).expand(3, 1, 5, 5)
     return torch.nn.functional.conv2d(torch.nn.functional.pad(images, (2, 2, 2, 2), mode="reflect"), weights, groups=3)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.3])
+def test_the_blur_is_torchvisions_gaussian_blur(sigma):
+    from torchvision.transforms.functional import gaussian_blur as torchvisions
+
+    images = torch.rand(3, 3, 64, 64) * 2 - 1
+    torch.testing.assert_close(gaussian_blur(images, sigma), torchvisions(images, kernel_size=[5, 5], sigma=[sigma, sigma]))
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.3])
@@ -97,7 +105,7 @@ def test_blur_softens_the_generated_pixels_after_the_round_trips_and_never_the_k
                     paste=False, generator=torch.Generator().manual_seed(0))
     out = inpaint(tiny_tokenizer, tiny_model, images, known, DecodeSettings(steps=4, retokenize=1, blur=sigma),
                   generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(out, paste_known(gaussian_by_hand(sharp, sigma), images, known))
+    torch.testing.assert_close(out, paste_known(dense_gaussian(sharp, sigma), images, known))
     assert torch.equal(out.permute(1, 0, 2, 3)[:, known], images.permute(1, 0, 2, 3)[:, known])
     assert not torch.allclose(out, paste_known(sharp, images, known))
 
