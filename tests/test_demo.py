@@ -25,13 +25,14 @@ def test_demo_with_checkpoints_scores_and_draws(tmp_path, checkpoints, capsys):
     figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=3, settings=DecodeSettings(steps=4), limit=12,
                              extractor=STAND_IN)
     out = capsys.readouterr().out
-    assert "tokenizer floor FID" in out and "gap closed" in out and "| cosine T=4 |" in out
+    label = DecodeSettings(steps=4).label  # with the default round trips and blur
+    assert "tokenizer floor FID" in out and "gap closed" in out and f"| {label} |" in out
     assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png", "quality.png"]
     assert all(f.stat().st_size > 1000 for f in figures)
     table = (tmp_path / "out" / "quality.md").read_text().splitlines()
     assert len(table) == 2 + 4  # header, rule, gray, white, floor, cosine T=4
     rows = read_rows(tmp_path / "out" / "quality.json")
-    assert [row["method"] for row in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=4"]
+    assert [row["method"] for row in rows] == ["gray fill", "white fill", "tokenizer floor", label]
     assert markdown_table(rows).splitlines() == table
 
 
@@ -45,7 +46,7 @@ def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoint
     grid = result["rows"][3 : 3 + 24]
     assert {(row["schedule"], row["steps"]) for row in grid} == {(s, t) for s in SCHEDULES for t in (1, 4, 8, 12)}
     best = min(grid, key=lambda row: row["fid"])["schedule"]
-    assert methods[-5:] == [f"{best} T=12 stop@{s}" for s in (2, 4, 6, 8, 10)]
+    assert methods[-5:] == [DecodeSettings(best, 12, sweet_spot=s).label for s in (2, 4, 6, 8, 10)]
 
 
 def test_demo_without_checkpoints_trains_a_quick_run_and_skips_scores(tmp_path, checkpoints, capsys, monkeypatch):

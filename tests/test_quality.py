@@ -78,12 +78,12 @@ def test_table_rows_and_summary(scorer, tiny_tokenizer, tiny_model):
     rows = baseline_rows(score, tiny_tokenizer)
     settings = [DecodeSettings("cosine", 2), DecodeSettings("linear", 4, sweet_spot=2)]
     rows += maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
-    assert [r["method"] for r in rows] == ["gray fill", "white fill", "tokenizer floor", "cosine T=2",
-                                           "linear T=4 stop@2"]
+    labels = [setting.label for setting in settings]  # "cosine T=2 retok×5 blur 0.5", "linear T=4 stop@2 retok×5 blur 0.5"
+    assert [r["method"] for r in rows] == ["gray fill", "white fill", "tokenizer floor"] + labels
     assert all(0 <= r["token_acc"] <= 1 for r in rows[3:])
     summary = summarize(rows)
     assert summary["ceiling"] == min(rows[0]["fid"], rows[1]["fid"])
-    assert summary["best"]["method"] in ("cosine T=2", "linear T=4 stop@2")
+    assert summary["best"]["method"] in labels
     assert rows[2]["gap_closed"] == pytest.approx(1.0)
     table = markdown_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| tokenizer floor |" in table
@@ -194,7 +194,7 @@ def test_one_step_rows_are_decoded_once_per_temperature_and_equal_a_fresh_decode
     with monkeypatch.context() as patch:
         patch.setattr(type(score), "__call__", counting)
         rows = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
-    assert scored == ["cosine T=1", "linear T=1"]  # the second linear T=1 has another temperature
+    assert scored == [settings[0].label, settings[1].label]  # the second linear T=1 has another temperature
     fresh = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], [DecodeSettings("linear", 1)], batch_size=16)[0]
     assert rows[1] == fresh
     assert rows[1]["schedule"] == "linear" and rows[0]["schedule"] == "cosine"
