@@ -11,6 +11,7 @@ import torch
 from browser_lab import Explorer, assert_shows_counts, expected_counts, package_tokens
 
 from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.widgets import MAX_TEMPERATURE
 
 pytestmark = pytest.mark.browser
 
@@ -91,13 +92,17 @@ def test_arrow_keys_on_the_image_slider_decode_another_image(solution_page):
 
 def test_temperature_slider_changes_the_picture_not_the_counts(solution_page):
     settings = Explorer(solution_page).settings()
-    higher = settings["temperature"] + 3.0  # six → presses of 0.5
-    # A small change of τ can leave every decision of a decoding alone; this one must not.
-    assert not torch.equal(package_tokens(settings, higher), package_tokens(settings, settings["temperature"])), \
-        f"the package decodes alike at τ = {higher} and {settings['temperature']} here: press a different number of times"
+    # A change of τ can leave every decision of a decoding alone (a confident model, a small hole): press
+    # the slider's right key (+0.5) as often as it takes the package to decode otherwise, six times at least.
+    base = package_tokens(settings, settings["temperature"])
+    room = int((MAX_TEMPERATURE - settings["temperature"]) / 0.5)
+    presses = next((p for p in range(6, room + 1)
+                    if not torch.equal(package_tokens(settings, settings["temperature"] + 0.5 * p), base)), None)
+    assert presses, f"the package decodes alike at every τ from {settings['temperature']} to {MAX_TEMPERATURE} here"
+    higher = settings["temperature"] + 0.5 * presses
     explorer, (text, pictures), (new_text, new_pictures) = change_and_check(
-        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "right", times=6), "six ArrowRight keys",
-        shows=f"decoded with τ = {higher:.1f}")
+        solution_page, "temperature", lambda e: e.press_on_slider("temperature", "right", times=presses),
+        f"{presses} ArrowRight keys", shows=f"decoded with τ = {higher:.1f}")
     assert explorer.settings()["temperature"] == higher
     counts = [line for line in text.splitlines() if line.startswith("masked after each step:")]
     assert counts and counts == [line for line in new_text.splitlines() if line.startswith("masked after each step:")], \
