@@ -29,6 +29,7 @@ checkpoints named by ``MASKGIT_LAB_LAB_VQ`` / ``MASKGIT_LAB_LAB_MVTM`` and the t
 """
 
 import argparse
+import functools
 import hashlib
 import sys
 from pathlib import Path
@@ -101,13 +102,22 @@ def student_step(step: Callable) -> Callable:
     return adapted
 
 
+@functools.lru_cache(maxsize=2)
+def subset_scorer(limit: Optional[int]) -> tuple:
+    """The scorer and images of the first ``limit`` test images, built once per process: the calibration and
+    the threshold test score several decoders against the same ground-truth features."""
+    from maskgit_lab.quality import test_set_scorer
+
+    return test_set_scorer(DEFAULT_ROOT, limit, progress=False)
+
+
 def decode_fid(step: Optional[Callable] = None, limit: Optional[int] = CPU_SUBSET, device: str = "cpu",
                vq_path=SHIPPED_VQ, mvtm_path=SHIPPED_MVTM, config=None,
                seed: int = SEED, extractor=None) -> float:
     """FID of the inpainted first ``limit`` test images (all when None) against their ground truth."""
     from maskgit_lab.quality import test_set_scorer
 
-    scorer, test = test_set_scorer(DEFAULT_ROOT, limit, extractor=extractor, progress=False)
+    scorer, test = subset_scorer(limit) if extractor is None else test_set_scorer(DEFAULT_ROOT, limit, extractor, False)
     tokenizer, model = load_pair(vq_path, mvtm_path, device=device, expect=config)
     images = inpaint_batched(tokenizer, model, test["masked"], test["known"], DecodeSettings(), seed=seed, progress=False,
                              step=decode_step if step is None else student_step(step))
