@@ -117,6 +117,7 @@ def decode_fid(step: Optional[Callable] = None, limit: Optional[int] = CPU_SUBSE
     """FID of the inpainted first ``limit`` test images (all when None) against their ground truth."""
     from maskgit_lab.quality import test_set_scorer
 
+    # Another extractor is scored afresh: a FeatureExtractor (a dataclass) cannot be a cache key.
     scorer, test = subset_scorer(limit) if extractor is None else test_set_scorer(DEFAULT_ROOT, limit, extractor, False)
     tokenizer, model = load_pair(vq_path, mvtm_path, device=device, expect=config)
     images = inpaint_batched(tokenizer, model, test["masked"], test["known"], DecodeSettings(), seed=seed, progress=False,
