@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_VQ
+from maskgit_lab.classes import NUM_CLASSES
 from maskgit_lab.configs import CONFIGS, get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import DecodeSettings
@@ -137,7 +138,7 @@ DOMAINS = {
     "gan_start": integer(0), "warmup": integer(0), "seed": integer(0),
     "lr": number(0, low_open=True), "edge_weight": number(0), "gan_weight": number(0), "weight_decay": number(0),
     "label_smoothing": number(0, 1, high_open=True), "ema": number(0, 1, high_open=True),
-    "inpaint_masks": number(0, 1),
+    "inpaint_masks": number(0, 1), "p_uncond": number(0, 1),
     "hflip": boolean, "decoder_only": boolean, "amp": boolean, "fused_attention": boolean, "compile": boolean,
     "init": optional_file, "init_decoder": optional_file,
     "restart_from": str, "schedule": str,  # names: checked by `choices`
@@ -270,6 +271,8 @@ def cmd_train_mvtm(args):
     cfg = replace(cfg, num_codes=args.num_codes or cfg.num_codes)
     if args.dropout is not None:
         cfg = replace(cfg, dropout=args.dropout, attn_drop=args.dropout)
+    if args.conditional:
+        cfg = replace(cfg, num_classes=NUM_CLASSES)
     run_dir = train_mvtm(cfg, dataclass_from(args, MVTMTrainConfig), args.tokenizer, args.run_dir, args.data_root,
                          resume=args.resume)
     _finish_training(run_dir, "mvtm", args)
@@ -404,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the config's codebook size K (the tokenizer's K, when it was trained with --num-codes)")
     p.add_argument("--dropout", type=number(0.0, 1.0, high_open=True),
                    help="override the config's dropout rate (residual and attention); --init may change it")
+    p.add_argument("--conditional", type=boolean, default=False,
+                   help=f"learn the {NUM_CLASSES} emoji categories as class labels (maskgit_lab.classes), "
+                        f"each dropped with probability --p-uncond; --init may name an unconditional transformer")
     p.add_argument("--run-dir", type=folder, default=Path("runs/mvtm"))
     p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(MVTMTrainConfig.SAFE_TO_CHANGE)))
     p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")

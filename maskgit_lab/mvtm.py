@@ -5,6 +5,10 @@
 Sample r ~ U(0, 1), mask exactly max(1, floor(γ(r)·N)) tokens, replace them with the
 [MASK] id and score the cross-entropy on the masked positions only — the visible tokens
 are given, so predicting them would teach the model to copy.
+
+Class-conditional training (for classifier-free guidance, Ho & Salimans 2022) also drops each
+row's label with probability p_uncond, replacing it with the null class: one model then learns
+both p(y | Y_M̄, c) and p(y | Y_M̄), the two halves that guidance contrasts at decoding time.
 """
 
 from typing import Optional
@@ -41,10 +45,19 @@ def mixed_training_mask(B: int, N: int, schedule: str, downsample: int, hole_sha
     return mask
 
 
-def mvtm_loss(model, tokens: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.1):
-    """The loss of ``model`` on clean tokens (B, N) with ``mask`` (B, N) hidden; returns (loss, stats)."""
+def drop_labels(labels: torch.Tensor, p_uncond: float, null_class: int,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Each of the (B,) class ids replaced by ``null_class`` with probability ``p_uncond``."""
+    dropped = torch.rand(labels.shape, generator=generator) < p_uncond  # (B,) rows trained without a label
+    return labels.masked_fill(dropped.to(labels.device), null_class)
+
+
+def mvtm_loss(model, tokens: torch.Tensor, mask: torch.Tensor, label_smoothing: float = 0.1,
+              labels: Optional[torch.Tensor] = None):
+    """The loss of ``model`` on clean tokens (B, N) with ``mask`` (B, N) hidden, given class ids
+    ``labels`` (B,) or none; returns (loss, stats)."""
     inputs = tokens.masked_fill(mask, model.mask_id)
-    logits = model(inputs)  # (B, N, K)
+    logits = model(inputs) if labels is None else model(inputs, labels)  # (B, N, K)
     loss = masked_token_loss(logits, tokens, mask, label_smoothing)
     with torch.no_grad():
         accuracy = (logits[mask].argmax(-1) == tokens[mask]).float().mean()

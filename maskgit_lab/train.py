@@ -38,6 +38,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from maskgit_lab import distributed
+from maskgit_lab.classes import labels_for, labels_of_test_set
 from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint
 from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, load_test_batch
 from maskgit_lab.discriminator import (
@@ -48,7 +49,7 @@ from maskgit_lab.discriminator import (
     hinge_g_loss,
 )
 from maskgit_lab.masking import random_token_mask
-from maskgit_lab.mvtm import mixed_training_mask, mvtm_loss, training_mask
+from maskgit_lab.mvtm import drop_labels, mixed_training_mask, mvtm_loss, training_mask
 from maskgit_lab.transformer import BidirectionalTransformer, TransformerConfig
 from maskgit_lab.utils import set_seed
 from maskgit_lab.vq import RESTART_FROM, VQConfig, VQTokenizer, encode_all
@@ -101,13 +102,18 @@ class MVTMTrainConfig:
     compile: bool = False  # torch.compile the transformer (GPU; the first steps compile)
     init: str = ""  # start model and EMA from this transformer checkpoint (fresh optimizer and schedule)
     inpaint_masks: float = 0.0  # share of each batch masked with test-like holes instead of MaskGIT's random masks
+    p_uncond: float = 0.1  # a conditional model: share of rows whose label is dropped (the null class)
 
 
-def load_images(root, split: str = "train", max_images: Optional[int] = None) -> torch.Tensor:
-    """All images of a split as one (M, 3, 64, 64) tensor: the data set fits in memory."""
+def load_images(root, split: str = "train", max_images: Optional[int] = None, labels: bool = False):
+    """All images of a split as one (M, 3, 64, 64) tensor: the data set fits in memory.
+    With ``labels``, (images, (M,) class ids)."""
     folder = ImageFolder(root, split)
     count = len(folder) if max_images is None else min(max_images, len(folder))
-    return torch.stack([folder[i] for i in range(count)])
+    images = torch.stack([folder[i] for i in range(count)])
+    if not labels:
+        return images
+    return images, labels_for([f.name for f in folder.files[:count]], root)
 
 
 def load_test_targets(root, max_images: Optional[int] = None) -> torch.Tensor:
@@ -423,17 +429,21 @@ def _train_vq(run: RunDir, data_root, progress: bool):
 
 
 @torch.no_grad()
-def masked_accuracy(model, tokens: torch.Tensor, ratio: float, seed: int = 0, batch_size: int = 256) -> float:
-    """Accuracy of the argmax prediction on a fixed random ``ratio`` of masked tokens."""
+def masked_accuracy(model, tokens: torch.Tensor, ratio: float, seed: int = 0, batch_size: int = 256,
+                    labels: Optional[torch.Tensor] = None) -> float:
+    """Accuracy of the argmax prediction on a fixed random ``ratio`` of masked tokens (given class ids
+    ``labels``, or none)."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     hits, total = 0, 0
-    for chunk in tokens.split(batch_size):
+    for i, chunk in enumerate(tokens.split(batch_size)):
         mask = random_token_mask(chunk.shape[0], chunk.shape[1], ratio, generator=generator)
         chunk, mask = chunk.to(device), mask.to(device)
-        predicted = model(chunk.masked_fill(mask, model.mask_id)).argmax(-1)
+        inputs = chunk.masked_fill(mask, model.mask_id)
+        given = None if labels is None else labels[i * batch_size:i * batch_size + chunk.shape[0]].to(device)
+        predicted = (model(inputs) if given is None else model(inputs, given)).argmax(-1)
         hits += (predicted[mask] == chunk[mask]).sum().item()
         total += mask.sum().item()
     model.train(was_training)
@@ -449,14 +459,14 @@ def update_ema(ema_model, model, decay: float, step: int):
 
 
 def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: MVTMTrainConfig,
-                         total: Optional[torch.Tensor] = None) -> dict:
+                         total: Optional[torch.Tensor] = None, labels: Optional[torch.Tensor] = None) -> dict:
     """Backward the MVTM loss of a batch in ``tcfg.accumulate`` micro-batches.
 
     Each micro-batch's mean loss is weighted by its share of the masked tokens, so the summed
     gradient equals the gradient of the whole batch's mean loss. Returns the batch's stats.
     Under DDP, ``tokens`` and ``mask`` are one rank's rows and ``total`` is the global batch's
     masked count / world size: DDP averages the ranks' gradients into the global batch's gradient,
-    and all-reduces only after the last micro-batch.
+    and all-reduces only after the last micro-batch. ``labels`` (B,) are the rows' class ids (after dropout).
     """
     total = mask.sum() if total is None else total
     stats = {"loss": 0.0, "masked_acc": 0.0}
@@ -465,11 +475,26 @@ def accumulate_gradients(model, tokens: torch.Tensor, mask: torch.Tensor, tcfg: 
         share = mask[rows].sum() / total
         with distributed.sync_unless_last(model, i + 1 == len(micro_batches)):  # DDP: forward and backward inside
             with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=tcfg.amp):
-                loss, micro = mvtm_loss(model, tokens[rows], mask[rows], tcfg.label_smoothing)
+                loss, micro = mvtm_loss(model, tokens[rows], mask[rows], tcfg.label_smoothing,
+                                        None if labels is None else labels[rows])
             (loss * share).backward()
         for key in stats:
             stats[key] += micro[key] * share.item()
     return stats
+
+
+def init_from(model: BidirectionalTransformer, path):
+    """Load ``path``'s weights into ``model``: the same config but for dropout, or an unconditional
+    transformer into a conditional one (its class embedding stays at zero: the same model to start)."""
+    cfg = model.cfg
+    donor = load_model(path, "mvtm", expect=cfg, ignore=cfg.WEIGHTLESS + ("num_classes",))
+    if not cfg.num_classes and donor.cfg.num_classes:
+        raise ValueError(f"--init {path} is class-conditional; train with --conditional true to continue it")
+    if donor.cfg.num_classes not in (0, cfg.num_classes):
+        raise ValueError(f"--init {path} has {donor.cfg.num_classes} classes and this model {cfg.num_classes}; "
+                         f"start from an unconditional transformer or one with the same classes")
+    missing, _ = model.load_state_dict(donor.state_dict(), strict=False)
+    assert missing == (["class_emb.weight"] if donor.cfg.num_classes != cfg.num_classes else []), missing
 
 
 def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, run_dir, data_root=DEFAULT_ROOT,
@@ -491,18 +516,21 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
                else "choose the --config this tokenizer was trained with")
         raise ValueError(f"{tokenizer_path} makes K={tokenizer.cfg.num_codes}, N={tokenizer.cfg.num_tokens}, "
                          f"but the transformer config wants K={cfg.num_codes}, N={cfg.num_tokens}: {fix}")
-    images = load_images(data_root, "train", tcfg.max_images)
+    images, labels = load_images(data_root, "train", tcfg.max_images, labels=True) if cfg.num_classes else (
+        load_images(data_root, "train", tcfg.max_images), None)
     if tcfg.hflip:
         images = torch.cat([images, images.flip(-1)])  # mirror images double the token data
+        labels = None if labels is None else torch.cat([labels, labels])
     tokens = encode_all(tokenizer, images)  # (M, N)
     test_tokens = encode_all(tokenizer, load_test_targets(data_root, tcfg.max_images))
+    test_labels = labels_of_test_set(data_root, test_tokens.shape[0]) if cfg.num_classes else None
     per_rank = rows.stop - rows.start
     if per_rank % tcfg.accumulate:
         of_rank = f" ({per_rank} per process)" if world.size > 1 else ""
         raise ValueError(f"batch_size {tcfg.batch_size}{of_rank} must split into accumulate={tcfg.accumulate} equal micro-batches")
     model = BidirectionalTransformer(cfg).to(device).use_fused_attention(tcfg.fused_attention)
     if tcfg.init:
-        model.load_state_dict(load_model(tcfg.init, "mvtm", expect=cfg, ignore=cfg.WEIGHTLESS).state_dict())
+        init_from(model, tcfg.init)
     ema_model = copy.deepcopy(model).eval()
     forward = distributed.wrap(model, world)
     forward = torch.compile(forward) if tcfg.compile else forward
@@ -519,14 +547,17 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = tcfg.lr * warmup_cosine(step, run.schedule_steps, tcfg.warmup)
-        batch = tokens[torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)].to(device)
+        pick = torch.randint(tokens.shape[0], (tcfg.batch_size,), generator=generator)
+        batch = tokens[pick].to(device)
+        batch_labels = None if labels is None else drop_labels(labels[pick], tcfg.p_uncond, model.null_class, generator).to(device)
         if tcfg.inpaint_masks:
             mask = mixed_training_mask(*batch.shape, tcfg.schedule, tokenizer.cfg.downsample, tcfg.inpaint_masks, generator)
         else:
             mask = training_mask(*batch.shape, tcfg.schedule, generator)
         mask = mask.to(device)
         opt.zero_grad(set_to_none=True)
-        stats = accumulate_gradients(forward, batch[rows], mask[rows], tcfg, total=mask.sum() / world.size)
+        stats = accumulate_gradients(forward, batch[rows], mask[rows], tcfg, total=mask.sum() / world.size,
+                                     labels=None if batch_labels is None else batch_labels[rows])
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         update_ema(ema_model, model, tcfg.ema, step)
@@ -538,6 +569,8 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
                        "train_masked_acc": stats["masked_acc"], "lr": opt.param_groups[0]["lr"],
                        "test_acc_50": masked_accuracy(ema_model, test_tokens, 0.5),
                        "test_acc_90": masked_accuracy(ema_model, test_tokens, 0.9)}
+                if test_labels is not None:  # the same masks, each image given its class
+                    row["test_acc_90_label"] = masked_accuracy(ema_model, test_tokens, 0.9, labels=test_labels)
                 log.add(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
         if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:

@@ -413,11 +413,11 @@ def build_package(path: Path):
     hand, single_test, twin_test = test_codes
     single_train, twin_train = train_codes[:2]
     tones = ("1F3FB", "1F3FC")
-    entries = [{"unified": hand, "image": f"{hand.lower()}.png",
+    entries = [{"unified": hand, "image": f"{hand.lower()}.png", "category": "People & Body",
                 "skin_variations": {t: {"unified": f"{hand}-{t}", "image": f"{hand.lower()}-{t.lower()}.png"}
                                     for t in tones}}]
     singles = (single_test, twin_test, single_train, twin_train)
-    entries += [{"unified": code, "image": f"{code.lower()}.png"} for code in singles]
+    entries += [{"unified": code, "image": f"{code.lower()}.png", "category": "Flags"} for code in singles]
     files = {f"{hand.lower()}.png": png_bytes((200, 150, 0)),
              f"{hand.lower()}-1f3fb.png": png_bytes((230, 190, 150)),
              f"{hand.lower()}-1f3fc.png": png_bytes((200, 160, 120)),
@@ -456,6 +456,9 @@ def test_prepare_is_deterministic_and_keeps_groups_whole(tmp_path):
     assert len(hand_files) == 4  # the unlisted -1f3ff variant joined its base
     assert {split[name] for name in hand_files} == {"test"}
     assert split[f"{twin_a}.png"] == split[f"{twin_b}.png"]  # identical pixels merged
+    category = {row["source"]: row["category"] for row in read_csv(first / "labels.csv")}
+    assert {category[name] for name in hand_files} == {"People & Body"}  # skin tones, listed or not
+    assert category[f"{twin_a}.png"] == "Flags" and len(category) == 8
     assert verify(first) == []
 
     items = InpaintingTestSet(first)

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from maskgit_lab import mvtm
-from maskgit_lab.mvtm import masked_token_loss, mixed_training_mask, mvtm_step, training_mask
+from maskgit_lab.mvtm import drop_labels, masked_token_loss, mixed_training_mask, mvtm_loss, mvtm_step, training_mask
 from tests.conftest import TINY_TF
 
 
@@ -79,3 +79,28 @@ def test_mixed_mask_keeps_maskgit_rows_and_replaces_a_share_with_holes(monkeypat
     replaced = ~(mixed == plain).all(1)
     assert 150 < replaced.sum() < 250  # about half of the rows
     assert (mixed[replaced] == hole).all()  # and those rows are the hole maker's
+
+
+def test_drop_labels_replaces_each_label_with_the_null_class_by_its_own_draw():
+    labels = torch.arange(9).repeat(100)  # (900,)
+    dropped = drop_labels(labels, 0.3, 9, torch.Generator().manual_seed(5))
+    draws = torch.rand(900, generator=torch.Generator().manual_seed(5)) < 0.3
+    assert torch.equal(dropped, torch.where(draws, torch.tensor(9), labels))
+    assert torch.equal(drop_labels(labels, 0.0, 9), labels)
+    assert (drop_labels(labels, 1.0, 9) == 9).all()
+
+
+def test_mvtm_loss_passes_the_labels_to_the_model(tiny_model):
+    seen = []
+    tokens = torch.randint(16, (2, 64))
+    mask = torch.zeros(2, 64, dtype=torch.bool)
+    mask[:, :5] = True
+
+    def recorder(inputs, labels=None):
+        seen.append(labels)
+        return tiny_model(inputs)
+
+    recorder.mask_id = tiny_model.mask_id
+    mvtm_loss(recorder, tokens, mask, labels=torch.tensor([1, 2]))
+    mvtm_loss(recorder, tokens, mask)
+    assert seen[0].tolist() == [1, 2] and seen[1] is None

@@ -9,6 +9,7 @@ import torch
 
 from maskgit_lab import train as train_module
 from maskgit_lab.checkpoint import load_model, load_pair
+from maskgit_lab.classes import NUM_CLASSES
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.evaluate import inpaint_batched
@@ -256,3 +257,17 @@ def test_init_decoder_starts_only_the_decoder_from_a_tokenizer(tmp_path, trained
 def test_unknown_restart_policy_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown --restart-from 'never'; choose one of: random, error"):
         train_vq(TINY_VQ, dataclasses.replace(VQ_RUN, restart_from="never"), tmp_path / "run", progress=False)
+
+
+def test_a_conditional_model_starts_from_an_unconditional_one_and_learns_its_labels(tmp_path, trained):
+    conditional = dataclasses.replace(TINY_TF, num_classes=NUM_CLASSES)
+    run = dataclasses.replace(MVTM_RUN, steps=3, log_every=3, init=str(trained / "mvtm.pt"), p_uncond=0.5)
+    train_mvtm(conditional, run, trained / "vq.pt", tmp_path / "run", progress=False)
+    export(tmp_path / "run", "mvtm", tmp_path / "cond.pt", half=False)
+    donor, model = load_model(trained / "mvtm.pt", "mvtm"), load_model(tmp_path / "cond.pt", "mvtm")
+    assert model.cfg.num_classes == NUM_CLASSES and model.class_emb.weight.abs().sum() > 0
+    assert set(model.state_dict()) - set(donor.state_dict()) == {"class_emb.weight"}
+    assert "test_acc_90_label" in (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
+    with pytest.raises(ValueError, match="is class-conditional; train with --conditional true"):
+        train_mvtm(TINY_TF, dataclasses.replace(run, init=str(tmp_path / "cond.pt")), trained / "vq.pt",
+                   tmp_path / "back", progress=False)
