@@ -8,10 +8,10 @@ import torch
 from autograder.core import CheckFailed
 
 
-def tensor(value, what: str) -> torch.Tensor:
-    """``value`` if it is a tensor, else CheckFailed naming what was expected."""
+def tensor(value, what: str, hint: str = "") -> torch.Tensor:
+    """``value`` if it is a tensor, else CheckFailed naming what was expected (and ``hint``: what to do about it)."""
     if not isinstance(value, torch.Tensor):
-        raise CheckFailed(f"expected {what} as a torch.Tensor, got a {type(value).__name__}")
+        raise CheckFailed(f"expected {what} as a torch.Tensor, got a {type(value).__name__}" + (f". {hint}" if hint else ""))
     return value
 
 

@@ -14,7 +14,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import quiet
+from autograder.checks.common import quiet, tensor
 from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS
 from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab import decoding
@@ -46,8 +46,7 @@ def uniforms_at_the_edges():
 
 
 def _as_tensor(value, what: str, shape: tuple) -> torch.Tensor:
-    if not torch.is_tensor(value):
-        raise CheckFailed(f"{what} should return a torch tensor of shape {shape}, got {type(value).__name__}")
+    tensor(value, f"the result of {what}, of shape {shape},")
     if tuple(value.shape) != tuple(shape):
         raise CheckFailed(f"{what} should return shape {shape} (one value per entry), got {tuple(value.shape)}")
     return value

@@ -7,7 +7,7 @@ compares it with ``maskgit_lab.inpaint`` and, when they differ, names the likely
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import quietly
+from autograder.checks.common import quietly, tensor
 from autograder.core import CheckFailed, diagnose, graded
 from maskgit_lab.inpaint import paste_known as reference_paste
 from maskgit_lab.inpaint import token_mask_from_pixels as reference_token_mask
@@ -48,8 +48,7 @@ def check_token_mask_from_pixels(fn):
         want = reference_token_mask(known, f)
         got = quietly(fn, known.clone(), f)
         where = f"token_mask_from_pixels(known of shape {tuple(known.shape)}, downsample={f})"
-        if not isinstance(got, torch.Tensor):
-            raise CheckFailed(f"{where} should return a tensor; got {type(got).__name__}")
+        tensor(got, f"the result of {where}")
         if got.shape == (B, side, side):
             raise CheckFailed(f"{where} returned the token grid {tuple(got.shape)}; flatten it row by row to "
                               f"(B, N) = {(B, side * side)}, the layout of the tokenizer's tokens.")
@@ -101,8 +100,7 @@ def check_paste_known(fn):
     inputs = (generated.clone(), original.clone(), known.clone())
     got = quietly(fn, *inputs)
     want = reference_paste(generated, original, known)
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"paste_known should return a tensor; got {type(got).__name__}")
+    tensor(got, "the images paste_known returns")
     if not got.is_floating_point():
         raise CheckFailed(f"paste_known should return float images like its inputs; got dtype {got.dtype}")
     if got.shape != want.shape:

@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import fmt, quietly
+from autograder.checks.common import fmt, quietly, tensor
 from autograder.checks.variants import MASK_COUNTS
 from autograder.core import CheckFailed, Variant, diagnose, graded
 from maskgit_lab.masking import mask_counts, random_token_mask
@@ -33,9 +33,8 @@ def _schedule_values(gamma_fn, name: str, r: torch.Tensor) -> torch.Tensor:
     except (TypeError, ValueError) as err:
         raise CheckFailed(f"gamma({name!r})(r) failed on a tensor r ({err}). Use torch functions (torch.cos, "
                           f"torch.sqrt, torch.arccos), not math.*, so γ works on a whole tensor at once") from None
-    if not isinstance(out, torch.Tensor):
-        raise CheckFailed(f"gamma({name!r})(r) should return a tensor when r is a tensor; got {type(out).__name__}. "
-                          f"Use torch functions (torch.cos, torch.sqrt, torch.arccos), not math.*")
+    tensor(out, f"the result of gamma({name!r})(r) on a tensor r", "Use torch functions (torch.cos, torch.sqrt, "
+           "torch.arccos), not math.*")
     if out.shape != r.shape:
         raise CheckFailed(f"gamma({name!r})(r) should work element by element: r has shape {tuple(r.shape)}, "
                           f"the result has shape {tuple(out.shape)}")
@@ -116,8 +115,7 @@ def check_gamma_laws(gamma_fn):
 
 def _mask(fn, batch_size, num_tokens, ratio, seed=0) -> torch.Tensor:
     out = quietly(fn, batch_size, num_tokens, ratio, generator=torch.Generator().manual_seed(seed))
-    if not isinstance(out, torch.Tensor):
-        raise CheckFailed(f"random_token_mask should return a tensor; got {type(out).__name__}")
+    tensor(out, "the mask random_token_mask returns")
     if out.shape != (batch_size, num_tokens):
         raise CheckFailed(f"random_token_mask({batch_size}, {num_tokens}, ...) should return shape (B, N) = "
                           f"{(batch_size, num_tokens)}; got {tuple(out.shape)}")
@@ -214,9 +212,8 @@ def _loss_case(seed: int = 0):
 def _loss(fn, logits, targets, mask, label_smoothing) -> torch.Tensor:
     logits = logits.clone().requires_grad_(True)
     out = quietly(fn, logits, targets.clone(), mask.clone(), label_smoothing)
-    if not isinstance(out, torch.Tensor):
-        raise CheckFailed(f"masked_token_loss should return a tensor (so training can call .backward()); "
-                          f"got {type(out).__name__}. Do not call .item() inside it.")
+    tensor(out, "the loss masked_token_loss returns (so that training can call .backward())",
+           "Do not call .item() inside it.")
     if out.numel() != 1:
         raise CheckFailed(f"masked_token_loss should return one number (the mean over masked tokens); "
                           f"got shape {tuple(out.shape)}")

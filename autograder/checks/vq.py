@@ -133,6 +133,12 @@ def check_vq_losses(vq_losses) -> str:
                           f"β = {beta}, got {value.item():.4g}")
     if not loss.requires_grad:
         raise CheckFailed("the value is right but the loss carries no gradient: detach only one side in each term")
+    return _vq_loss_gradients(loss, z_e, z_q, beta)
+
+
+def _vq_loss_gradients(loss, z_e, z_q, beta: float) -> str:
+    """The second half of :func:`check_vq_losses`: the value is right; does each term move only its own side?"""
+    diff, n = (z_e - z_q).detach(), z_e.numel()
     loss.reshape(()).backward()
     grad_e = torch.zeros_like(z_e) if z_e.grad is None else z_e.grad
     grad_q = torch.zeros_like(z_q) if z_q.grad is None else z_q.grad
