@@ -53,7 +53,7 @@ browser-deps: $(WIDGETS_JS)/embed.js
 slurm-deps:
 	$(call apt_install,slurmctld munged,slurm-wlm munge,the SLURM test will skip)
 
-# The grader's worker runs in a bubblewrap sandbox (autograder/sandbox.py); without it grading says so in one
+# The grader's worker runs in a bubblewrap sandbox (autograder/student/sandbox.py); without it grading says so in one
 # line and uses the write guard alone.
 sandbox-deps:
 	$(call apt_install,bwrap,bubblewrap,the sandbox test will skip and grading uses the write guard alone)

@@ -7,13 +7,13 @@ from pathlib import Path
 from autograder import release
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    from autograder.grader import grade as grading
+
+    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = p.add_subparsers(dest="command", required=True)
     rel = commands.add_parser("release", help="generate notebooks/ from solutions/ with nbgrader")
     rel.add_argument("--check", action="store_true", help="only report whether notebooks/ is in sync (exit 1 if not)")
-    from autograder import grade as grading
-
     gr = commands.add_parser("grade", help="autograde every student folder in SUBMISSIONS, one process each")
     gr.add_argument("submissions", type=Path, help="one folder per student (or nbgrader's submitted/<student>/maskgit/)")
     gr.add_argument("--out", type=Path, required=True, help="the CSV to write (one row per student and notebook)")
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     grading.add_limit_args(gr)
     gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
     gr.add_argument("--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
-                    "(default inside a SLURM array task: its task id and count); see autograder/shard.py")
+                    "(default inside a SLURM array task: its task id and count); see autograder/grader/shard.py")
     mg = commands.add_parser("merge", help="merge the shards' CSVs into the class CSV (and the course's gradebook)")
     mg.add_argument("shards", type=Path, nargs="+", help="every shard's CSV (DIR/shard-*.csv)")
     mg.add_argument("--out", type=Path, required=True, help="the class CSV to write")
@@ -32,45 +32,45 @@ def main(argv=None) -> int:
     ex.add_argument("--verify", type=Path, metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
     be = commands.add_parser("bench", help="time every visible check on its reference answer against the per-check budget")
     be.add_argument("--repeats", type=int, default=3, help="runs per check; the fastest counts (default 3)")
-    args = parser.parse_args(argv)
-    if args.command == "merge":
-        from autograder import merge
+    return p
 
-        return merge.main(args.shards, args.out, args.feedback, args.course)
-    if args.command == "bench":
-        from autograder.bench import bench_checks, report
 
-        print(report(bench_checks(args.repeats)))
-        return 0
-    if args.command == "grade":
-        from autograder import shard
+def grade(args) -> int:
+    from autograder.grader import grade as grading
+    from autograder.grader import shard
+    from autograder.grader.feedback import table
 
-        options = dict(jobs=args.jobs, timeout=args.timeout, memory=args.memory, cell_timeout=args.cell_timeout,
-                       feedback=args.feedback, source=args.source, keep=args.keep, sandboxed=not args.no_sandbox,
-                       figures=not args.no_figures)
-        try:
-            which = shard.parse(args.shard) if args.shard else shard.from_environment()
-            rows = shard.grade_shard(args.submissions, args.out, *which, **options) if which else \
-                grading.grade(args.submissions, args.out, **options)
-        except shard.ShardError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(grading.table(rows))
-        print(f"wrote {args.out} ({len(rows)} rows)")
-        return 0
-    if args.command == "examples":
-        from autograder import examples
+    options = dict(jobs=args.jobs, timeout=args.timeout, memory=args.memory, cell_timeout=args.cell_timeout,
+                   feedback=args.feedback, source=args.source, keep=args.keep, sandboxed=not args.no_sandbox,
+                   figures=not args.no_figures)
+    try:
+        which = shard.parse(args.shard) if args.shard else shard.from_environment()
+        rows = shard.grade_shard(args.submissions, args.out, *which, **options) if which else \
+            grading.grade(args.submissions, args.out, **options)
+    except shard.ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table(rows))
+    print(f"wrote {args.out} ({len(rows)} rows)")
+    return 0
 
-        if args.verify:
-            import csv
 
-            with open(args.verify) as handle:
-                problems = examples.verify(list(csv.DictReader(handle)), sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb")))
-            print("\n".join(problems) or f"{args.verify}: every example graded as expected")
-            return 1 if problems else 0
-        for path in examples.write(args.dest or examples.EXAMPLES):
-            print(f"wrote {path}")
-        return 0
+def examples(args) -> int:
+    from autograder import examples as table
+
+    if args.verify:
+        import csv
+
+        with open(args.verify) as handle:
+            problems = table.verify(list(csv.DictReader(handle)), sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb")))
+        print("\n".join(problems) or f"{args.verify}: every example graded as expected")
+        return 1 if problems else 0
+    for path in table.write(args.dest or table.EXAMPLES):
+        print(f"wrote {path}")
+    return 0
+
+
+def release_notebooks(args) -> int:
     if args.check:
         problems = release.check()
         for problem in problems:
@@ -80,6 +80,24 @@ def main(argv=None) -> int:
     for path in release.generate(release.RELEASE):
         print(f"wrote {path.relative_to(release.ROOT)}")
     return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "merge":
+        from autograder.grader import merge
+
+        return merge.main(args.shards, args.out, args.feedback, args.course)
+    if args.command == "bench":
+        from autograder.bench import bench_checks, report
+
+        print(report(bench_checks(args.repeats)))
+        return 0
+    if args.command == "grade":
+        return grade(args)
+    if args.command == "examples":
+        return examples(args)
+    return release_notebooks(args)
 
 
 if __name__ == "__main__":

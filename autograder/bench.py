@@ -7,7 +7,7 @@ in a test: a busy machine makes any check slow without a defect.
 """
 
 from autograder.checks import reference_twins
-from autograder.rerun import visible_checks
+from autograder.checks import visible_checks
 from maskgit_lab.bench import best_time
 
 CHECK_BUDGET_S = 2.0  # seconds per check, reference answer, 2 CPU cores

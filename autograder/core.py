@@ -21,6 +21,7 @@ class Status(str, Enum):
     TIMEOUT = "timeout"  # ran past a time limit nbgrader could not interrupt
     ERROR = "error"  # unreadable, or the grader itself failed
     MISSING = "missing"  # not handed in
+    MISSING_SHARD = "missing shard"  # its shard of the class wrote no results (autograder/grader/merge.py)
 
     def __str__(self) -> str:  # the CSV and JSON hold the bare word
         return self.value
@@ -92,7 +93,7 @@ def graded(points: float):
             stderr = io.StringIO()
             with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
                 warnings.simplefilter("always")
-                result = judge(check, points, args, kwargs)
+                result = score(check, points, args, kwargs)
             said = [f"warned {w.category.__name__}: {w.message}"[:200] for w in caught[:3]]
             said += [f"wrote to stderr {stderr.getvalue().strip()[:200]!r}"] if stderr.getvalue().strip() else []
             if said:
@@ -106,7 +107,7 @@ def graded(points: float):
     return wrap
 
 
-def judge(check: Callable[..., str], points: float, args: tuple, kwargs: dict) -> Result:
+def score(check: Callable[..., str], points: float, args: tuple, kwargs: dict) -> Result:
     """``check(*args, **kwargs)`` as a :class:`Result` (the body of every :func:`graded` check)."""
     try:
         message = check(*args, **kwargs)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import release, tamper
+from autograder import release
+from autograder.cells import grade_id, is_solution_cell
 from autograder.core import Status
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -38,8 +39,8 @@ NEAREST_BY_DOT = '''def nearest_code(z, codebook):
 '''
 
 
-# Cheats run only where the checks are re-run outside the notebook: a process started as `python -m autograder.worker`
-# (or the old `-m autograder.rerun`). Not "a module named *.worker is loaded": `import torch` loads torch's
+# Cheats run only where the checks are re-run outside the notebook: a process started as `python -m autograder.judge.worker`
+# (or the old `-m autograder.worker`, `-m autograder.rerun`). Not "a module named *.worker is loaded": `import torch` loads torch's
 # DataLoader worker module, in the kernel too.
 IN_RERUN = "getattr(getattr(sys.modules['__main__'], '__spec__', None), 'name', '').endswith(('.rerun', '.worker'))"
 FORGE_AND_EXIT = f'''
@@ -220,10 +221,10 @@ def released(source: Path = release.SOLUTIONS, release_dir: Path = None) -> dict
 
 def answered(release_nb, source_nb, edits: dict):
     """The release with the reference answers filled in, then ``edits`` applied."""
-    solutions = {tamper.grade_id(c): strip_markers(c.source) for c in source_nb.cells if tamper.is_solution_cell(c)}
+    solutions = {grade_id(c): strip_markers(c.source) for c in source_nb.cells if is_solution_cell(c)}
     cells = []
     for cell in release_nb.cells:
-        gid = tamper.grade_id(cell)
+        gid = grade_id(cell)
         if gid in edits:
             if edits[gid] is DELETE:
                 continue

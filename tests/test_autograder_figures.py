@@ -1,4 +1,4 @@
-"""The feedback figures (autograder/figures.py), drawn by the judge after the checks, without nbgrader.
+"""The feedback figures (autograder/judge/figures.py), drawn by the judge after the checks, without nbgrader.
 
 The reference answers draw each notebook's figure pixel for pixel as the reference package does; a
 bug changes the panels where it acts and leaves the others alone; a student function that raises,
@@ -14,7 +14,9 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from autograder import examples, figures, hidden, release, rerun
+from autograder import examples, release
+from autograder.judge import figures, hidden
+from autograder.judge.judge import judge
 from maskgit_lab.configs import get_config
 
 SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
@@ -35,16 +37,16 @@ def judged(tmp_path, notebook: str, edits: dict, shared=None) -> tuple:
     path.parent.mkdir(parents=True)
     nbformat.write(examples.answered(SOURCES[notebook], SOURCES[notebook], edits), str(path))
     out = tmp_path / "figures"
-    return rerun.run(path, release.SOLUTIONS / f"{notebook}.ipynb", figures=out, shared=shared), out
+    return judge(path, release.SOLUTIONS / f"{notebook}.ipynb", figures_dir=out, shared=shared), out
 
 
 def pixels(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGBA"))
 
 
-def full_marks(report: dict) -> bool:
-    return (all(t["points"] == t["max_points"] for t in report["tests"].values())
-            and all(h["points"] == h["max_points"] for h in report["hidden"]) and not report["errors"])
+def full_marks(report) -> bool:
+    return (all(t.points == t.max_points for t in report.tests.values())
+            and all(h.points == h.max_points for h in report.hidden) and not report.errors)
 
 
 def panel_boxes(notebook: str) -> list:
@@ -64,9 +66,9 @@ def panel_boxes(notebook: str) -> list:
 @pytest.mark.parametrize("notebook", sorted(SOURCES))
 def test_the_reference_answers_draw_the_references_figure_pixel_for_pixel(notebook, tmp_path):
     report, out = judged(tmp_path, notebook, {})
-    figure = report["figure"]
-    assert figure["note"] is None and figure["caption"] == figures.PICTURES[notebook].caption
-    yours, reference = pixels(out / figure["yours"]), pixels(out / figure["reference"])
+    figure = report.figure
+    assert figure.note is None and figure.caption == figures.PICTURES[notebook].caption
+    yours, reference = pixels(out / figure.yours), pixels(out / figure.reference)
     assert yours.shape == reference.shape and yours.shape[0] > 200
     assert np.array_equal(yours, reference)
     assert full_marks(report)
@@ -76,8 +78,8 @@ def test_the_judge_puts_the_students_figure_beside_the_reference_drawn_once_for_
     shared = tmp_path / "reference-figures"
     drawn = figures.reference_figure(NB04, shared)
     report, out = judged(tmp_path, NB04, {}, shared=shared)
-    assert report["figure"]["reference"] == str(drawn) and sorted(p.name for p in out.iterdir()) == [f"{NB04}.png"]
-    assert np.array_equal(pixels(out / report["figure"]["yours"]), pixels(drawn))
+    assert report.figure.reference == str(drawn) and sorted(p.name for p in out.iterdir()) == [f"{NB04}.png"]
+    assert np.array_equal(pixels(out / report.figure.yours), pixels(drawn))
 
 
 # (example, notebook, panels that must stay as the reference draws them, panels that must change), by index in
@@ -94,8 +96,8 @@ WHERE = [
 def test_a_bug_changes_the_figure_where_it_acts_and_nowhere_else(student, notebook, same, changed, tmp_path):
     example = examples.BY_STUDENT[student]
     report, out = judged(tmp_path, notebook, example.edits)
-    assert report["figure"]["note"] is None
-    yours, reference = pixels(out / report["figure"]["yours"]), pixels(out / report["figure"]["reference"])
+    assert report.figure.note is None
+    yours, reference = pixels(out / report.figure.yours), pixels(out / report.figure.reference)
     boxes = panel_boxes(notebook)
     assert [i for i in same if not np.array_equal(yours[boxes[i]], reference[boxes[i]])] == []
     assert [i for i in changed if np.array_equal(yours[boxes[i]], reference[boxes[i]])] == []
@@ -116,21 +118,21 @@ MISBEHAVES = {
 
 @pytest.mark.parametrize("how", sorted(MISBEHAVES))
 def test_a_function_that_misbehaves_only_for_the_figure_gets_a_note_and_keeps_every_point(how, tmp_path, monkeypatch):
-    monkeypatch.setattr(figures, "SECONDS", 5)
+    monkeypatch.setattr(figures, "FIGURE_SECONDS", 5)
     body, note = MISBEHAVES[how]
     code = examples.NEAREST.replace('    """Index of the nearest codebook row for every row of z."""\n',
                                     '    """Index of the nearest codebook row for every row of z."""\n    '
                                     + ON_THE_FIGURES_INPUT + body)
     report, out = judged(tmp_path, NB01, {"01_nearest_code": code})
-    figure = report["figure"]
-    assert figure["yours"] is None and (out / figure["reference"]).exists()
-    assert figure["note"].startswith("no picture: ") and note in figure["note"] and "\n" not in figure["note"]
+    figure = report.figure
+    assert figure.yours is None and (out / figure.reference).exists()
+    assert figure.note.startswith("no picture: ") and note in figure.note and "\n" not in figure.note
     assert full_marks(report)
 
 
 def test_an_unfinished_todo_gets_a_note_naming_it(tmp_path):
     report, _ = judged(tmp_path, NB01, {"01_nearest_code": "def nearest_code(z, codebook):\n    raise NotImplementedError\n"})
-    assert report["figure"]["note"] == "no picture: your code raised NotImplementedError"
+    assert report.figure.note == "no picture: your code raised NotImplementedError"
 
 
 def test_captions_name_no_hidden_check():

@@ -19,7 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autograder import examples, grade, hidden, release, tamper
+from autograder import examples, release
+from autograder.cells import grade_id
+from autograder.grader import feedback, grade
+from autograder.judge import hidden
+from autograder.records import Figure, Job
 
 KEEP = {"01_intro", "01_setup", "01_nearest_code", "01_check_nearest_code", "01_straight_through", "01_check_straight_through",
         "01_vq_losses", "01_check_vq_losses", "01_q_beta", "01_a_beta"}
@@ -35,7 +39,7 @@ def course(tmp_path_factory):
     source = root / "source"
     source.mkdir()
     notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
-    notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in KEEP]
+    notebook.cells = [c for c in notebook.cells if grade_id(c) in KEEP]
     nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
     template = grade.make_template(root, source)  # its release/ is the students' release
     submissions = root / "submissions"
@@ -67,7 +71,7 @@ def test_every_student_gets_a_row_with_the_columns(graded):
 def test_the_printed_table_has_a_line_per_handed_in_notebook_and_counts_the_rest(graded):
     rows, _ = graded
     rows = list(rows.values()) + [dict(rows["reference"], student="absent", status="missing")]
-    lines = grade.table(rows).splitlines()
+    lines = feedback.table(rows).splitlines()
     # header, separator, one line per handed-in notebook, then the count of the missing one
     assert len(lines) == 2 + (len(rows) - 1) + 1 and lines[-1].startswith("(1 notebook(s) not handed in")
     for row in rows[:-1]:
@@ -102,7 +106,7 @@ def test_fetching_libc_open_through_ctypes_is_refused_and_tampered(graded):
 
 
 def test_the_csv_says_which_sandbox_ran_the_students_functions(graded):
-    from autograder import sandbox
+    from autograder.student import sandbox
 
     mode, _ = sandbox.probe(Path(tempfile.mkdtemp()))
     assert {r["sandbox"] for r in graded[0].values()} == {mode}
@@ -160,11 +164,10 @@ def test_feedback_holds_each_students_figure_beside_the_references_linked_and_em
 
 def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp_path):
     (tmp_path / "x-reference.png").write_bytes(b"\x89PNG")
-    entry = {"caption": "a caption", "yours": None, "reference": "x-reference.png",
-             "note": "no picture: your code raised ValueError: a | b < c"}
+    entry = Figure("a caption", reference="x-reference.png", note="no picture: your code raised ValueError: a | b < c")
     cells = "| no picture: your code raised ValueError: a / b < c | ![the reference](x-reference.png) |"
-    assert grade.figure_markdown(entry)[-2] == cells
-    page = grade.figure_html("<html><body>nbgrader's page</body></html>", entry, tmp_path)
+    assert feedback.figure_markdown(entry)[-2] == cells
+    page = feedback.figure_html("<html><body>nbgrader's page</body></html>", entry, tmp_path)
     assert "nbgrader's page<section" in page and page.endswith("</section>\n</body></html>")
     assert "ValueError: a | b &lt; c</td>" in page and page.count("data:image/png;base64,") == 1
 
@@ -182,14 +185,19 @@ def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path
 
 def test_a_student_whose_grading_crashes_or_times_out_still_gets_rows(tmp_path, course):
     source, submissions, _ = course
-    files = {NB01: submissions / "reference" / f"{NB01}.ipynb"}
-    options = dict(timeout=60, memory_mb=0, cell_timeout=10, hidden_max={NB01: 2.0})
-    crashed = grade.grade_student("crashes", files, tmp_path / "no-template", tmp_path, source, options)
-    assert crashed["rows"][0]["notebook"] == NB01
-    assert [r["status"] for r in crashed["rows"]] == ["error"] and "crashed" in crashed["rows"][0]["reason"]
-    (tmp_path / "slow").mkdir()
-    late = grade.grade_student("late", files, tmp_path / "no-template", tmp_path / "slow", source, dict(options, timeout=0.01))
-    assert [r["status"] for r in late["rows"]] == ["timeout"]
+
+    def job(student: str, timeout: float) -> Job:
+        (tmp_path / student).mkdir()
+        return Job(student=student, files={NB01: str(submissions / "reference" / f"{NB01}.ipynb")},
+                   template=str(tmp_path / "no-template"), scratch=str(tmp_path / student / "scratch"), source=str(source),
+                   result=str(tmp_path / student / "result.json"), timeout=timeout, memory_mb=0, cell_timeout=10,
+                   hidden_max={NB01: 2.0})
+
+    crashed = grade.grade_student(job("crashes", 60))
+    assert crashed.rows[0].notebook == NB01
+    assert [r.status for r in crashed.rows] == ["error"] and "crashed" in crashed.rows[0].reason
+    late = grade.grade_student(job("late", 0.01))
+    assert [r.status for r in late.rows] == ["timeout"]
 
 
 BLOCKS_IN_C = """import signal
@@ -208,7 +216,7 @@ def test_a_cell_blocked_in_c_past_the_timeout_costs_its_notebook_only(tmp_path):
     source.mkdir()
     for name, keep in ((NB01, KEEP), (NB02, KEEP_02)):
         notebook = nbformat.read(str(release.SOLUTIONS / f"{name}.ipynb"), as_version=4)
-        notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in keep]
+        notebook.cells = [c for c in notebook.cells if grade_id(c) in keep]
         nbformat.write(notebook, str(source / f"{name}.ipynb"))
     template = grade.make_template(tmp_path, source)
     releases = examples.released(source, template / "release" / release.ASSIGNMENT)

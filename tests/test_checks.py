@@ -12,7 +12,7 @@ import torch
 
 from autograder.bench import CHECK_BUDGET_S, bench_checks, report
 from autograder.checks import reference_twins
-from autograder.rerun import visible_checks
+from autograder.checks import visible_checks
 from tests import test_checks_attention, test_checks_vq
 
 CHECKS = visible_checks()

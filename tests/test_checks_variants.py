@@ -9,7 +9,8 @@ import nbformat
 import pytest
 import torch
 
-from autograder import examples, tamper
+from autograder import examples
+from autograder.cells import grade_id, is_solution_cell
 from autograder.checks import decoding as decoding_checks
 from autograder.checks import mvtm as mvtm_checks
 from autograder.checks import variants
@@ -18,9 +19,9 @@ from maskgit_lab import decoding
 from maskgit_lab.masking import random_token_mask
 from maskgit_lab.schedules import SCHEDULES, gamma
 
-CELLS = {tamper.grade_id(cell): examples.strip_markers(cell.source)
+CELLS = {grade_id(cell): examples.strip_markers(cell.source)
          for path in sorted(SOLUTIONS.glob("0[34]_*.ipynb"))
-         for cell in nbformat.read(str(path), as_version=4).cells if tamper.is_solution_cell(cell)}
+         for cell in nbformat.read(str(path), as_version=4).cells if is_solution_cell(cell)}
 
 # The checks each notebook's test cells run on a function, in the notebook's order.
 CHECKS = {

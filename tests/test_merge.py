@@ -1,6 +1,6 @@
 """`python -m autograder merge`: the class CSV from shards, and the one writer of the course's gradebook.
 
-The shards here are written by hand in the layout `grade --shard` writes (autograder/shard.py),
+The shards here are written by hand in the layout `grade --shard` writes (autograder/grader/shard.py),
 with known points per test cell, so each test runs in seconds; tests/test_slurm.py merges real
 shards graded by a real SLURM array. The course is a real nbgrader course (a trimmed notebook
 01, `nbgrader generate_assignment`), read back through nbgrader's API and `nbgrader export`.
@@ -16,7 +16,11 @@ import nbformat
 import pytest
 from test_autograder_grade import KEEP, NB01
 
-from autograder import grade, gradebook, merge, release, shard, tamper
+from autograder import release
+from autograder.cells import grade_id
+from autograder.core import Status
+from autograder.grader import grade, gradebook, merge, shard
+from autograder.records import Row, StudentResult
 
 TESTS = {"01_check_nearest_code": 2.0, "01_check_straight_through": 2.0, "01_check_vq_losses": 3.0}
 # student → points per test cell (None: the notebook was not handed in)
@@ -31,7 +35,7 @@ def trimmed_course(root) -> tuple:
     source = root / "source"
     source.mkdir()
     notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
-    notebook.cells = [c for c in notebook.cells if tamper.grade_id(c) in KEEP]
+    notebook.cells = [c for c in notebook.cells if grade_id(c) in KEEP]
     nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
     return source, grade.make_template(root, source)
 
@@ -53,14 +57,14 @@ def write_shards(folder, source, course, count: int, points=POINTS) -> list:
         bundle = folder / f"shard-{index}"
         for student in sorted(s for s in cut if cut[s] == index):
             cells = points[student]
-            row = {"notebook": NB01, "status": "missing", "reason": "not submitted"}
+            row = Row(NB01, Status.MISSING, "not submitted")
             if cells is not None:
-                row = {"notebook": NB01, "status": "graded", "score": sum(cells.values()), "reason": "all checks passed"}
+                row = Row(NB01, Status.GRADED, "all checks passed", score=float(sum(cells.values())))
                 (bundle / "autograded" / student).mkdir(parents=True)
                 shutil.copy(released, bundle / "autograded" / student / f"{NB01}.ipynb")
                 (bundle / "feedback" / student).mkdir(parents=True)
                 (bundle / "feedback" / student / "summary.md").write_text(f"# {student}\n")
-            rows += grade.csv_rows({"student": student, "rows": [row]}, folder, maxima, {NB01: 2.0})
+            rows += grade.csv_rows(StudentResult(student, [row]), folder, maxima, {NB01: 2.0})
             students[student] = {"seconds": 1.0, "notebooks": {} if cells is None else {NB01: {"status": "graded", "cells": cells}}}
         bundle.mkdir(parents=True, exist_ok=True)
         manifest = {"shard": index, "shards": count, "source": shard.fingerprint(source), "notebooks": [NB01],
@@ -179,8 +183,8 @@ def test_a_missing_shard_is_named_in_the_output_and_in_its_students_rows(setup, 
         rows = {r["student"]: r for r in csv.DictReader(handle)}
     assert sorted(rows) == sorted(POINTS)  # never a short class list
     lost = sorted(s for s, i in cut.items() if i == 1)
-    assert lost and all(rows[s]["status"] == merge.MISSING_SHARD and "shard 1/2" in rows[s]["reason"] for s in lost)
-    assert all(rows[s]["status"] != merge.MISSING_SHARD for s in cut if cut[s] == 0)
+    assert lost and all(rows[s]["status"] == Status.MISSING_SHARD and "shard 1/2" in rows[s]["reason"] for s in lost)
+    assert all(rows[s]["status"] != Status.MISSING_SHARD for s in cut if cut[s] == 0)
     assert {s for s, _ in gradebook_scores(course)[0]} == {s for s in cut if cut[s] == 0}
 
 

@@ -12,7 +12,8 @@ from nbgrader import utils
 from nbgrader.validator import Validator
 from traitlets.config import Config
 
-from autograder import release, tamper
+from autograder import release
+from autograder.cells import grade_id, is_test_cell, nbgrader_meta
 
 RELEASED = sorted(release.RELEASE.glob("*.ipynb"))
 
@@ -59,16 +60,16 @@ def test_release_runs_all_the_way_and_every_check_shows_its_unfinished_todo(path
     todos = [c for c in code if c.metadata.get("nbgrader", {}).get("solution")]
     assert todos and all('raise NotImplementedError("TODO' in c.source for c in todos), f"{path.name}: TODO cells"
     assert all(c.get("execution_count") for c in code), f"{path.name}: not every code cell ran"
-    checks = [c for c in code if tamper.is_test_cell(c)]
+    checks = [c for c in code if is_test_cell(c)]
     assert checks, f"{path.name} has no check cell"
     for cell in code:
         errors = [o for o in cell.outputs if o.output_type == "error"]
         if cell not in checks:
-            assert not errors, f"{tamper.grade_id(cell)} of {path.name} failed: {errors}"
+            assert not errors, f"{grade_id(cell)} of {path.name} failed: {errors}"
             continue
         # One error output per check: nbgrader scores the cell 0 and the student reads the check's
         # line, not the grader's frames. The ename and evalue are the ones a raised check gave.
-        assert len(errors) == 1 and errors[0].ename == "AssertionError", (tamper.grade_id(cell), cell.outputs)
+        assert len(errors) == 1 and errors[0].ename == "AssertionError", (grade_id(cell), cell.outputs)
         shown = "\n".join(errors[0].traceback)
         check = check_name(cell.source)
         assert f"[FAILED] {check} (0/" in shown and errors[0].evalue in shown, shown
@@ -83,8 +84,8 @@ def test_validate_lists_every_unfinished_check_with_its_message(monkeypatch):
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     path = release.RELEASE / "02_multi_head_attention.ipynb"
     cells = nbformat.read(path, as_version=4).cells
-    checks = [check_name(c.source) for c in cells if tamper.is_test_cell(c)]
-    questions = [c for c in cells if c.cell_type == "markdown" and tamper.nbgrader_meta(c).get("solution")]
+    checks = [check_name(c.source) for c in cells if is_test_cell(c)]
+    questions = [c for c in cells if c.cell_type == "markdown" and nbgrader_meta(c).get("solution")]
     validator = Validator(config=Config({"Execute": {"timeout": 300}}))  # as autograder/nbgrader_config.py sets it
     results = validator.validate(str(path))
     assert list(results) == ["failed"], results

@@ -7,8 +7,10 @@ import re
 
 import pytest
 
-from autograder import grade, shard, slurm
-from autograder.shard import ShardError
+from autograder import slurm
+from autograder.grader import grade, shard
+from autograder.grader.shard import ShardError
+from autograder.student import limits
 
 
 def loads(cut: dict, handed_in: dict, count: int) -> list:
@@ -83,7 +85,7 @@ def test_the_array_s_limits_follow_grade_s_own():
     defaults = slurm.resources(1)
     for option in ("cpus-per-task", "mem"):
         assert f"#SBATCH --{option}={defaults[option]}\n" in script
-    assert grade.DEFAULT_MEMORY + slurm.GRADER_MB == int(defaults["mem"][:-1])
+    assert limits.DEFAULT_MEMORY + slurm.GRADER_MB == int(defaults["mem"][:-1])
 
 
 @pytest.mark.parametrize("flags", [[], ["-j", "2", "--timeout", "90.5", "--memory", "0", "--cell-timeout", "30",

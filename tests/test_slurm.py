@@ -20,7 +20,8 @@ import slurm_node
 from test_autograder_grade import NB01
 from test_merge import trimmed_course
 
-from autograder import examples, grade, release, shard
+from autograder import examples, release
+from autograder.grader import grade, shard
 
 pytestmark = pytest.mark.slurm
 STUDENTS = ["reference", "stderr", "deleted_test_cell"]

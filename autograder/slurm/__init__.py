@@ -1,8 +1,8 @@
 """Grading a class as a SLURM job array: what an instructor submits.
 
 ``python -m autograder.slurm SUBMISSIONS --shards N --dir DIR [--course COURSE] [grade options]``
-submits ``grade.sbatch`` as an array of N tasks (one shard each, autograder/shard.py) and
-``merge.sbatch`` with ``--dependency=afterok`` on the array (autograder/merge.py), then prints
+submits ``grade.sbatch`` as an array of N tasks (one shard each, autograder/grader/shard.py) and
+``merge.sbatch`` with ``--dependency=afterok`` on the array (autograder/grader/merge.py), then prints
 both job ids. Each task's CPUs, memory and time limit come from ``grade``'s own limits:
 
 - CPUs: 2 per student graded at once (``-j``): nbgrader's kernel and the re-run of the checks
@@ -18,8 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autograder import grade as grading
-from autograder import shard
+from autograder.grader import grade as grading
+from autograder.grader import shard
+from autograder.student.limits import DEFAULT_MEMORY, DEFAULT_TIMEOUT
 
 HERE = Path(__file__).resolve().parent
 GRADE_SCRIPT, MERGE_SCRIPT = HERE / "grade.sbatch", HERE / "merge.sbatch"
@@ -27,10 +28,10 @@ TEMPLATE_MINUTES = 10  # nbgrader generate_assignment for the template course, a
 GRADER_MB = 2048  # the grading process itself, beside its students
 
 
-def resources(students: int, jobs: int = 1, timeout: float = grading.DEFAULT_TIMEOUT, memory: int = grading.DEFAULT_MEMORY) -> dict:
+def resources(students: int, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY) -> dict:
     """sbatch's per-task ``--cpus-per-task``, ``--mem`` (MB) and ``--time`` (minutes) for a shard of ``students``."""
     rounds = math.ceil(students / jobs)
-    return {"cpus-per-task": 2 * jobs, "mem": f"{jobs * (memory or grading.DEFAULT_MEMORY) + GRADER_MB}M",
+    return {"cpus-per-task": 2 * jobs, "mem": f"{jobs * (memory or DEFAULT_MEMORY) + GRADER_MB}M",
             "time": TEMPLATE_MINUTES + rounds * math.ceil(timeout / 60)}
 
 

@@ -1,6 +1,6 @@
-"""The course's nbgrader gradebook, written by one process: the merge (autograder/merge.py).
+"""The course's nbgrader gradebook, written by one process: the merge (autograder/grader/merge.py).
 
-Every student is graded in a scratch course of its own (autograder/isolation.py), because
+Every student is graded in a scratch course of its own (autograder/student/), because
 nbgrader's sqlite gradebook is not safe for concurrent writers (#174, #1344). This module
 brings the results home, through nbgrader's own API, so that formgrader, ``nbgrader
 generate_feedback`` and ``nbgrader export`` see them: per student, its autograded notebooks
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from autograder.release import ASSIGNMENT
-from autograder.shard import ShardError
+from autograder.grader.shard import ShardError
 
 LOCK = ".maskgit-merge.lock"
 

@@ -1,38 +1,47 @@
-"""The worker: the only process of the re-run that executes a student's code, and it judges nothing.
+"""The worker: the only process of the judge's that executes a student's code, and it judges nothing.
 
-``python -m autograder.worker READ_FD WRITE_FD SCRATCH GUARD_LOG PACKAGE_DIR MODULES`` is started by the
-re-run (autograder/rerun.py), inside the sandbox when there is one. Before any student code it
+``python -m autograder.judge.worker READ_FD WRITE_FD SCRATCH GUARD_LOG PACKAGE_DIR MODULES`` (:func:`command`)
+is started by the judge (autograder/judge/judge.py), inside the sandbox when there is one. Before any
+student code it
 
-1. takes the reference package out of reach: every ``maskgit_lab`` module in ``sys.modules`` is a
-   tripwire, ``import`` and the import system refuse it, and the write guard's audit hook also
-   refuses to open a file under ``PACKAGE_DIR``; each attempt is sent to the re-run at once
-   (a ``note``), naming its route, so the notebook is reported ``penalized``,
-2. installs the write guard (autograder/guard.py),
+1. takes the reference package out of reach (autograder/student/sandbox.py: every ``maskgit_lab``
+   module in ``sys.modules`` is a tripwire, ``import`` and the import system refuse it, and an
+   audit hook refuses to open a file under ``PACKAGE_DIR``); each attempt is sent to the judge at
+   once (a ``note``), naming its route, so the notebook is reported ``penalized``,
+2. installs the write guard (autograder/student/guard.py),
 
-then serves requests over the wire (autograder/wire.py), one at a time: ``exec`` a cell, ``get``
+then serves requests over the wire (autograder/judge/wire.py), one at a time: ``exec`` a cell, ``get``
 a name, ``bind`` a name to a function of the grader's, ``call`` a function with plain-data
 arguments, ``backward`` through an earlier call, ``cap`` its own memory (the feedback figures' limit).
 Whatever the student's code prints or warns is captured and sent back with the reply. The
-verdict is computed by the re-run, which never runs student code; what this process answers is
+verdict is computed by the judge, which never runs student code; what this process answers is
 only data, and a worker that dies, hangs or answers nonsense scores 0 for what it did not answer.
 """
 
-import builtins
+import ast
 import contextlib
-import importlib.abc
 import io
 import os
 import sys
 import traceback
-import types
 import warnings
+from pathlib import Path
 
 import torch
 
-from autograder import guard
-from autograder.wire import Endpoint, WireError, raw_bytes, tensors_in
+from autograder.cells import strip_magics
+from autograder.judge.wire import Endpoint, WireError, raw_bytes, tensors_in
+from autograder.student import guard, limits, sandbox
 
-PACKAGE = "maskgit_lab"
+MODULE = "autograder.judge.worker"  # what the judge runs with ``python -m``
+
+
+def command(read_fd: int, write_fd: int, scratch: Path, guard_log: Path) -> list:
+    """The worker's command line: it reads requests from ``read_fd``, answers on ``write_fd`` (a pipe pair the judge
+    passes on), may write only ``scratch`` and logs what its guard refuses to ``guard_log``."""
+    package = sandbox.ROOT / sandbox.REFERENCE_PACKAGE
+    modules = ",".join(sorted(p.stem for p in package.glob("*.py")))
+    return [sys.executable, "-m", MODULE, str(read_fd), str(write_fd), str(scratch), str(guard_log), str(package), modules]
 
 
 class _NoShell:
@@ -40,10 +49,6 @@ class _NoShell:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
-
-
-def strip_magics(source: str) -> str:
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
 class Worker:
@@ -75,8 +80,9 @@ class Worker:
                 return self.call(message)
             if op == "backward":
                 return self.backward(message)
-            if op == "cap":
-                return cap_memory(int(message.get("megabytes", 0)))
+            if op == "cap":  # what it holds now plus this, for the rest of its life: the student's code runs after
+                limits.cap_memory(int(message.get("megabytes", 0)), above_held=True)
+                return {"ok": True}
         except WireError as err:
             return {"malformed": str(err)}
         return {"malformed": f"unknown request {op!r}"}
@@ -98,8 +104,6 @@ class Worker:
     def exec_cell(self, code: str, cell: str, setup: bool) -> dict:
         reply = {}
         if setup:  # statement by statement: those that need the reference package are skipped
-            import ast
-
             for statement in ast.parse(strip_magics(code)).body:
                 try:
                     exec(compile(ast.Module(body=[statement], type_ignores=[]), f"<{cell}>", "exec"), self.namespace)
@@ -164,21 +168,6 @@ class Worker:
         return reply
 
 
-def cap_memory(megabytes: int) -> dict:
-    """Cap this process's address space at what it holds now plus ``megabytes``, soft and hard limit alike:
-    the student's code, which runs only after this, cannot raise it again."""
-    import resource
-
-    with open("/proc/self/status") as status:
-        held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = held + megabytes * 2**20
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    return {"ok": True}
-
-
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and raw_bytes(a) == raw_bytes(b)
 
@@ -190,73 +179,20 @@ def describe(err: BaseException) -> list:
     return [type(err).__name__, str(err)[:2000], last.name if last else None, last.lineno if last else None]
 
 
-# --------------------------------------------------------------------------------- the reference out of reach
-
-
-class Tripwire(types.ModuleType):
-    """What ``sys.modules`` holds for every reference module in the worker: any attribute is refused and noted."""
-
-    def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        WORKER.note(f"sys.modules[{self.__name__!r}].{name}")
-        raise ImportError(f"the reference package is not available to your code ({self.__name__}.{name})")
-
-
-class Refuse(importlib.abc.MetaPathFinder):
-    """First on ``sys.meta_path``: no finder ever gets to look for the reference package."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == PACKAGE or name.startswith(PACKAGE + "."):
-            WORKER.note(f"importlib ({name})")
-            raise ImportError(f"the reference package is not available to your code ({name})")
-        return None
-
-
-def block_reference(package_dir: str, modules: list) -> None:
-    real_import = builtins.__import__
-
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
-        if level == 0 and (name == PACKAGE or name.startswith(PACKAGE + ".")):
-            WORKER.note(f"import {name}")
-            raise ImportError(f"the reference package is not available to your code ({name})")
-        return real_import(name, globals, locals, fromlist, level)
-
-    builtins.__import__ = guarded_import
-    sys.meta_path.insert(0, Refuse())
-    sys.path[:] = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", PACKAGE))]
-    for name in [PACKAGE] + [f"{PACKAGE}.{module}" for module in modules]:
-        sys.modules[name] = Tripwire(name)
-    root = os.path.realpath(package_dir)
-
-    def refuse_reading(event, args):
-        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
-            path = os.path.realpath(os.fsdecode(args[0]))
-            if path == root or path.startswith(root + os.sep):
-                WORKER.note(f"open({os.path.basename(path)!r}) in the package's folder")
-                raise PermissionError("the reference package is not available to your code")
-
-    sys.addaudithook(refuse_reading)
-
-
-WORKER = None
-
-
 def main(argv=None) -> int:
-    global WORKER
     read_fd, write_fd, scratch, guard_log, package_dir, modules = (argv or sys.argv[1:])[:6]
     endpoint = Endpoint(int(read_fd), int(write_fd))
-    WORKER = Worker(endpoint)
-    endpoint.serve = WORKER.handle
+    worker = Worker(endpoint)
+    endpoint.serve = worker.handle
     os.environ["MPLBACKEND"] = "Agg"
-    block_reference(package_dir, [m for m in modules.split(",") if m and m != "__init__"])
+    sandbox.block_reference(package_dir, [m for m in modules.split(",") if m and m != "__init__"], worker.note)
     guard.install([scratch, "/dev"], guard_log)
     while True:
         try:
             message = endpoint.receive()
         except WireError:
-            return 0  # the re-run hung up: its work is done
-        endpoint.send(WORKER.handle(message))
+            return 0  # the judge hung up: its work is done
+        endpoint.send(worker.handle(message))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
-"""The wire between the grader and the worker that runs a student's code: plain data, never pickle.
+"""The wire between the judge and the worker that runs a student's code: plain data, never pickle.
 
-The worker (autograder/worker.py) runs the student's cells; the grader (autograder/rerun.py) calls
-the student's functions through it. Both ends speak JSON lines over a pipe pair, with values
+The worker (autograder/judge/worker.py) runs the student's cells; the judge (autograder/judge/judge.py)
+calls the student's functions through it. Both ends speak JSON lines over a pipe pair, with values
 encoded by :func:`Endpoint.encode`:
 
 * numbers, strings, None, lists, tuples and dicts of them as themselves (tuples tagged);
 * a tensor as its dtype (from a fixed list), shape, raw bytes in base64 and ``requires_grad``;
 * a ``torch.Generator`` as its state, handed back after the call so both ends stay in step;
 * a function as a handle: calling it sends a request back to the end that owns it, so the
-  grader can pass its reference ``gamma(...)`` and the student can return one of their own;
+  judge can pass its reference ``gamma(...)`` and the student can return one of their own;
 * anything else as the name of its type and its ``repr``, decoded to an inert stand-in.
 
 Decoding builds only tensors, generators, plain containers and stand-ins: nothing the other end
 sends can run code here. Gradients cross the wire too: a tensor the student's function returns
-with ``requires_grad`` is tied to the grader's inputs by :class:`_Remote`, whose backward asks the
+with ``requires_grad`` is tied to the judge's inputs by :class:`_Remote`, whose backward asks the
 worker for the gradients of its own graph.
 """
 
@@ -24,11 +24,12 @@ import os
 
 import torch
 
+from autograder.student.limits import MAX_MESSAGE
+
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128, torch.uint8,
     torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)}
 GONE = "the process running your code exited or stopped answering (os._exit, a crash, running out of memory?)"
-MAX_MESSAGE = 64 * 2**20  # bytes: one answer larger than this is malformed, not graded
 
 
 class WireError(RuntimeError):
@@ -250,7 +251,7 @@ class RemoteFunction:
         for generator, state in zip(generators, reply.get("generators", [])):
             generator.set_state(decode_tensor(state))
         for target, new in zip(tensors_in([args, kwargs]), reply.get("mutated", [])):
-            if new is not None:  # the student changed an input in place: so does the grader's copy
+            if new is not None:  # the student changed an input in place: so does the judge's copy
                 with torch.no_grad():
                     target.copy_(decode_tensor(new).detach())
         if "raised" in reply:
@@ -265,7 +266,7 @@ class RemoteFunction:
         return result
 
     def patches(self) -> dict:
-        """torch functions the grader has swapped for this call (a check's edge cases): the worker uses them too."""
+        """torch functions the judge has swapped for this call (a check's edge cases): the worker uses them too."""
         return {name: self.endpoint.encode(getattr(torch, name)) for name, real in ORIGINALS.items()
                 if getattr(torch, name) is not real}
 
@@ -285,7 +286,7 @@ def replace_tensors(value, new: dict):
 
 
 class _Remote(torch.autograd.Function):
-    """Outputs computed in the worker, tied to the grader's inputs: backward asks the worker."""
+    """Outputs computed in the worker, tied to the judge's inputs: backward asks the worker."""
 
     @staticmethod
     def forward(ctx, endpoint, call, n_inputs, *tensors):

@@ -1,16 +1,16 @@
 """Feedback figures: each notebook's idea drawn with the student's own functions, beside the reference's.
 
-After the checks, the judge (autograder/rerun.py) draws one figure per notebook twice, with the same
+After the checks, the judge (autograder/judge/judge.py) draws one figure per notebook twice, with the same
 code on the same inputs (the shipped checkpoints, four test emoji, fixed seeds): once with the
 student's functions, which run in the worker (every call crosses the wire as plain data, so only
 tensors come back), and once with the reference package's. A student sees what their bug does to
 an image: a decoder that leaves tokens masked, a γ running the wrong way, attention rows that do
 not sum to one, a tokenizer that maps every patch to one code.
 
-The student's half has a time limit (``SECONDS``: the judge's alarm, then the worker is stopped)
-and a memory limit (``MEMORY_MB`` of address space above what the worker holds when the figure
-starts, and the wire's cap on one message); every answer is checked for shape, dtype and range
-before it is drawn. Whatever goes wrong gives a one-line note in place of the picture. The figures
+The student's half has a time limit (``FIGURE_SECONDS``: a deadline, then the worker is stopped)
+and a memory limit (``FIGURE_MEMORY_MB`` of address space above what the worker holds when the figure
+starts, and the wire's cap on one message), both set in autograder/student/limits.py; every answer
+is checked for shape, dtype and range before it is drawn. Whatever goes wrong gives a one-line note in place of the picture. The figures
 are drawn after the report is written and change no score; their inputs are not the hidden checks'.
 Each figure has a fixed layout (no tight layout), so the student's and the reference's panels sit
 at the same pixels and can be compared panel by panel.
@@ -19,7 +19,6 @@ at the same pixels and can be compared panel by panel.
 import contextlib
 import functools
 import math
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,14 +28,14 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from autograder.wire import WireError
+from autograder.judge.wire import WireError
+from autograder.records import Figure as Entry
+from autograder.student.limits import FIGURE_MEMORY_MB, FIGURE_SECONDS, CellTimeoutError, deadline
 from maskgit_lab import attention, decoding, inpaint, masking, schedules, vq
 from maskgit_lab.checkpoint import load_shipped
 from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet, evenly_spaced, to_numpy_image
 from maskgit_lab.plots import decoding_figure, decoding_frames, off_codebook, panel_row, panel_title, render_tokens
 
-SECONDS = 120  # the student's half of one figure: a few model passes on four images, far less than any cell
-MEMORY_MB = 1024  # address space the worker may add while a figure calls the student's functions
 DPI = 100
 SEED = 7  # the figures' own draws (decoding, training masks)
 MASK_ROWS = 8  # one training batch in the 03 figure
@@ -352,10 +351,10 @@ def why(err: BaseException, seconds: int) -> str:
     """The one-line note for a figure the student's functions could not make."""
     if isinstance(err, FigureError):
         return str(err)
-    if type(err).__name__ == "CellTimeoutError":
+    if isinstance(err, CellTimeoutError):
         return f"your functions did not finish the picture within {seconds} s"
     if isinstance(err, MemoryError) or "can't allocate memory" in str(err):
-        return f"your functions ran out of memory (the picture's limit is {MEMORY_MB} MB more than they held)"
+        return f"your functions ran out of memory (the picture's limit is {FIGURE_MEMORY_MB} MB more than they held)"
     if isinstance(err, WireError):
         return f"the process running your code stopped: {str(err)[:150]}"
     message = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
@@ -383,33 +382,37 @@ def reference_figure(notebook: str, out: Path) -> Path:
         return out / save(picture.draw(picture.collect(picture.reference)), out / f"{notebook}-reference.png")
 
 
-def make(notebook: str, worker, out: Path, shared: Path = None) -> dict:
+def student_functions(picture: Picture, worker) -> dict:
+    """The student's functions the picture needs, as stand-ins that call them in the worker."""
+    functions = {}
+    for name in picture.reference:
+        functions[name] = worker.function(name)
+        if functions[name] is None:
+            raise FigureError(f"your {name} is not defined (its cell did not run)")
+    return functions
+
+
+def make(notebook: str, worker, out: Path, shared: Path = None) -> Entry:
     """Draw ``notebook``'s figure into ``out`` with the student's functions (through ``worker``), beside the reference's:
     the one in ``shared`` (drawn once for a grading run by :func:`reference_figure`) if it is there, else drawn now.
 
-    Returns {"caption", "reference": the PNG's path, "yours": file name in ``out`` or None, "note": None or one line}.
+    Returns the entry: the reference's PNG (its path), the student's (a file name in ``out``) or a one-line note instead.
     """
     picture = PICTURES[notebook]
     out.mkdir(parents=True, exist_ok=True)
     reference = shared / f"{notebook}-reference.png" if shared else None
     if reference is None or not reference.is_file():
         reference = reference_figure(notebook, out)
-    entry = {"caption": picture.caption, "reference": str(reference), "yours": None, "note": None}
+    entry = Entry(picture.caption, reference=str(reference))
     matplotlib.rcdefaults()
     try:
-        signal.setitimer(signal.ITIMER_REAL, SECONDS)
-        functions = {}
-        for name in picture.reference:
-            functions[name] = worker.function(name)
-            if functions[name] is None:
-                raise FigureError(f"your {name} is not defined (its cell did not run)")
-        worker.cap_memory(MEMORY_MB)
+        with deadline(FIGURE_SECONDS):
+            functions = student_functions(picture, worker)
+            worker.cap_memory(FIGURE_MEMORY_MB)
+            with one_thread():
+                data = picture.collect(functions)
         with one_thread():
-            data = picture.collect(functions)
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            entry["yours"] = save(picture.draw(data), out / f"{notebook}.png")
+            entry.yours = save(picture.draw(data), out / f"{notebook}.png")
     except BaseException as err:  # noqa: BLE001 (the student's half, whatever it did: a note, never a lost run)
-        entry["note"] = f"no picture: {why(err, SECONDS)}"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        entry.note = f"no picture: {why(err, FIGURE_SECONDS)}"
     return entry

@@ -1,13 +1,13 @@
 """``python -m autograder merge DIR/shard-*.csv --out grades.csv [--course COURSE]``: one class from its shards.
 
-The shards (autograder/shard.py) each carry the whole cut of the class, so the merge knows
+The shards (autograder/grader/shard.py) each carry the whole cut of the class, so the merge knows
 every student and which shard owes it. It checks that every student appears exactly once,
 gives the students of a shard that wrote nothing (or left a student out) ``missing shard``
 rows that name the shard, and writes the class CSV sorted as one ``-j 1`` run writes it, so the
 two are byte-identical. Feedback folders are gathered into one ``feedback/`` beside the CSV.
 
 With ``--course`` it then imports every graded student into the course's nbgrader gradebook
-(autograder/gradebook.py): the merge is the one process that writes it.
+(autograder/grader/gradebook.py): the merge is the one process that writes it.
 
 Exit status: 0 when the class is complete, 1 when a shard or student is missing (the CSV and
 the gradebook still get everything that was graded), 2 when the inputs cannot be merged at all.
@@ -20,10 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from autograder import grade as grading
-from autograder.shard import MANIFEST, ShardError, bundle
-
-MISSING_SHARD = "missing shard"
+from autograder import verdict
+from autograder.core import Status
+from autograder.grader import grade as grading
+from autograder.grader.shard import MANIFEST, ShardError, bundle
+from autograder.records import StudentResult
 
 
 def read_shard(csv_path: Path) -> dict:
@@ -59,7 +60,7 @@ def agree(shards: list) -> None:
 
 def missing_rows(student: str, first: dict, reason: str) -> list:
     """The rows of a student nobody graded: one per notebook, ``missing shard``, 0 points, with ``reason``."""
-    result = {"student": student, "rows": [{"notebook": n, "status": MISSING_SHARD, "reason": reason} for n in first["notebooks"]]}
+    result = StudentResult(student, [verdict.unscored(n, Status.MISSING_SHARD, reason) for n in first["notebooks"]])
     return grading.csv_rows(result, Path("/nonexistent"), first["maxima"], first["hidden_max"])
 
 
@@ -127,7 +128,7 @@ def merge(csv_paths: list, out: Path, feedback: Path = None, course: Path = None
     students = len({r["student"] for r in rows})
     log(f"merged {len(shards)} of {shards[0]['shards']} shard(s): {students} student(s), wrote {out} ({len(rows)} rows)")
     if course:
-        from autograder import gradebook
+        from autograder.grader import gradebook
 
         graded = {student: (shard["bundle"], entry) for shard in shards for student, entry in shard["students"].items()}
         gradebook.import_class(Path(course).resolve(), graded, shards[0]["notebooks"], log=log)

@@ -8,7 +8,7 @@
   the whole notebook scores 0 and is reported as tampered.
 
 Everything here is static (``ast``), so it cannot be fooled by what the code does at run time;
-the hidden-check runner re-runs the checks outside the notebook for that (autograder/rerun.py).
+the judge re-runs the checks outside the notebook for that (autograder/judge/judge.py).
 """
 
 import ast
@@ -17,29 +17,13 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from autograder.cells import grade_id, is_solution_cell, is_test_cell, nbgrader_meta, parse
+
 REFERENCE_PACKAGE = "maskgit_lab"
 GRADER_ATTRIBUTES = {"showtraceback", "excepthook", "showsyntaxerror", "_showtraceback", "set_custom_exc", "audithook",
                      "addaudithook"}
 GRADER_NAMES = {"get_ipython", "autograder", "show", "use_or_reference", "CheckFailed", "Result", "graded", "__builtins__",
                 "builtins"}
-
-
-def nbgrader_meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
-
-
-def grade_id(cell):
-    return nbgrader_meta(cell).get("grade_id")
-
-
-def is_test_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
-def is_solution_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.get("cell_type") == "code" and bool(meta.get("solution"))
 
 
 @dataclass
@@ -71,7 +55,7 @@ class Findings:
 def _imported_from_package(source: str) -> set:
     """Names a (set-up) cell binds to the reference package: ``import maskgit_lab.vq``, ``from maskgit_lab import x``."""
     names = set()
-    for node in ast.walk(_parse(source) or ast.Module(body=[], type_ignores=[])):
+    for node in ast.walk(parse(source) or ast.Module(body=[], type_ignores=[])):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] == REFERENCE_PACKAGE:
@@ -79,14 +63,6 @@ def _imported_from_package(source: str) -> set:
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == REFERENCE_PACKAGE:
             names.update(alias.asname or alias.name for alias in node.names)
     return names
-
-
-def _parse(source: str):
-    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]  # IPython magics
-    try:
-        return ast.parse("\n".join(lines))
-    except SyntaxError:
-        return None
 
 
 def _bound_in(tree) -> set:
@@ -104,7 +80,7 @@ def _bound_in(tree) -> set:
 
 def scan_solution(source: str, package_names: set) -> tuple:
     """(uses of the reference package, touches of the grading machinery) in one solution cell."""
-    tree = _parse(source)
+    tree = parse(source)
     if tree is None:
         return None, None
     bound = _bound_in(tree)
@@ -195,38 +171,3 @@ def repair_test_cells(submitted, source) -> list:
         cells.append(cell)
     submitted.cells = cells
     return duplicated
-
-
-def scan_files(submitted_path, source_path) -> Findings:
-    return scan(nbformat.read(str(submitted_path), as_version=4), nbformat.read(str(source_path), as_version=4))
-
-
-def checked_names(test_source: str) -> tuple:
-    """``show(check_x(answer))`` → ("check_x", "answer"); (None, None) for any other shape."""
-    tree = _parse(test_source)
-    if tree is None or len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr):
-        return None, None
-    call = tree.body[0].value
-    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "show" and len(call.args) == 1
-            and isinstance(call.args[0], ast.Call) and isinstance(call.args[0].func, ast.Name)
-            and len(call.args[0].args) == 1 and isinstance(call.args[0].args[0], ast.Name)):
-        return call.args[0].func.id, call.args[0].args[0].id
-    return None, None
-
-
-def defined_functions(source: str) -> set:
-    tree = _parse(source)
-    return {n.name for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-
-
-def tests_of_solution(source_nb) -> dict:
-    """Solution grade id → the grade ids of the test cells that check a function it defines."""
-    defines = {grade_id(c): defined_functions(c.source) for c in source_nb.cells if is_solution_cell(c)}
-    tests = {}
-    for cell in source_nb.cells:
-        if is_test_cell(cell):
-            _, answer = checked_names(cell.source)
-            for gid, names in defines.items():
-                if answer in names:
-                    tests.setdefault(gid, []).append(grade_id(cell))
-    return tests

@@ -8,13 +8,13 @@ delete, rename or new subprocess outside the allowed folders, and records each r
 that the grader reads afterwards.
 
 The grader puts a startup file into the kernel's ``IPYTHONDIR`` (:func:`write_startup`), so the
-hook is in place before the first cell runs; the hidden-check runner calls :func:`install` itself.
+hook is in place before the first cell runs; the judge's worker calls :func:`install` itself.
 
 It also refuses to hand out, through ``ctypes``, the C functions that write, delete or start
 processes (``open``, ``system``, ``fork``, …). Limits (see autograder/README.md): reads are not
 restricted; a C extension of the student's own, or a C function reached by its address instead
 of its name, is not seen. The worker that the grader judges runs in a bubblewrap sandbox where
-one exists (autograder/sandbox.py); the kernel runs under this guard alone.
+one exists (autograder/student/sandbox.py); the kernel runs under this guard alone.
 """
 
 import os
@@ -87,7 +87,7 @@ def write_startup(ipython_dir: Path, allowed, log_path) -> Path:
     startup = Path(ipython_dir) / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
     path = startup / "00-maskgit-guard.py"
-    path.write_text("from autograder.guard import install as _install\n"
+    path.write_text("from autograder.student.guard import install as _install\n"
                     f"_install({[str(p) for p in allowed]!r}, {str(log_path)!r})\n"
                     "del _install\n")
     return path

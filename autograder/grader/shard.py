@@ -8,7 +8,7 @@ cut depends only on the submissions folder, so every array task computes the sam
 A shard writes only its own files: ``DIR/shard-I.csv`` (the rows ``grade`` would write for its
 students) and the folder ``DIR/shard-I/`` beside it, holding ``feedback/<student>/``, each
 student's autograded notebooks (``autograded/<student>/``) and ``shard.json``: the whole cut,
-the maxima, and each test cell's points, which ``python -m autograder merge`` (autograder/merge.py)
+the maxima, and each test cell's points, which ``python -m autograder merge`` (autograder/grader/merge.py)
 needs to write the class CSV and the course's gradebook. The CSV is moved into place last, so a
 shard that died half-way leaves no CSV and the merge names it as missing.
 
@@ -23,8 +23,10 @@ import re
 import shutil
 from pathlib import Path
 
-from autograder import grade as grading
 from autograder import release
+from autograder.core import Status
+from autograder.grader import grade as grading
+from autograder.records import StudentResult
 
 MANIFEST = "shard.json"
 SHARD = re.compile(r"^(\d+)/(\d+)$")
@@ -78,17 +80,17 @@ def fingerprint(source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def cell_points(result: dict, rows: list) -> dict:
+def cell_points(result: StudentResult, rows: list) -> dict:
     """notebook → {status, cells: test cell → points} for the notebooks handed in, as the CSV scored them."""
-    by_notebook = {row["notebook"]: row for row in result["rows"]}
+    by_notebook = {row.notebook: row for row in result.rows}
     found = {}
     for row in rows:
-        if row["status"] == "missing":
+        if row["status"] == Status.MISSING:
             continue
-        checks = by_notebook[row["notebook"]].get("checks", [])
-        scored = row["status"] in ("graded", "penalized")  # tampered, timeout and error rows score 0 in every cell
+        checks = by_notebook[row["notebook"]].checks
+        scored = row["status"] in (Status.GRADED, Status.PENALIZED)  # tampered, timeout and error rows score 0 in every cell
         found[row["notebook"]] = {"status": row["status"],
-                                  "cells": {c["cell"]: float(c["points"]) if scored else 0.0 for c in checks}}
+                                  "cells": {c.cell: float(c.points) if scored else 0.0 for c in checks}}
     return found
 
 
@@ -107,7 +109,7 @@ def check_readable(files: dict) -> None:
 def grade_shard(submissions: Path, out: Path, index: int, count: int, feedback: Path = None,
                 source: Path = release.SOLUTIONS, log=print, **options) -> list:
     """Grade shard ``index`` of ``count``; write its CSV, feedback, autograded notebooks and manifest; return its rows."""
-    from autograder import hidden  # imports torch: only when grading
+    from autograder.judge import hidden  # imports torch: only when grading
 
     submissions, out, source = Path(submissions).resolve(), Path(out).resolve(), Path(source).resolve()
     if not submissions.is_dir():
@@ -126,12 +128,12 @@ def grade_shard(submissions: Path, out: Path, index: int, count: int, feedback: 
         f"{sum(len(found[s]) for s in mine)} notebook(s) handed in")
     autograded, students = folder / "autograded", {}
 
-    def keep(result: dict, rows: list) -> None:
-        for notebook, path in sorted(result.get("autograded", {}).items()):
+    def keep(result: StudentResult, rows: list) -> None:
+        for notebook, path in sorted(result.autograded.items()):
             if Path(path).exists():
-                (autograded / result["student"]).mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, autograded / result["student"] / f"{notebook}.ipynb")
-        students[result["student"]] = {"seconds": round(result.get("seconds", 0.0), 1), "notebooks": cell_points(result, rows)}
+                (autograded / result.student).mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, autograded / result.student / f"{notebook}.ipynb")
+        students[result.student] = {"seconds": round(result.seconds, 1), "notebooks": cell_points(result, rows)}
 
     partial = folder / "rows.csv.partial"
     rows = grading.grade(submissions, partial, feedback=feedback or folder / "feedback", source=source, log=log,

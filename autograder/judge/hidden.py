@@ -2,7 +2,7 @@
 
 nbgrader's feedback shows every cell of the graded notebook, hidden tests included
 (jupyter/nbgrader#917, #1363), so these live only here and only their points reach the student
-(the summary says "hidden checks: 3/4"). ``autograder/rerun.py`` calls them at grade time on
+(the summary says "hidden checks: 3/4"). The judge (autograder/judge/judge.py) calls them at grade time on
 the functions exactly as the student's solution cells defined them.
 
 A notebook's entry in ``HIDDEN`` lists (the student's function, the check called with it);
