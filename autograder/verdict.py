@@ -13,6 +13,7 @@ up on the notebook) and :func:`tampered_meanwhile` (files outside changed while 
 from typing import NamedTuple, Optional
 
 from nbclient.exceptions import CellTimeoutError as NotebookTimeout
+from nbclient.exceptions import DeadKernelError
 
 from autograder.cells import defined_functions, grade_id, tests_of_solution
 from autograder.core import Status
@@ -75,10 +76,13 @@ def not_autograded(notebook: str, log_text: str, cells: list, cell_timeout: int)
 
 
 def describe_error(error: str, job: Job) -> str:
-    """An error a cell showed (``"ErrorType: message"``, from the kernel or the judge) in words."""
+    """An error a cell showed (``"ErrorType: message"``, from the kernel or the judge) in words.
+
+    The error is text from another process, so it is recognised by the names of the exception types.
+    """
     if error.startswith((CellTimeoutError.__name__, KeyboardInterrupt.__name__)):
         return f"timed out after {job.cell_timeout} s and was interrupted"
-    if MemoryError.__name__ in error or "can't allocate memory" in error or "DeadKernelError" in error:
+    if MemoryError.__name__ in error or "can't allocate memory" in error or DeadKernelError.__name__ in error:
         return f"ran out of memory (the cap is {job.memory_mb} MB): {error[:200]}"
     return f"raised {error[:300]}"
 
