@@ -20,6 +20,7 @@ FORMAT = "maskgit-lab/1"
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"  # the course's trained models
 SHIPPED_VQ = SHIPPED_CHECKPOINTS / "vq.pt"
 SHIPPED_MVTM = SHIPPED_CHECKPOINTS / "mvtm.pt"
+SHIPPED_MVTM_COND = SHIPPED_CHECKPOINTS / "mvtm-cond.pt"  # the class-conditional transformer (generation)
 KINDS = {"vq": (VQConfig, VQTokenizer), "mvtm": (TransformerConfig, BidirectionalTransformer)}
 
 
@@ -99,11 +100,12 @@ def load_pair(vq_path, mvtm_path, device="cpu", expect=None):
     """Tokenizer + transformer, checked to agree on codebook size and token count.
 
     ``expect`` (a ``configs.ModelConfig``) also checks both against a named configuration, but for
-    the transformer's dropout rates: they change training only, and the shipped one was tuned without.
+    the transformer's dropout rates (they change training only, and the shipped one was tuned without)
+    and its classes (a named size holds an unconditional and a conditional transformer alike).
     """
     tokenizer = load_model(vq_path, "vq", expect=expect and expect.vq, device=device)
     model = load_model(mvtm_path, "mvtm", expect=expect and expect.transformer, device=device,
-                       ignore=TransformerConfig.WEIGHTLESS)
+                       ignore=TransformerConfig.WEIGHTLESS + ("num_classes",))
     vq, tf = tokenizer.cfg, model.cfg
     if (vq.num_codes, vq.num_tokens) != (tf.num_codes, tf.num_tokens):
         raise ValueError(

@@ -15,11 +15,13 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Optional
 
-from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_VQ
-from maskgit_lab.classes import NUM_CLASSES
+import torch
+
+from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_MVTM_COND, SHIPPED_VQ
+from maskgit_lab.classes import CATEGORIES, NUM_CLASSES, SHORT_NAMES, class_id
 from maskgit_lab.configs import CONFIGS, get_config
 from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.decoding import GENERATION, DecodeSettings
 from maskgit_lab.outputs import inside_shipped_data
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.vq import ENCODERS, RESTART_FROM
@@ -191,24 +193,55 @@ def _model_args(parser):
     parser.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
 
 
-def _decode_args(parser):
+def _decode_args(parser, defaults: DecodeSettings = DecodeSettings(), mvtm: Path = SHIPPED_MVTM, pixels: bool = True):
+    """The decoding options, defaulting to ``defaults``; ``pixels``: inpainting's round trips and blur too."""
     parser.add_argument("--vq", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint")
-    parser.add_argument("--mvtm", type=existing_file, default=SHIPPED_MVTM, help="transformer checkpoint")
-    parser.add_argument("--schedule", choices=list(SCHEDULES), default=DecodeSettings.schedule)
-    parser.add_argument("--steps", "-T", type=step_count, default=DecodeSettings.steps,
+    parser.add_argument("--mvtm", type=existing_file, default=mvtm, help="transformer checkpoint")
+    parser.add_argument("--schedule", choices=list(SCHEDULES), default=defaults.schedule)
+    parser.add_argument("--steps", "-T", type=step_count, default=defaults.steps,
                         help="decoding steps T, from 1 to the N tokens of an image (more would leave steps with nothing to decode)")
-    parser.add_argument("--temperature", type=number(0), default=DecodeSettings.temperature,
+    parser.add_argument("--temperature", type=number(0), default=defaults.temperature,
                         help="Gumbel noise scale τ (annealed), finite and ≥ 0")
-    parser.add_argument("--sweet-spot", type=integer(1), default=DecodeSettings.sweet_spot, help="stop after this many of the T steps")
-    parser.add_argument("--sample-temperature", type=number(0, low_open=True), default=DecodeSettings.sample_temperature,
+    parser.add_argument("--sweet-spot", type=integer(1), default=defaults.sweet_spot, help="stop after this many of the T steps")
+    parser.add_argument("--sample-temperature", type=number(0, low_open=True), default=defaults.sample_temperature,
                         help="sample codes from softmax(logits / s), finite and > 0; 1 = MaskGIT's sampling, smaller is greedier")
-    parser.add_argument("--retokenize", type=integer(0), default=DecodeSettings.retokenize,
-                        help="encode and decode the inpainted image (known pixels pasted back) again this many times")
-    parser.add_argument("--blur", type=number(0), default=DecodeSettings.blur,
-                        help="then blur the generated pixels with a Gaussian of this σ in pixels, finite and ≥ 0 (0: sharp)")
+    if pixels:
+        parser.add_argument("--retokenize", type=integer(0), default=defaults.retokenize,
+                            help="encode and decode the inpainted image (known pixels pasted back) again this many times")
+        parser.add_argument("--blur", type=number(0), default=defaults.blur,
+                            help="then blur the generated pixels with a Gaussian of this σ in pixels, finite and ≥ 0 (0: sharp)")
+    parser.add_argument("--cfg", dest="guidance", type=number(0), default=defaults.guidance,
+                        help=f"classifier-free guidance w, finite and ≥ 0, with a class label: 0 unconditional, "
+                             f"1 the conditional model, > 1 guided (default {defaults.guidance:g})")
     parser.add_argument("--seed", type=integer(0), default=0)
     parser.add_argument("--batch-size", type=POSITIVE, default=64)
     parser.add_argument("--fused-attention", action="store_true", help="torch's SDPA kernel (faster on a GPU)")
+
+
+def settings_from(args, defaults: DecodeSettings = DecodeSettings()) -> DecodeSettings:
+    """The ``DecodeSettings`` the decoding options name (``defaults`` for the ones a command lacks)."""
+    return replace(defaults, **{f.name: getattr(args, f.name) for f in fields(DecodeSettings) if hasattr(args, f.name)})
+
+
+def class_name(text: str) -> int:
+    try:
+        return class_id(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def label_choice(text: str):
+    """``true`` (each test image's own class) or a class name, as its id."""
+    return "true" if text.strip().lower() == "true" else class_name(text)
+
+
+def conditional_pair(args):
+    """Refuse a --mvtm that cannot take a label before any work, naming the conditional checkpoint."""
+    from maskgit_lab.checkpoint import read_checkpoint
+
+    if not read_checkpoint(args.mvtm, "mvtm")["config"].get("num_classes"):
+        raise UsageError(f"--mvtm {args.mvtm} is unconditional and takes no class label; "
+                         f"pass --mvtm {SHIPPED_MVTM_COND} (or another train-mvtm --conditional checkpoint)")
 
 
 def _overwrite_arg(parser, what: str):
@@ -298,13 +331,37 @@ def cmd_inpaint(args):
     from maskgit_lab.outputs import OutputFolder
 
     check_decoding(args, args.config)
-    settings = DecodeSettings(args.schedule, args.steps, args.temperature, args.sweet_spot, args.sample_temperature,
-                              args.retokenize, args.blur)
+    if args.label is not None:
+        conditional_pair(args)
+    settings = settings_from(args)
     out = OutputFolder(args.out, "inpaint", args.overwrite, ground_truth=ground_truth_dir(args.data_root),
-                       vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed)
+                       vq=args.vq.resolve(), mvtm=args.mvtm.resolve(), settings=settings.label, seed=args.seed,
+                       label=args.label)
     written = inpaint_test_set(args.vq, args.mvtm, args.data_root, out, settings, seed=args.seed, batch_size=args.batch_size,
-                               limit=args.limit, config=get_config(args.config), fused_attention=args.fused_attention)
+                               limit=args.limit, config=get_config(args.config), fused_attention=args.fused_attention,
+                               label=args.label)
     print(f"wrote {written}")
+    return 0
+
+
+def cmd_generate(args):
+    from maskgit_lab.checkpoint import load_pair
+    from maskgit_lab.evaluate import save_images
+    from maskgit_lab.generate import generate_batched
+    from maskgit_lab.outputs import OutputFolder
+    from maskgit_lab.utils import default_device
+
+    check_decoding(args, args.config)
+    conditional_pair(args)
+    settings = settings_from(args, GENERATION)
+    out = OutputFolder(args.out, "generate", args.overwrite, vq=args.vq.resolve(), mvtm=args.mvtm.resolve(),
+                       settings=settings.label, seed=args.seed, label=SHORT_NAMES[args.label])
+    tokenizer, model = load_pair(args.vq, args.mvtm, device=default_device(), expect=get_config(args.config))
+    model.use_fused_attention(args.fused_attention)
+    labels = torch.full((args.n,), args.label, dtype=torch.long)
+    images = generate_batched(tokenizer, model, labels, settings, args.batch_size, args.seed)
+    save_images(images, [f"{SHORT_NAMES[args.label]}_{i:03d}" for i in range(args.n)], out.claim())
+    print(f"wrote {args.n} images of {CATEGORIES[args.label]} ({settings.label}) to {out.finish()}")
     return 0
 
 
@@ -430,7 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an empty folder, or one holding an earlier inpaint's results (they are removed first)")
     _overwrite_arg(p, "the images of a folder holding other files")
     p.add_argument("--limit", type=POSITIVE, default=None, help="only the first N test images")
+    p.add_argument("--label", type=label_choice, default=None,
+                   help="complete every image as this class (a --mvtm trained with --conditional), or 'true' for "
+                        "each image's own class; default: no label")
     p.set_defaults(func=cmd_inpaint)
+
+    p = sub.add_parser("generate", help="generate images of one class from an empty canvas (conditional MaskGIT)")
+    _model_args(p)
+    _decode_args(p, GENERATION, SHIPPED_MVTM_COND, pixels=False)
+    p.add_argument("--label", type=class_name, required=True, help=f"the class: {', '.join(SHORT_NAMES)}")
+    p.add_argument("-n", type=integer(1, "the number of images"), default=16, help="how many images")
+    p.add_argument("--out", type=folder, default=Path("artifacts/generate"),
+                   help="an empty folder, or one holding an earlier generate's images (they are removed first)")
+    _overwrite_arg(p, "the images of a folder holding other files")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("fid", help="FID (and KID) between two folders of images")
     p.add_argument("dir_a", type=existing_dir)

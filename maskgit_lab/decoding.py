@@ -13,6 +13,14 @@ with the step it is given. ``DecodeSettings`` holds γ, T, τ, the sampling temp
 sweet spot, and its defaults are the course's one default decode setting: every command,
 figure and check starts from it.
 
+Class-conditional decoding with classifier-free guidance (Ho & Salimans 2022): the model is run
+with the class c and with the null class in one forward pass of 2B rows, and a step sees
+
+    ℓ = ℓ_uncond + w·(ℓ_cond − ℓ_uncond)
+
+w = 0 is the unconditional model, w = 1 the conditional one (computed without the second half),
+w > 1 pushes each token further toward what the label adds.
+
 The sampling temperature s divides the logits before a step sees them, so codes are sampled
 from softmax(logits / s) and the confidence is that distribution's log-probability. MaskGIT
 samples at s = 1; s < 1 samples closer to the most likely code. For inpainting, where the hole
@@ -37,7 +45,8 @@ def is_count(value) -> bool:
 @dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k,
-    sampling temperature s, rounds of re-tokenizing the inpainted image, and a blur of the fill.
+    sampling temperature s, rounds of re-tokenizing the inpainted image, a blur of the fill, and
+    the guidance scale w (used when a class label is given).
 
     ``sweet_spot=k`` stops after k of the T steps and fills every token still masked then.
     ``retokenize`` and ``blur`` are for inpainting (``inpaint.inpaint``; ``iterative_decode`` ignores
@@ -53,6 +62,7 @@ class DecodeSettings:
     sample_temperature: float = 0.3
     retokenize: int = 5
     blur: float = 0.5
+    guidance: float = 1.0
 
     def __post_init__(self):
         gamma(self.schedule)  # refuses an unknown name with the list of valid ones
@@ -69,12 +79,44 @@ class DecodeSettings:
             raise ValueError(f"retokenize must be an integer ≥ 0 (0 keeps the first decoded image), got {self.retokenize!r}")
         if isinstance(self.blur, bool) or not isinstance(self.blur, (int, float)) or not (math.isfinite(self.blur) and self.blur >= 0):
             raise ValueError(f"blur must be a finite number ≥ 0 (σ in pixels; 0 leaves the fill sharp), got {self.blur!r}")
+        if isinstance(self.guidance, bool) or not isinstance(self.guidance, (int, float)) or not (
+                math.isfinite(self.guidance) and self.guidance >= 0):
+            raise ValueError(f"guidance w must be a finite number ≥ 0 (0: unconditional, 1: the conditional model, "
+                             f"> 1: guided), got {self.guidance!r}")
 
     @property
     def label(self) -> str:
         """The row name in quality tables: ``cosine T=8 retok×5 blur 0.5``, ``cubic T=12 stop@4 retok×5 blur 0.5``."""
         return (f"{self.schedule} T={self.steps}" + (f" stop@{self.sweet_spot}" if self.sweet_spot else "")
-                + (f" retok×{self.retokenize}" if self.retokenize else "") + (f" blur {self.blur:g}" if self.blur else ""))
+                + (f" retok×{self.retokenize}" if self.retokenize else "") + (f" blur {self.blur:g}" if self.blur else "")
+                + (f" w={self.guidance:g}" if self.guidance != 1 else ""))
+
+
+# The course's default for generation from an empty canvas, beside the inpainting default
+# (``DecodeSettings()``): MaskGIT's noise (τ = 4.5) and sampling (s = 1), T = 8, guidance w, and no
+# re-tokenizing or blur (nothing known to paste back). README "Generation quality" measures it.
+GENERATION = DecodeSettings(temperature=4.5, sample_temperature=1.0, retokenize=0, blur=0.0, guidance=2.0)
+
+
+def guided(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Tensor:
+    """Classifier-free guidance on logits: ℓ_uncond + w·(ℓ_cond − ℓ_uncond)."""
+    return uncond + guidance * (cond - uncond)
+
+
+def guided_logits(model, tokens: torch.Tensor, labels: Optional[torch.Tensor], guidance: float) -> torch.Tensor:
+    """The model's logits (B, N, K) for ``tokens`` (B, N) given class ids ``labels`` (B,), guided by w.
+
+    No labels: the model alone (a conditional model sees the null class). w = 1: the conditional
+    model, one pass. Otherwise the labelled and the null rows go through one forward pass (2B rows).
+    """
+    if labels is None:
+        return model(tokens)
+    if guidance == 1:
+        return model(tokens, labels)
+    null = torch.full_like(labels, model.null_class)
+    both = model(torch.cat([tokens, tokens]), torch.cat([labels, null]))  # (2B, N, K)
+    cond, uncond = both.chunk(2)  # (B, N, K) each
+    return guided(cond, uncond, guidance)
 
 
 @dataclass
@@ -169,15 +211,19 @@ def iterative_decode(
     generator: Optional[torch.Generator] = None,
     return_history: bool = False,
     step: Callable = decode_step,
+    labels: Optional[torch.Tensor] = None,
 ):
     """Fill the True positions of ``token_mask`` in ``tokens`` (B, N) as ``settings`` say.
 
     A sweet spot k stops after k of the T steps (the lab's partial decoding) and fills the
     still-masked tokens with that step's samples. ``step`` is called as ``decode_step`` is
-    (a student's step, for grading). Returns (B, N) codes, and the ``DecodeHistory`` too
-    when ``return_history``.
+    (a student's step, for grading). ``labels`` (B,) are class ids for a conditional model,
+    guided by ``settings.guidance``; None decodes without a label. Returns (B, N) codes, and
+    the ``DecodeHistory`` too when ``return_history``.
     """
     _check_inputs(model, tokens, token_mask, settings)
+    if labels is not None:
+        model.check_labels(labels, tokens.shape[0])
     steps, temperature = settings.steps, settings.temperature
     gamma_fn = gamma(settings.schedule)
     was_training = model.training
@@ -188,7 +234,7 @@ def iterative_decode(
     history = DecodeHistory()
     last_step = steps if settings.sweet_spot is None else settings.sweet_spot
     for t in range(last_step):
-        logits = model(current) / settings.sample_temperature  # (B, N, K)
+        logits = guided_logits(model, current, labels, settings.guidance) / settings.sample_temperature  # (B, N, K)
         # The last step taken (the T-th, or the sweet spot) fills everything still masked.
         current, mask = step(logits, current, mask, n0, t, steps, gamma_fn, temperature, model.mask_id, generator,
                              fill_all=t == last_step - 1)

@@ -70,17 +70,20 @@ def inpaint(
     paste: bool = True,
     return_history: bool = False,
     step: Callable = decode_step,
+    labels: Optional[torch.Tensor] = None,
 ):
     """Fill the unknown pixels of ``images`` (B, 3, S, S) in [-1, 1]; ``known`` is (B, S, S).
 
-    ``settings`` and ``step`` go to ``iterative_decode`` unchanged; ``settings.retokenize`` rounds
-    and then ``settings.blur`` follow the VQ decoder. The history (``return_history``) holds the transformer's tokens.
+    ``settings``, ``step`` and the class ids ``labels`` (B,) (a conditional model; None: no label) go
+    to ``iterative_decode`` unchanged; ``settings.retokenize`` rounds and then ``settings.blur``
+    follow the VQ decoder. The history (``return_history``) holds the transformer's tokens.
     """
     check_pair(images, known)
     tokenizer.eval()
     tokens = tokenizer.encode(images)  # (B, N)
     token_mask = token_mask_from_pixels(known, tokenizer.cfg.downsample).to(tokens.device)
-    decoded = iterative_decode(model, tokens, token_mask, settings, generator, return_history=return_history, step=step)
+    decoded = iterative_decode(model, tokens, token_mask, settings, generator, return_history=return_history, step=step,
+                               labels=None if labels is None else labels.to(tokens.device))
     codes, history = decoded if return_history else (decoded, None)
     output = tokenizer.decode(codes)
     for _ in range(settings.retokenize):

@@ -1,5 +1,7 @@
 """Tiny models shared by the tests: the same code as the course, at shapes that run in ms."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -20,3 +22,12 @@ def tiny_tokenizer():
 def tiny_model():
     torch.manual_seed(0)
     return BidirectionalTransformer(TINY_TF).eval()
+
+
+@pytest.fixture
+def tiny_conditional():
+    """A tiny class-conditional transformer (3 classes, null id 3) whose labels change its logits."""
+    torch.manual_seed(0)
+    model = BidirectionalTransformer(replace(TINY_TF, num_classes=3)).eval()
+    torch.nn.init.normal_(model.class_emb.weight)
+    return model

@@ -14,7 +14,7 @@ from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
 from maskgit_lab.cli import add_dataclass_args, build_parser, main
 from maskgit_lab.outputs import SHIPPED_DATA, read_marker
 
-COMMANDS = ["data", "train-vq", "train-mvtm", "ship", "inpaint", "fid", "score-tokenizer", "modelability", "bench", "demo"]
+COMMANDS = ["data", "train-vq", "train-mvtm", "ship", "inpaint", "generate", "fid", "score-tokenizer", "modelability", "bench", "demo"]
 TINY_TRAIN = ["--steps", "2", "--batch-size", "2", "--max-images", "4", "--log-every", "1", "--save-every", "1"]
 
 
@@ -141,6 +141,19 @@ BAD_ARGUMENTS = [
     (["fid", "{tmp}/a", "{tmp}/nowhere"], "nowhere is missing; give the path of an existing folder"),
     (["modelability", "--probe-inpaint-masks", "2"], "--probe-inpaint-masks: must be a finite number in [0, 1], got '2'"),
     (["data", "prepare", "--from", "{tmp}/a/image_000.png", "--out", "{tmp}/new"], "image_000.png is not a readable .tgz"),
+    (["generate", "--label", "cats"], "--label: unknown class 'cats'; choose one of: smileys, people, animals"),
+    (["generate", "--label", "flags", "--cfg", "-1"], "--cfg: must be a finite number ≥ 0, got '-1'"),
+    (["generate", "--label", "flags", "--cfg", "nan"], "--cfg: must be a finite number ≥ 0, got 'nan'"),
+    (["generate", "--label", "flags", "-n", "0"], "-n: the number of images must be an integer ≥ 1, got '0'"),
+    (["generate", "--label", "flags", "-T", "0"], "decoding steps T must be an integer ≥ 1, got '0'"),
+    (["generate", "--label", "flags", "--out", "{data}/gen"], "is inside the shipped data/; write elsewhere"),
+    (["generate", "--label", "flags", "--mvtm", "{data}/checkpoints/mvtm.pt"],
+     "mvtm.pt is unconditional and takes no class label; pass --mvtm"),
+    (["inpaint", "--label", "true"], "mvtm.pt is unconditional and takes no class label; pass --mvtm"),
+    (["inpaint", "--label", "dogs"], "--label: unknown class 'dogs'; choose one of"),
+    (["inpaint", "--cfg", "inf"], "--cfg: must be a finite number ≥ 0, got 'inf'"),
+    (["train-mvtm", "--p-uncond", "1.5"], "--p-uncond: must be a finite number in [0, 1], got '1.5'"),
+    (["train-mvtm", "--conditional", "yes"], "--conditional: must be true or false, got 'yes'"),
 ]
 
 

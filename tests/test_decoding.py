@@ -4,10 +4,13 @@ import pytest
 import torch
 
 from maskgit_lab.decoding import (
+    GENERATION,
     DecodeHistory,
     DecodeSettings,
     annealed_temperature,
     decode_step,
+    guided,
+    guided_logits,
     gumbel_noise,
     iterative_decode,
     masked_after_step,
@@ -305,3 +308,81 @@ def test_decode_step_counts_and_fill_all(tiny_model):
                             torch.Generator().manual_seed(0), fill_all=True)
     assert not mask.any() and (out < K).all()  # the sweet spot: everything filled at step 1 of 8
     assert torch.equal(out[~token_mask], tokens[~token_mask])
+
+
+# --- classifier-free guidance ---------------------------------------------------------------
+
+
+def test_guided_logits_move_from_the_unconditional_to_past_the_conditional():
+    cond, uncond = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    torch.testing.assert_close(guided(cond, uncond, 0.0), uncond)
+    torch.testing.assert_close(guided(cond, uncond, 1.0), cond)
+    torch.testing.assert_close(guided(cond, uncond, 3.0), uncond + 3.0 * (cond - uncond))
+
+
+class Counting(torch.nn.Module):
+    """A model wrapper that records the rows and labels of every forward pass."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.mask_id, self.null_class, self.calls = model, model.mask_id, model.null_class, []
+
+    def check_labels(self, labels, batch):
+        self.model.check_labels(labels, batch)
+
+    def forward(self, tokens, labels=None):
+        self.calls.append((tokens.shape[0], None if labels is None else labels.tolist()))
+        return self.model(tokens, labels)
+
+
+@pytest.mark.parametrize("guidance", [0.0, 0.5, 2.0, 4.0])
+def test_one_forward_pass_of_2b_rows_gives_both_halves(tiny_conditional, guidance):
+    tokens, _ = make_inputs(B=2)
+    labels = torch.tensor([0, 2])
+    counting = Counting(tiny_conditional)
+    logits = guided_logits(counting, tokens, labels, guidance)
+    assert counting.calls == [(4, [0, 2, 3, 3])]  # the labelled rows, then the same rows with the null class
+    expected = guided(tiny_conditional(tokens, labels), tiny_conditional(tokens), guidance)
+    torch.testing.assert_close(logits, expected)
+
+
+def test_w_1_is_the_conditional_model_exactly_and_w_0_the_unconditional(tiny_conditional):
+    tokens, token_mask = make_inputs()
+    labels = torch.tensor([0, 1, 2, 1])
+    counting = Counting(tiny_conditional)
+    assert torch.equal(guided_logits(counting, tokens, labels, 1.0), tiny_conditional(tokens, labels))
+    assert counting.calls == [(4, [0, 1, 2, 1])]  # no unconditional half is computed
+    torch.testing.assert_close(guided_logits(tiny_conditional, tokens, labels, 0.0), tiny_conditional(tokens))
+    # a whole decode at w = 1 is the conditional model's decode, draw for draw
+    labelled = Counting(tiny_conditional)
+    labelled.forward = lambda tokens, labels=None: tiny_conditional(tokens, torch.tensor([0, 1, 2, 1]))
+    one, two = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    settings = DecodeSettings(guidance=1.0)
+    assert torch.equal(iterative_decode(tiny_conditional, tokens, token_mask, settings, one, labels=labels),
+                       iterative_decode(labelled, tokens, token_mask, settings, two))
+
+
+def test_a_label_steers_the_decode_and_no_label_is_the_null_class(tiny_conditional):
+    tokens, token_mask = make_inputs()
+    decode = lambda labels, w=2.0: iterative_decode(tiny_conditional, tokens, token_mask, DecodeSettings(guidance=w),
+                                                    torch.Generator().manual_seed(0), labels=labels)
+    assert not torch.equal(decode(torch.tensor([0, 0, 0, 0])), decode(torch.tensor([2, 2, 2, 2])))
+    assert torch.equal(decode(None), decode(torch.tensor([3, 3, 3, 3]), w=1.0))
+
+
+def test_labels_are_refused_by_an_unconditional_model_before_decoding(tiny_model):
+    tokens, token_mask = make_inputs()
+    with pytest.raises(ValueError, match="this transformer is unconditional"):
+        iterative_decode(tiny_model, tokens, token_mask, labels=torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf"), True, "2"])
+def test_a_bad_guidance_is_refused(value):
+    with pytest.raises(ValueError, match=r"guidance w must be a finite number ≥ 0 \(0: unconditional, 1: the conditional"):
+        DecodeSettings(guidance=value)
+
+
+def test_the_generation_default_sits_beside_the_inpainting_default():
+    assert GENERATION.label.startswith("cosine T=8") and GENERATION.guidance != 1
+    assert DecodeSettings().label == "cosine T=8 retok×5 blur 0.5"  # inpainting's row name did not change
+    assert (GENERATION.retokenize, GENERATION.blur) == (0, 0.0)
