@@ -2,13 +2,14 @@
 outside the notebook on the functions the worker runs. Example submissions are built in memory."""
 
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 from submissions import SOURCES, judge_example, submission
 
-from autograder import examples, judge, release
+from autograder import examples, judge, records, release
 from autograder.cells import grade_id, is_test_cell
 from autograder.judge import hidden
 from autograder.judge.judge import judge as judge_notebook
@@ -120,11 +121,6 @@ def test_the_judges_command_line_reads_back_as_written():
 
 def test_the_judges_report_file_holds_the_verdicts_as_records(tmp_path, monkeypatch):
     """``python -m autograder.judge`` end to end: the report it writes reads back as a records.Report."""
-    import subprocess
-    import sys
-
-    from autograder import records
-
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     path = submission(tmp_path, "01_vq_tokenization", examples.BY_STUDENT["straight_through_missing"].edits)
     args = judge.Arguments(path, release.SOLUTIONS / "01_vq_tokenization.ipynb", tmp_path / "report.json",

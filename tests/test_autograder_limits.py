@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from autograder.student.limits import CellTimeoutError, cap_memory, deadline, judge_seconds
+from autograder.student.limits import CellTimeoutError, deadline, judge_seconds
 
 
 def run_python(code: str, tmp_path):
