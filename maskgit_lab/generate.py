@@ -7,10 +7,10 @@ and gives confetti; a few steps let later tokens agree with the earlier ones. Th
 through classifier-free guidance (``decoding.guided_logits``).
 
 ``GENERATION`` (in ``decoding``, beside the inpainting default) is the course's one default for it.
-``labels_like_test`` draws the classes of a scored sample in the test set's proportions.
+````labels_like_test`` draws the classes of a sample in the test set's proportions.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -25,8 +25,8 @@ def empty_canvas(batch: int, num_tokens: int, device="cpu"):
     return tokens, torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
 
 
-def check_generator_pair(tokenizer, model):
-    if not model.conditional:
+def check_generator_pair(tokenizer, model, labelled: bool):
+    if labelled and not model.conditional:
         raise ValueError("this transformer is unconditional: generating a class needs a conditional one "
                          "(train-mvtm --conditional true), e.g. the shipped data/checkpoints/mvtm-cond.pt")
     if (tokenizer.cfg.num_codes, tokenizer.cfg.num_tokens) != (model.cfg.num_codes, model.cfg.num_tokens):
@@ -35,28 +35,35 @@ def check_generator_pair(tokenizer, model):
 
 
 @torch.no_grad()
-def generate(tokenizer, model, labels: torch.Tensor, settings: DecodeSettings = GENERATION,
+def generate(tokenizer, model, labels: Union[torch.Tensor, int], settings: DecodeSettings = GENERATION,
              generator: Optional[torch.Generator] = None, return_history: bool = False, step: Callable = decode_step):
-    """Images (B, 3, S, S) in [-1, 1] of the classes ``labels`` (B,), decoded from an all-masked canvas.
+    """Images (B, 3, S, S) in [-1, 1], decoded from an all-masked canvas.
 
-    ``settings.retokenize`` and ``settings.blur`` are inpainting's and are not used here.
+    ``labels``: the classes (B,) to draw, or a count B of images to draw with no label (an
+    unconditional model, or a conditional one given the null class). ``settings.retokenize`` and
+    ``settings.blur`` are inpainting's and are not used here.
     """
-    check_generator_pair(tokenizer, model)
+    labelled = torch.is_tensor(labels)
+    check_generator_pair(tokenizer, model, labelled)
     tokenizer.eval()
     device = next(model.parameters()).device
-    tokens, token_mask = empty_canvas(labels.shape[0], model.cfg.num_tokens, device)
+    tokens, token_mask = empty_canvas(labels.shape[0] if labelled else labels, model.cfg.num_tokens, device)
     decoded = iterative_decode(model, tokens, token_mask, settings, generator, return_history=return_history,
-                               step=step, labels=labels.to(device))
+                               step=step, labels=labels.to(device) if labelled else None)
     codes, history = decoded if return_history else (decoded, None)
     images = tokenizer.decode(codes)
     return (images, history) if return_history else images
 
 
-def generate_batched(tokenizer, model, labels: torch.Tensor, settings: DecodeSettings = GENERATION,
+def generate_batched(tokenizer, model, labels: Union[torch.Tensor, int], settings: DecodeSettings = GENERATION,
                      batch_size: int = 64, seed: int = 0, progress: bool = True) -> torch.Tensor:
-    """``generate`` for many labels, ``batch_size`` at a time, one seeded generator (as ``inpaint_batched``)."""
+    """``generate`` for many labels (or a count with no label), ``batch_size`` at a time, one seeded
+    generator (as ``inpaint_batched``)."""
     generator = torch.Generator().manual_seed(seed)
-    chunks = labels.split(batch_size)
+    if torch.is_tensor(labels):
+        chunks = labels.split(batch_size)
+    else:
+        chunks = [min(batch_size, labels - start) for start in range(0, labels, batch_size)]
     return torch.cat([generate(tokenizer, model, chunk, settings, generator).cpu()
                       for chunk in tqdm(chunks, desc="generate", disable=not progress, delay=0.5)])
 
