@@ -5,7 +5,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from maskgit_lab.classes import NUM_CLASSES
+from maskgit_lab import fid
+from maskgit_lab import probe as probe_module
+from maskgit_lab.classes import NUM_CLASSES, labels_for
+from maskgit_lab.data import DEFAULT_ROOT, ImageFolder
 from maskgit_lab.probe import ClassProbe, fit_probe, load_probe
 
 
@@ -52,3 +55,14 @@ def test_a_stored_probe_loads_for_its_own_extractor_only(tmp_path):
     assert isinstance(again, ClassProbe) and torch.equal(again.predict(features), probe.predict(features))
     with pytest.raises(ValueError, match="was fitted to 'stand-in' features, not 'inception'"):
         load_probe(tmp_path / "probe.pt", "inception")
+
+
+def test_the_recipe_fits_the_training_images_with_their_labels(monkeypatch):
+    stand_in = fid.FeatureExtractor(name="pooled-2x2", net=lambda x: F.adaptive_avg_pool2d(x, 2).flatten(1),
+                                    pixel_offset=128.0, pixel_scale=128.0)
+    seen = {}
+    monkeypatch.setattr(probe_module, "fit_probe", lambda features, labels, name: seen.update(n=len(features), labels=labels, name=name))
+    probe_module.fit_to_training_set(extractor=stand_in, progress=False)
+    names = [f.name for f in ImageFolder(DEFAULT_ROOT, "train").files]
+    assert seen["n"] == len(names) and seen["name"] == "pooled-2x2"
+    assert torch.equal(seen["labels"], labels_for(names, DEFAULT_ROOT))
