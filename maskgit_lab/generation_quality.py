@@ -12,7 +12,6 @@ these tokens could do). The baseline row is the unconditional transformer at Mas
 given no label.
 """
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,13 +21,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from maskgit_lab.data import to_uint8
 from maskgit_lab.decoding import GENERATION, DecodeSettings
-from maskgit_lab.fid import ReferenceStats, fid_from_features, inception_features, kid
+from maskgit_lab.fid import ReferenceStats, fid_from_features, kid
 from maskgit_lab.generate import generate_batched, labels_like_test
 from maskgit_lab.probe import ClassProbe
+from maskgit_lab.quality import cached_features, reconstruct
 from maskgit_lab.schedules import SCHEDULES
-from maskgit_lab.vq import encode_all
 
 BASELINE = replace(GENERATION, guidance=1.0)  # MaskGIT's τ = 4.5, s = 1, T = 8, for a model given no label
 
@@ -45,10 +43,7 @@ class GenerationScorer:
     seen: dict = field(default_factory=dict, repr=False)  # image-set hash → features
 
     def features(self, images: torch.Tensor) -> np.ndarray:
-        key = hashlib.sha256(to_uint8(images).numpy().tobytes()).hexdigest()
-        if key not in self.seen:
-            self.seen[key] = inception_features(images, progress=self.progress, extractor=self.extractor)
-        return self.seen[key]
+        return cached_features(self.seen, images, self.extractor, self.progress)
 
     def score_features(self, name: str, features: np.ndarray, labels: torch.Tensor, **extra) -> dict:
         kid_mean, _ = kid(features, self.reference.features)
@@ -66,11 +61,7 @@ def reference_rows(scorer: GenerationScorer, tokenizer, test_images: torch.Tenso
             "class_acc": scorer.probe.accuracy(scorer.reference.features, scorer.test_labels)}
     labelled = train_labels < scorer.probe.weight.shape[1]  # the probe's classes: unlabelled images left out
     train = scorer.score_features("training set (data floor)", train_features[labelled.numpy()], train_labels[labelled])
-    device = next(tokenizer.parameters()).device
-    with torch.no_grad():
-        codes = encode_all(tokenizer, test_images)
-        recon = torch.cat([tokenizer.decode(c.to(device)).cpu() for c in codes.split(128)])
-    return [real, train, scorer("tokenizer reconstruction", recon, scorer.test_labels)]
+    return [real, train, scorer("tokenizer reconstruction", reconstruct(tokenizer, test_images), scorer.test_labels)]
 
 
 def generation_rows(scorer: GenerationScorer, tokenizer, model, settings: Sequence[DecodeSettings], seed: int = 0,

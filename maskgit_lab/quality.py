@@ -64,17 +64,29 @@ def fill_hole(images: torch.Tensor, known: torch.Tensor, value: float) -> torch.
 
 
 @torch.no_grad()
+def reconstruct(tokenizer, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """The tokenizer's round trip of ``images`` (M, 3, S, S): encode, then decode, on the CPU."""
+    device = next(tokenizer.parameters()).device
+    codes = encode_all(tokenizer, images, batch_size)
+    return torch.cat([tokenizer.decode(c.to(device)).cpu() for c in codes.split(batch_size)])
+
+
 def tokenizer_floor(tokenizer, gt: torch.Tensor, known: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
     """VQ reconstruction of the ground truth in the hole, known pixels exact."""
-    device = next(tokenizer.parameters()).device
-    codes = encode_all(tokenizer, gt, batch_size)
-    recon = torch.cat([tokenizer.decode(c.to(device)).cpu() for c in codes.split(batch_size)])
-    return paste_known(recon, gt, known)
+    return paste_known(reconstruct(tokenizer, gt, batch_size), gt, known)
 
 
 def gap_closed(ceiling: float, floor: float, fid: float) -> float:
     """0 at the ceiling (a trivial fill), 1 at the floor (perfect tokens); may leave [0, 1]."""
     return (ceiling - fid) / (ceiling - floor)
+
+
+def cached_features(seen: dict, images: torch.Tensor, extractor, progress: bool):
+    """Inception features of ``images``, computed once per image set: ``seen`` maps a pixel hash to them."""
+    key = hashlib.sha256(to_uint8(images).numpy().tobytes()).hexdigest()
+    if key not in seen:
+        seen[key] = inception_features(images, progress=progress, extractor=extractor)
+    return seen[key]
 
 
 @dataclass
@@ -89,10 +101,7 @@ class Scorer:
     seen: dict = field(default_factory=dict, repr=False)  # image-set hash → features
 
     def features(self, images: torch.Tensor):
-        key = hashlib.sha256(to_uint8(images).numpy().tobytes()).hexdigest()
-        if key not in self.seen:
-            self.seen[key] = inception_features(images, progress=self.progress, extractor=self.extractor)
-        return self.seen[key]
+        return cached_features(self.seen, images, self.extractor, self.progress)
 
     def test_set_hash(self) -> str:
         return hashlib.sha256(to_uint8(self.gt).numpy().tobytes() + self.known.numpy().tobytes()).hexdigest()
