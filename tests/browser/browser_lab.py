@@ -30,11 +30,11 @@ from maskgit_lab.schedules import gamma
 from maskgit_lab.widgets import explore
 
 try:
-    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 except ImportError:  # the tests skip and say so (missing_prerequisite)
     pass
 
@@ -44,6 +44,9 @@ INSTALL = "apt-get install chromium chromium-driver (as root; make test and make
 SERVER_START_S = 90
 OPEN_S = 90  # JupyterLab's page, and a kernel, on a busy 2-core machine
 REDRAW_S = 60  # one explorer redraw takes about a second; a redraw that never comes fails here
+# Running cells fail only when they stop making progress (no cell finished, and their kernel used less than a
+# second of CPU, for this long), never because a busy machine runs them slowly.
+STALL_S = 300
 # A user's settings that matter here: widget state saved with the notebook (for the static
 # export), and no news or update checks, which would try the network and pop up toasts.
 LAB_SETTINGS = {
@@ -125,6 +128,20 @@ class LabServer:
         # A workspace per page: JupyterLab restores no other notebook into it.
         return f"{self.base}/lab/workspaces/{workspace}/tree/{path}?token={self.token}"
 
+    def kernel_cpu_seconds(self, path: str) -> float:
+        """CPU seconds used by the kernel of notebook ``path`` and its child processes (0 before it starts)."""
+        ids = [session["kernel"]["id"] for session in self.api("sessions") if session["path"].endswith(path)]
+        total = 0.0
+        for process in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if any(kernel in arg for kernel in ids for arg in process.cmdline()):  # its connection file names it
+                    for part in [process, *process.children(recursive=True)]:
+                        times = part.cpu_times()
+                        total += times.user + times.system
+            except psutil.NoSuchProcess:  # ended while we counted: its time no longer matters
+                pass
+        return total
+
     def shutdown_kernels(self):
         for kernel in self.api("kernels"):
             self.api(f"kernels/{kernel['id']}", method="DELETE")
@@ -169,13 +186,29 @@ class Page:
     def focus(self):
         self.driver.switch_to.window(self.handle)
 
-    def wait(self, condition, timeout: float, message: str):
+    def wait(self, condition, timeout: float, message: str, follow_progress: bool = False):
+        """Poll ``condition()`` until it is truthy and return it; fail after ``timeout`` s, counted from the last
+        change of :meth:`progress` when ``follow_progress``."""
         self.focus()
-        try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=0.25,
-                                 ignored_exceptions=(StaleElementReferenceException,)).until(lambda _: condition())
-        except TimeoutException:
-            raise AssertionError(f"{message} (waited {timeout:g} s)") from None
+        last, since = None, time.monotonic()
+        while True:
+            try:
+                found = condition()
+            except StaleElementReferenceException:  # a redraw replaced the element between find and read
+                found = None
+            if found:
+                return found
+            now = self.progress() if follow_progress else None
+            if now != last:
+                last, since = now, time.monotonic()
+            if time.monotonic() - since > timeout:
+                waited = "nothing progressed for" if follow_progress else "waited"
+                raise AssertionError(f"{message} ({waited} {timeout:g} s)")
+            time.sleep(0.25)
+
+    def progress(self):
+        """What changes while the page's kernel works (None: a page without a kernel never progresses)."""
+        return None
 
     def find(self, css: str, within=None):
         self.focus()
@@ -230,26 +263,31 @@ class NotebookPage(Page):
     def settled(self) -> bool:
         return self.kernel_status() == "idle" and "[*]:" not in self.prompts()
 
+    def progress(self) -> tuple:
+        """The prompts and the whole seconds of CPU the notebook's kernel has used: a cell that still runs moves
+        the second, however slowly a busy machine runs it."""
+        return tuple(self.prompts()), int(self.server.kernel_cpu_seconds(self.path))
+
     def click_text(self, css: str, text: str, timeout: float = 10):
         element = self.wait(lambda: next((e for e in self.find(css) if e.text == text and e.is_displayed()), None),
                             timeout, f"no {css} labelled {text!r} on the page")
         element.click()
 
-    def run_all(self, timeout: float):
-        """Run ▸ Run All Cells, then wait until nothing is running or queued (an error stops the queue)."""
+    def run_all(self, stall: float = STALL_S):
+        """Run ▸ Run All Cells, then wait until nothing is running or queued (an error stops the queue); fail
+        only when the run made no progress for ``stall`` s."""
         self.click_text(".lm-MenuBar-itemLabel", "Run")
         self.click_text(".lm-Menu-itemLabel", "Run All Cells")
-        self.wait(lambda: re.fullmatch(r"\[\d+\]:", (self.prompts() or ["[ ]:"])[0]) and self.settled(), timeout,
-                  f"{self.path} did not finish running")
+        self.wait(lambda: re.fullmatch(r"\[\d+\]:", (self.prompts() or ["[ ]:"])[0]) and self.settled(), stall,
+                  f"{self.path} did not finish running", follow_progress=True)
 
-    def run_cell(self, index: int, timeout: float):
+    def run_cell(self, index: int, stall: float = STALL_S):
         """Select code cell ``index`` with a click on its prompt and press Shift+Enter."""
         before = self.prompts()[index]
         self.code_cells()[index].find_element(By.CSS_SELECTOR, ".jp-InputPrompt").click()
         ActionChains(self.driver).key_down(Keys.SHIFT).send_keys(Keys.ENTER).key_up(Keys.SHIFT).perform()
         self.wait(lambda: self.prompts()[index] != before and re.fullmatch(r"\[\d+\]:", self.prompts()[index])
-                  and self.settled(), timeout,
-                  f"code cell {index} of {self.path} did not run")
+                  and self.settled(), stall, f"code cell {index} of {self.path} did not run", follow_progress=True)
 
     def widget_placeholders(self, within=None) -> list:
         return super().widget_placeholders(within or self.find(PANEL)[0])
@@ -362,7 +400,7 @@ class Explorer:
             now = self.drawn()
             return now if now and now != before and shows in now[0] else None
 
-        return self.page.wait(redrawn, REDRAW_S, f"the explorer's output did not redraw after {what}")
+        return self.page.wait(redrawn, REDRAW_S, f"the explorer's output did not redraw after {what}", follow_progress=True)
 
     # The controls, used as a person uses them.
     def choose_schedule(self, name: str):

@@ -125,7 +125,7 @@ def course_page(lab_server, browser, artifacts):
 def solution_page(course_page, artifacts):
     """solutions/04_iterative_decoding.ipynb, run top to bottom in fast mode (the server sets it)."""
     page = course_page("solutions/04_iterative_decoding.ipynb")
-    page.run_all(timeout=300)
+    page.run_all()
     return page
 
 

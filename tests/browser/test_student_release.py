@@ -29,7 +29,7 @@ def code_cells() -> tuple:
 def test_run_all_runs_the_whole_release_shows_every_failed_check_and_draws_the_explorer(course_page):
     ids, sources = code_cells()
     page = course_page(RELEASE)
-    page.run_all(timeout=600)
+    page.run_all()
 
     prompts = page.prompts()
     assert all(re.fullmatch(r"\[\d+\]:", p) for p in prompts), f"Run All should run every code cell: {prompts}"
