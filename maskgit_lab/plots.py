@@ -29,11 +29,22 @@ def save(fig: Figure, path, tight: bool = True) -> Path:
 
 
 @torch.no_grad()
+def flat_codes(tokenizer, fill: float) -> torch.Tensor:
+    """(1, N): the codes of an image that is ``fill`` everywhere."""
+    S = tokenizer.cfg.image_size
+    return tokenizer.encode(torch.full((1, 3, S, S), fill, device=next(tokenizer.parameters()).device))
+
+
+@torch.no_grad()
 def render_tokens(tokenizer, tokens: torch.Tensor, mask: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
-    """Decode (B, N) tokens whose masked positions are drawn as flat gray patches."""
+    """Decode (B, N) tokens whose masked positions are drawn as flat gray patches (``fill`` in [-1, 1]).
+
+    The decoder's convolutions let each token colour its neighbours' pixels, so a masked token is
+    decoded as a code of a flat ``fill`` image: an arbitrary code (code 0 of the shipped tokenizer is
+    magenta) would fringe the decided tokens around it with colours no one chose.
+    """
     f, g = tokenizer.cfg.downsample, tokenizer.cfg.grid_size
-    safe = tokens.masked_fill(mask, 0)  # any valid code; the patch is painted over below
-    images = tokenizer.decode(safe)
+    images = tokenizer.decode(torch.where(mask, flat_codes(tokenizer, fill), tokens))  # masked patches painted below
     patch = mask.view(-1, 1, g, g).float()
     patch = torch.nn.functional.interpolate(patch, scale_factor=f, mode="nearest").bool()  # (B, 1, S, S)
     return images.masked_fill(patch, fill)

@@ -1,17 +1,36 @@
 import torch
 
 from maskgit_lab import plots
+from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
 from maskgit_lab.decoding import DecodeSettings, iterative_decode
 from maskgit_lab.plots import decoding_grid, gamma_figure, render_tokens, training_curves
 
 
 def test_masked_tokens_are_drawn_as_flat_gray_patches(tiny_tokenizer):
-    tokens = torch.zeros(1, 64, dtype=torch.long)
-    mask = torch.zeros(1, 64, dtype=torch.bool)
+    tokens = torch.randint(16, (2, 64), generator=torch.Generator().manual_seed(0))
+    mask = torch.zeros(2, 64, dtype=torch.bool)
     mask[0, 9] = True  # token row 1, column 1 → pixels 8..15
-    image = render_tokens(tiny_tokenizer, tokens, mask)
-    assert (image[0, :, 8:16, 8:16] == 0).all()
+    mask[1, 63] = True  # the last token → pixels 56..63 of the last row and column
+    image = render_tokens(tiny_tokenizer, tokens.masked_fill(mask, 16), mask)  # a mask id under the mask
+    assert (image[0, :, 8:16, 8:16] == 0).all() and (image[1, :, 56:, 56:] == 0).all()
     assert not (image[0, :, :8, :8] == 0).all()
+    pixels = torch.nn.functional.interpolate(mask.view(2, 1, 8, 8).float(), scale_factor=8).bool().expand(-1, 3, -1, -1)
+    assert image[pixels].eq(0).all() and not image[~pixels].eq(0).all()
+    plain = render_tokens(tiny_tokenizer, tokens, torch.zeros_like(mask))
+    torch.testing.assert_close(plain, tiny_tokenizer.decode(tokens), rtol=0, atol=0)  # nothing masked: the decoding
+
+
+def test_decided_tokens_keep_their_colour_beside_masked_ones():
+    # The shipped tokenizer's code 0 decodes magenta: decided white tokens amid masked ones must stay
+    # white or gray, not take a pink fringe from whatever code stands under the mask.
+    tokenizer = load_model(SHIPPED_VQ, "vq")
+    white = tokenizer.encode(torch.ones(1, 3, 64, 64))  # (1, 256)
+    mask = torch.rand(1, 256, generator=torch.Generator().manual_seed(0)) < 0.7
+    image = render_tokens(tokenizer, white, mask)[0]  # (3, S, S)
+    decided = ~torch.nn.functional.interpolate(mask.view(1, 1, 16, 16).float(), scale_factor=4).bool()[0, 0]
+    shown = image[:, decided]  # (3, P)
+    spread = shown.max(0).values - shown.min(0).values  # 0 for a neutral white or gray pixel
+    assert spread.max() < 0.35, f"a decided white token is drawn tinted (RGB spread {spread.max():.2f})"
 
 
 def test_figures_are_written(tmp_path, tiny_tokenizer, tiny_model):
