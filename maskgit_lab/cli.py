@@ -2,13 +2,13 @@
 
 Each sub-command is a thin shell over the package's functions; training flags are generated
 from the training dataclasses, so a new field shows up here with its default. Every option
-is checked by one validator before anything runs: each number has its domain (``DOMAINS``
-for the training fields), booleans are ``true``/``false``, paths are checked for their kind,
-and a bad value gets one line naming the fix and exit code 2, with nothing written.
+is checked by one validator (``maskgit_lab.arguments``) before anything runs: each number has its
+domain (``DOMAINS`` for the training fields), booleans are ``true``/``false``, paths are checked for
+their kind, and a path to write for being writable and outside the shipped data/. A bad value gets
+one line naming the fix and exit code 2, with nothing written.
 """
 
 import argparse
-import math
 import shlex
 import sys
 from dataclasses import fields, replace
@@ -17,6 +17,7 @@ from typing import Optional
 
 import torch
 
+from maskgit_lab.arguments import EXIT_USAGE, Parser, boolean, existing_dir, existing_file, integer, number, writable
 from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_MVTM_COND, SHIPPED_VQ
 from maskgit_lab.classes import CATEGORIES, NUM_CLASSES, SHORT_NAMES, class_id
 from maskgit_lab.configs import CONFIGS, get_config
@@ -26,76 +27,10 @@ from maskgit_lab.outputs import inside_shipped_data
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.vq import ENCODERS, RESTART_FROM
 
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line (no usage block): the line names the fix."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-# --- the validator: one argparse type per kind of value ---------------------------------------
-
-
-def integer(low: int, what: str = "the value"):
-    """An integer ≥ ``low``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {text!r}")
-        return value
-
-    return parse
-
-
-def number(low: float = 0.0, high: float = math.inf, low_open: bool = False, high_open: bool = False):
-    """A finite float in [low, high]; an open end excludes its bound."""
-    if high < math.inf:
-        domain = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    else:
-        domain = f"a finite number {'>' if low_open else '≥'} {low:g}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        inside = math.isfinite(value) and (value > low if low_open else value >= low) and \
-            (value < high if high_open else value <= high)
-        if not inside:
-            raise argparse.ArgumentTypeError(f"must be {domain}, got {text!r}")
-        return value
-
-    return parse
-
-
-def boolean(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
-    return text.lower() == "true"
-
-
-def existing(kind: str):
-    """A path that exists and is a ``"file"`` or a ``"folder"``."""
-
-    def parse(text: str) -> Path:
-        path = Path(text)
-        if not (path.is_file() if kind == "file" else path.is_dir()):
-            found = "missing" if not path.exists() else "a folder" if path.is_dir() else "a file"
-            raise argparse.ArgumentTypeError(f"{path} is {found}; give the path of an existing {kind}")
-        return path
-
-    return parse
-
-
-existing_file, existing_dir = existing("file"), existing("folder")
+# --- the validator: the shared types (maskgit_lab.arguments) and the course's paths -----------
 
 
 def optional_file(text: str) -> str:
@@ -104,13 +39,13 @@ def optional_file(text: str) -> str:
 
 
 def folder(text: str) -> Path:
-    """A folder to write: new or existing, never a file, never in the shipped data/."""
+    """A folder to write: new or existing, never a file, never in the shipped data/, writable."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
     if inside_shipped_data(path):
         raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; write elsewhere, e.g. under runs/ or artifacts/")
-    return path
+    return writable(path)
 
 
 def not_a_folder(text: str) -> Path:
@@ -122,14 +57,14 @@ def not_a_folder(text: str) -> Path:
 
 
 def checkpoint_file(text: str) -> Path:
-    """Where to export a checkpoint: not a folder; the shipped folder only through ``ship``."""
+    """Where to export a checkpoint: not a folder, writable; the shipped folder only through ``ship``."""
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as {path / 'model.pt'}")
     if inside_shipped_data(path):
         raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; export elsewhere (e.g. runs/vq.pt), "
                                          f"and replace a shipped checkpoint only with `python -m maskgit_lab ship`")
-    return path
+    return writable(path)
 
 
 # The domain of every training field (train-vq, train-mvtm): a new field must be given one here.
@@ -450,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=list(ENCODERS), help="override the config's encoder (conv: sees past its patch; "
                    "patch: each token sees its own patch only)")
     p.add_argument("--num-codes", type=integer(2, "the codebook size K"), help="override the config's codebook size K")
-    p.add_argument("--run-dir", type=folder, default=Path("runs/vq"))
+    p.add_argument("--run-dir", type=folder, default="runs/vq")
     p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(VQTrainConfig.SAFE_TO_CHANGE)))
     p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")
     _overwrite_arg(p, "an existing --export file")
@@ -467,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditional", type=boolean, default=False,
                    help=f"learn the {NUM_CLASSES} emoji categories as class labels (maskgit_lab.classes), "
                         f"each dropped with probability --p-uncond; --init may name an unconditional transformer")
-    p.add_argument("--run-dir", type=folder, default=Path("runs/mvtm"))
+    p.add_argument("--run-dir", type=folder, default="runs/mvtm")
     p.add_argument("--resume", action="store_true", help=RESUME_HELP.format(safe=", ".join(MVTMTrainConfig.SAFE_TO_CHANGE)))
     p.add_argument("--export", type=checkpoint_file, help="write the finished model as a checkpoint here (not in data/: see ship)")
     _overwrite_arg(p, "an existing --export file")
@@ -483,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inpaint", help="inpaint the test set into a folder of PNGs (stage 3)")
     _model_args(p)
     _decode_args(p)
-    p.add_argument("--out", type=folder, default=Path("artifacts/inpaint"),
+    p.add_argument("--out", type=folder, default="artifacts/inpaint",
                    help="an empty folder, or one holding an earlier inpaint's results (they are removed first)")
     _overwrite_arg(p, "the images of a folder holding other files")
     p.add_argument("--limit", type=POSITIVE, default=None, help="only the first N test images")
@@ -497,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     _decode_args(p, GENERATION, SHIPPED_MVTM_COND, pixels=False)
     p.add_argument("--label", type=class_name, required=True, help=f"the class: {', '.join(SHORT_NAMES)}")
     p.add_argument("-n", type=integer(1, "the number of images"), default=16, help="how many images")
-    p.add_argument("--out", type=folder, default=Path("artifacts/generate"),
+    p.add_argument("--out", type=folder, default="artifacts/generate",
                    help="an empty folder, or one holding an earlier generate's images (they are removed first)")
     _overwrite_arg(p, "the images of a folder holding other files")
     p.set_defaults(func=cmd_generate)
@@ -522,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe-inpaint-masks", type=number(0, 1), default=0.5,
                    help="share of the probe's training rows masked like the test holes "
                         "(the candidates in data/checkpoints/README.md were compared at 0.5)")
-    p.add_argument("--probe-dir", type=folder, default=Path("runs/probe"), help="run directory of the probe (must not exist)")
+    p.add_argument("--probe-dir", type=folder, default="runs/probe", help="run directory of the probe (must not exist)")
     p.set_defaults(func=cmd_modelability)
 
     p = sub.add_parser("bench", help="speed benchmarks, printed as ratios measured in one run")
@@ -536,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT)
     p.add_argument("--vq", type=not_a_folder, default=SHIPPED_VQ, help="tokenizer checkpoint (trained briefly when missing)")
     p.add_argument("--mvtm", type=not_a_folder, default=SHIPPED_MVTM, help="transformer checkpoint (trained briefly when missing)")
-    p.add_argument("--out", type=folder, default=Path("artifacts/demo"),
+    p.add_argument("--out", type=folder, default="artifacts/demo",
                    help="an empty folder, or one holding an earlier demo's figures (they are removed first)")
     _overwrite_arg(p, "the images of a folder holding other files")
     p.add_argument("--rows", type=POSITIVE, default=6, help="test images to show")

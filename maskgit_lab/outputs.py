@@ -14,8 +14,6 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from maskgit_lab.data import IMAGE_SUFFIXES
-
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data"  # the course's data set and checkpoints
 MARKER = ".maskgit-lab-output.json"
 
@@ -68,6 +66,8 @@ class OutputFolder:
 
     def claim(self) -> Path:
         """Remove this command's earlier files (and, with ``overwrite``, the other images); mark the folder."""
+        from maskgit_lab.data import IMAGE_SUFFIXES  # data imports torch; the grader's CLI imports this module without it
+
         own, foreign = self._entries()
         for entry in own + [p for p in foreign if p.suffix.lower() in IMAGE_SUFFIXES]:
             if entry.is_file():
