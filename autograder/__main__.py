@@ -2,36 +2,38 @@
 
 import argparse
 import sys
-from pathlib import Path
 
 from autograder import release
+from autograder.options import add, check_derived
+from maskgit_lab.arguments import Parser
 
 
 def parser() -> argparse.ArgumentParser:
+    """Every option is typed by its domain in autograder/options.py: a bad value is one line and exit 2."""
     from autograder.grader import grade as grading
 
-    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    p = Parser(prog="python -m autograder", description=__doc__)
     commands = p.add_subparsers(dest="command", required=True)
     rel = commands.add_parser("release", help="generate notebooks/ from solutions/ with nbgrader")
     rel.add_argument("--check", action="store_true", help="only report whether notebooks/ is in sync (exit 1 if not)")
     gr = commands.add_parser("grade", help="autograde every student folder in SUBMISSIONS, one process each")
-    gr.add_argument("submissions", type=Path, help="one folder per student (or nbgrader's submitted/<student>/maskgit/)")
-    gr.add_argument("--out", type=Path, required=True, help="the CSV to write (one row per student and notebook)")
-    gr.add_argument("--feedback", type=Path, help="where feedback HTML and summaries go (default: feedback/ beside --out)")
+    add(gr, "submissions", help="one folder per student (or nbgrader's submitted/<student>/maskgit/)")
+    add(gr, "--out", required=True, help="the CSV to write (one row per student and notebook; not in data/)")
+    add(gr, "--feedback", help="where feedback HTML and summaries go (default: feedback/ beside --out; not in data/)")
     grading.add_limit_args(gr)
     gr.add_argument("--keep", action="store_true", help="keep the scratch courses (their path is printed) for debugging")
-    gr.add_argument("--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
-                    "(default inside a SLURM array task: its task id and count); see autograder/grader/shard.py")
+    add(gr, "--shard", help="I/N: grade only the I-th (from 0) of N parts of the class, balanced by notebooks handed in "
+        "(default inside a SLURM array task: its task id and count); see autograder/grader/shard.py")
     mg = commands.add_parser("merge", help="merge the shards' CSVs into the class CSV (and the course's gradebook)")
-    mg.add_argument("shards", type=Path, nargs="+", help="every shard's CSV (DIR/shard-*.csv)")
-    mg.add_argument("--out", type=Path, required=True, help="the class CSV to write")
-    mg.add_argument("--feedback", type=Path, help="where the shards' feedback folders are gathered (default: feedback/ beside --out)")
-    mg.add_argument("--course", type=Path, help="an nbgrader course directory: import every graded student into its gradebook")
+    add(mg, "shard_csvs", metavar="SHARDS", nargs="+", help="every shard's CSV (DIR/shard-*.csv)")
+    add(mg, "--out", required=True, help="the class CSV to write (not in data/)")
+    add(mg, "--feedback", help="where the shards' feedback folders are gathered (default: feedback/ beside --out; not in data/)")
+    add(mg, "--course", help="an nbgrader course directory: import every graded student into its gradebook")
     ex = commands.add_parser("examples", help="write the example submissions (autograder/examples/)")
-    ex.add_argument("--dest", type=Path, default=None, help="where to write them (default autograder/examples/)")
-    ex.add_argument("--verify", type=Path, metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
+    add(ex, "--dest", help="where to write them (default autograder/examples/)")
+    add(ex, "--verify", metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
     be = commands.add_parser("bench", help="time every visible check on its reference answer against the per-check budget")
-    be.add_argument("--repeats", type=int, default=3, help="runs per check; the fastest counts (default 3)")
+    add(be, "--repeats", default=3, help="runs per check; the fastest counts (default 3)")
     return p
 
 
@@ -44,7 +46,7 @@ def grade(args) -> int:
                    feedback=args.feedback, source=args.source, keep=args.keep, sandboxed=not args.no_sandbox,
                    figures=not args.no_figures)
     try:
-        which = shard.parse(args.shard) if args.shard else shard.from_environment()
+        which = args.shard or shard.from_environment()
         rows = shard.grade_shard(args.submissions, args.out, *which, **options) if which else \
             grading.grade(args.submissions, args.out, **options)
     except shard.ShardError as err:
@@ -83,11 +85,13 @@ def release_notebooks(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    check_derived(p, args)
     if args.command == "merge":
         from autograder.grader import merge
 
-        return merge.main(args.shards, args.out, args.feedback, args.course)
+        return merge.main(args.shard_csvs, args.out, args.feedback, args.course)
     if args.command == "bench":
         from autograder.bench import bench_checks, report
 

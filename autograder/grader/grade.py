@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from autograder import records, release, student, verdict
+from autograder import options, records, release, student, verdict
 from autograder.cells import is_test_cell, nbgrader_meta
 from autograder.core import Status
 from autograder.grader.feedback import write_feedback
@@ -176,13 +176,14 @@ def csv_rows(result: StudentResult, work: Path, maxima: dict, hidden_maxima: dic
 
 
 def add_limit_args(parser, jobs_help: str = "students graded at the same time (default 1)"):
-    """The per-student limits, the source notebooks and the sandbox and figure switches, as flags: shared by
-    `grade` and the SLURM wrapper, which hands them on to `grade` with :func:`limit_options`."""
-    parser.add_argument("-j", "--jobs", type=int, default=1, help=jobs_help)
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="wall-time limit per student, seconds")
-    parser.add_argument("--memory", type=int, default=DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
-    parser.add_argument("--cell-timeout", type=int, default=DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s")
-    parser.add_argument("--source", type=Path, default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
+    """The per-student limits, the source notebooks and the sandbox and figure switches, as flags typed by their
+    domains (autograder/options.py): shared by `grade` and the SLURM wrapper, which hands them on to `grade` with
+    :func:`limit_options`."""
+    options.add(parser, "-j", "--jobs", default=1, help=jobs_help)
+    options.add(parser, "--timeout", default=DEFAULT_TIMEOUT, help="wall-time limit per student, seconds (> 0)")
+    options.add(parser, "--memory", default=DEFAULT_MEMORY, help="address-space cap per student, MB (0: none)")
+    options.add(parser, "--cell-timeout", default=DEFAULT_CELL_TIMEOUT, help="nbgrader's Execute.timeout per cell, s (≥ 1)")
+    options.add(parser, "--source", default=release.SOLUTIONS, help="the source notebooks (default solutions/)")
     parser.add_argument("--no-sandbox", action="store_true", help="run the students' functions under the write guard alone, "
                         "even where bubblewrap works (to compare; the CSV's sandbox column says guard)")
     parser.add_argument("--no-figures", action="store_true", help="draw no feedback figures (autograder/judge/figures.py), "
@@ -191,9 +192,9 @@ def add_limit_args(parser, jobs_help: str = "students graded at the same time (d
 
 def limit_options(args) -> list:
     """The flags of :func:`add_limit_args` as parsed into ``args``, written out again for `grade`'s command line."""
-    options = ["-j", str(args.jobs), "--timeout", f"{args.timeout:g}", "--memory", str(args.memory),
-               "--cell-timeout", str(args.cell_timeout), "--source", str(Path(args.source).resolve())]
-    return options + ["--no-sandbox"] * args.no_sandbox + ["--no-figures"] * args.no_figures
+    flags = ["-j", str(args.jobs), "--timeout", f"{args.timeout:g}", "--memory", str(args.memory),
+             "--cell-timeout", str(args.cell_timeout), "--source", str(Path(args.source).resolve())]
+    return flags + ["--no-sandbox"] * args.no_sandbox + ["--no-figures"] * args.no_figures
 
 
 def reference_figures(folder: Path, source: Path, log=print) -> str:

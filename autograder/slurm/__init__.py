@@ -20,7 +20,9 @@ from pathlib import Path
 
 from autograder.grader import grade as grading
 from autograder.grader import shard
+from autograder.options import add
 from autograder.student.limits import DEFAULT_MEMORY, DEFAULT_TIMEOUT
+from maskgit_lab.arguments import Parser
 
 HERE = Path(__file__).resolve().parent
 GRADE_SCRIPT, MERGE_SCRIPT = HERE / "grade.sbatch", HERE / "merge.sbatch"
@@ -44,28 +46,25 @@ def sbatch(args: list) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m autograder.slurm", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("submissions", type=Path, help="one folder per student, on a file system every node sees")
-    p.add_argument("--shards", type=int, required=True, help="array tasks: the class is cut into this many shards")
-    p.add_argument("--dir", type=Path, required=True, help="where the shards, logs and the class CSV go (shared file system)")
-    p.add_argument("--out", type=Path, help="the class CSV (default DIR/grades.csv)")
-    p.add_argument("--course", type=Path, help="an nbgrader course directory whose gradebook the merge fills")
+    """Every option is typed by its domain in autograder/options.py: a bad value is one line and exit 2."""
+    p = Parser(prog="python -m autograder.slurm", description=__doc__.split("\n\n")[1],
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add(p, "submissions", help="one folder per student, on a file system every node sees")
+    add(p, "--shards", required=True, help="array tasks: the class is cut into this many shards (≥ 1)")
+    add(p, "--dir", required=True, help="where the shards, logs and the class CSV go (shared file system; not in data/)")
+    add(p, "--out", help="the class CSV (default DIR/grades.csv; not in data/)")
+    add(p, "--course", help="an nbgrader course directory whose gradebook the merge fills")
     grading.add_limit_args(p, jobs_help="students graded at once in each task (default 1)")
     for name in ("cpus-per-task", "mem", "time"):
-        p.add_argument(f"--{name}", help=f"override the derived sbatch --{name} of each array task")
-    p.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
-                   help="an extra sbatch option for both jobs, e.g. --sbatch=--partition=short (repeatable)")
+        add(p, f"--{name}", help=f"override the derived sbatch --{name} of each array task")
+    add(p, "--sbatch", action="append", default=[], metavar="OPTION",
+        help="an extra sbatch option for both jobs, e.g. --sbatch=--partition=short (repeatable)")
     return p
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    if args.shards < 1:
-        raise SystemExit("--shards must be at least 1")
     submissions, folder, source = args.submissions.resolve(), args.dir.resolve(), args.source.resolve()
-    if not submissions.is_dir():
-        raise SystemExit(f"{submissions} is not a folder of submissions")
     out = (args.out or folder / "grades.csv").resolve()
     found = grading.find_submissions(submissions, source)
     cut = shard.partition({s: len(f) for s, f in found.items()}, args.shards)
