@@ -13,6 +13,7 @@ notebook, always, whatever happened (the statuses: autograder/core.py, decided i
 autograder/verdict.py) — and each student's feedback folder (autograder/grader/feedback.py).
 """
 
+import contextlib
 import csv
 import os
 import re
@@ -20,8 +21,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 from autograder import options, records, release, student, verdict
@@ -110,15 +112,47 @@ def changed(before: dict, after: dict) -> list:
     return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
 
 
-def grade_student(job: Job) -> StudentResult:
+class Stopped(Exception):
+    """The grading run was stopped (a signal, Ctrl-C, an error): no student is started any more."""
+
+
+class Children:
+    """The students' processes that run now, so that a stopped grading run kills every one and starts no more."""
+
+    def __init__(self):
+        self.lock, self.live, self.stopped = threading.Lock(), set(), False
+
+    @contextlib.contextmanager
+    def running(self, command: list, **popen):
+        """``subprocess.Popen(command, **popen)``, known to :meth:`stop` while the block runs."""
+        with self.lock:
+            if self.stopped:
+                raise Stopped("the grading run was stopped before this student started")
+            process = subprocess.Popen(command, **popen)
+            self.live.add(process)
+        try:
+            yield process
+        finally:
+            with self.lock:
+                self.live.discard(process)
+
+    def stop(self) -> None:
+        """Kill the process tree of every student that runs, and refuse to start another."""
+        with self.lock:
+            self.stopped, live = True, list(self.live)
+        for process in live:
+            kill_tree(process)
+
+
+def grade_student(job: Job, children: Children = None) -> StudentResult:
     """Run the student's process (autograder/student/) for ``job`` and return its result, whatever happens."""
     notebooks = sorted(p.stem for p in Path(job.source).glob("*.ipynb"))
     folder = Path(job.result).parent
     records.write(job, folder / "job.json")
     started = time.monotonic()
-    with open(folder / "student.log", "w") as log:
-        process = subprocess.Popen(student.command(folder / "job.json"), cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    with open(folder / "student.log", "w") as log, (children or Children()).running(
+            student.command(folder / "job.json"), cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True) as process:
         try:
             process.wait(timeout=job.timeout)
             timed_out = False
@@ -211,12 +245,54 @@ def reference_figures(folder: Path, source: Path, log=print) -> str:
     return str(folder)
 
 
+@contextlib.contextmanager
+def signals_end_the_run():
+    """Turn SIGTERM into ``SystemExit(143)`` (and keep Ctrl-C's ``KeyboardInterrupt``) while a grading run goes on, so
+    that its clean-up runs: the students' processes killed, the scratch folder removed. A second signal during that
+    clean-up is ignored. A signal the caller ignores stays ignored; outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    caught = {number: handler for number, handler in caught.items() if handler is not signal.SIG_IGN}
+
+    def stop(number, frame):
+        for each in caught:
+            signal.signal(each, signal.SIG_IGN)
+        if number == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + number)
+
+    for number in caught:
+        signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in caught.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def scratch_folder(keep: bool, log=print):
+    """The run's ``maskgit-grade-*`` folder in the temp directory, removed however the run ends (a signal included,
+    :func:`signals_end_the_run`) unless ``keep``."""
+    with signals_end_the_run():
+        work = Path(tempfile.mkdtemp(prefix="maskgit-grade-"))
+        try:
+            yield work
+        finally:
+            if keep:
+                log(f"kept the scratch courses in {work}")
+            else:
+                shutil.rmtree(work, ignore_errors=True)
+
+
 class Run:
     """One grading run: its scratch folder, the settings every student's Job shares, and the files to watch."""
 
     def __init__(self, source: Path, work: Path, template: Path, watched: list, **settings):
         self.source, self.work, self.template, self.watched, self.settings = source, work, template, watched, settings
-        self.started = time.monotonic()
+        self.started, self.children = time.monotonic(), Children()
 
     def job(self, name: str, files: dict) -> Job:
         folder = self.work / name
@@ -228,13 +304,29 @@ class Run:
     def grade(self, name: str, files: dict, log=print) -> StudentResult:
         """Grade one student; a file in the submissions or the template course that changed meanwhile zeroes it."""
         before = snapshot(self.watched)
-        result = grade_student(self.job(name, files))
+        result = grade_student(self.job(name, files), self.children)
         touched = changed(before, snapshot(self.watched))
         if touched:
             for row in result.rows:
                 verdict.tampered_meanwhile(row, touched)
         log(f"{name}: {time.monotonic() - self.started:.0f} s since start, took {result.seconds:.0f} s")
         return result
+
+    def grade_all(self, students: dict, jobs: int, log=print) -> dict:
+        """student → result for ``students`` (name → files), ``jobs`` at a time. Stopped by an exception (SIGTERM and
+        Ctrl-C among them), it kills the students' processes that run and starts no more."""
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        futures = [pool.submit(self.grade, name, students[name], log) for name in sorted(students)]
+        try:
+            pending = futures
+            while pending:  # in short waits: the main thread runs a signal's handler only when it runs Python code
+                pending = wait(pending, timeout=1).not_done
+            return {r.student: r for r in (future.result() for future in futures)}
+        except BaseException:
+            self.children.stop()
+            raise
+        finally:
+            pool.shutdown(cancel_futures=True)
 
 
 def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, memory: int = DEFAULT_MEMORY,
@@ -258,8 +350,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
         students = {s: f for s, f in students.items() if s in only}
     notebooks = sorted(p.stem for p in source.glob("*.ipynb"))
     hidden_max = {n: hidden.hidden_max(n) for n in notebooks}
-    work = Path(tempfile.mkdtemp(prefix="maskgit-grade-"))
-    try:
+    with scratch_folder(keep, log) as work:
         mode, why = sandbox.probe(work / "sandbox-probe") if sandboxed else (sandbox.GUARD, "turned off")
         if mode != sandbox.BWRAP:
             log(f"no sandbox: {why}; the student's functions run under the write guard alone (CSV column sandbox = guard)")
@@ -277,15 +368,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
         run = Run(source, work, template, watched, timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
                   hidden_max=hidden_max, sandbox=mode, submissions=str(submissions), figures=figures,
                   reference_figures=shared)
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            for result in pool.map(lambda name: run.grade(name, valid[name], log), sorted(valid)):
-                results[result.student] = result
+        results.update(run.grade_all(valid, jobs, log))
         return write_class(results, out, feedback_dir, work, max_points(source), hidden_max, on_student)
-    finally:
-        if keep:
-            log(f"kept the scratch courses in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def write_class(results: dict, out: Path, feedback_dir: Path, work: Path, maxima: dict, hidden_max: dict,
