@@ -197,13 +197,15 @@ def test_the_sbatch_script_trains_in_two_processes_on_a_real_slurm_node(tmp_path
         pytest.skip(f"no SLURM: {why}")
     port = free_port()
     with slurm_node.SlurmNode(tmp_path / "node") as node:
-        job = node.run("sbatch", "--parsable", "--nodes=1", "--cpus-per-task=2", "--mem=4096",
+        # no --cpus-per-task: the script takes the whole node, whatever its size (a fixed 8 stayed PENDING here)
+        job = node.run("sbatch", "--parsable", "--nodes=1",
                        f"--export=ALL,NPROC_PER_NODE=2,MASTER_PORT={port}", f"--output={tmp_path}/job.out", str(SBATCH),
                        sys.executable, "--threads", "1", "train-mvtm", "--steps", "2", "--batch-size", "8", "--max-images", "16",
                        "--log-every", "1", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "mvtm.pt")).stdout.strip()
         assert node.wait_jobs([job], TIMEOUT_S)[job] == {job: "COMPLETED"}, (tmp_path / "job.out").read_text()
     out = (tmp_path / "job.out").read_text()
-    assert f"torchrun on 1 node(s), 2 process(es) each, rendezvous at {slurm_node.NODE}:{port}" in out
+    assert (f"torchrun on 1 node(s), 2 process(es) each, {os.cpu_count()} CPU(s) on this node, "
+            f"rendezvous at {slurm_node.NODE}:{port}") in out
     assert out.count("exported") == 1  # rank 0 alone
     assert load_model(tmp_path / "mvtm.pt", "mvtm").meta["steps"] == 2
 
