@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import itertools
 import operator
 import traceback
 import warnings
@@ -76,6 +77,34 @@ def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any]
         if same(got, wrong() if callable(wrong) else wrong):
             return words
     return ""
+
+
+def applied(variants: Iterable[Variant], *inputs) -> list:
+    """``variants`` whose ``wrong`` is a function of the check's crafted ``inputs``, made ready for :func:`diagnose`:
+    each computes its answer on ``inputs`` only when it is tried."""
+    return [Variant(v.name, lambda v=v: v.wrong(*inputs), v.words) for v in variants]
+
+
+def name_each(got, parts: dict, compute: Callable[[dict], Any], same: Callable[[Any, Any], bool] = operator.eq,
+              most: int = 2) -> Optional[list]:
+    """The words of every property ``got`` gets wrong, each named on its own: two mistakes, two messages.
+
+    ``parts`` maps each property of the answer to ``(right, variants)``: the right way to do it and the
+    :class:`Variant` ways to get it wrong (``wrong`` is the way, e.g. ``torch.ceil`` for the rounding).
+    ``compute(ways)`` is what an answer doing each property the way ``ways`` (property → way) says
+    computes. Tries the answer with one property wrong, then with two, up to ``most``, and returns the
+    words of the wrong properties of the first that ``got`` matches; None when ``got`` is the right
+    answer, [] when no such answer explains it. Each answer is computed only when it is tried.
+    """
+    right = {prop: way for prop, (way, _) in parts.items()}
+    if same(got, compute(right)):
+        return None
+    for count in range(1, most + 1):
+        for props in itertools.combinations(parts, count):
+            for wrongs in itertools.product(*(parts[prop][1] for prop in props)):
+                if same(got, compute({**right, **{prop: v.wrong for prop, v in zip(props, wrongs)}})):
+                    return [v.words for v in wrongs]
+    return []
 
 
 def graded(points: float):

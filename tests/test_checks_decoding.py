@@ -125,7 +125,7 @@ def at_least_one(n, n0, t, T):
     (lambda g, t, T, n0: at_least_one(torch.floor((1 - g((t + 1) / T)) * n0.double()).long(), n0, t, T), "still masked"),
     (lambda g, t, T, n0: at_least_one(torch.floor(g(torch.tensor((t + 1) / T)) * n0).long(), n0, t, T), "float32"),
     (lambda g, t, T, n0: torch.floor(g((t + 1) / T) * n0.double()), "integer tensor"),
-    (lambda g, t, T, n0: int(g((t + 1) / T) * 64), "as a torch.Tensor, got a int"),
+    (lambda g, t, T, n0: int(g((t + 1) / T) * 64), "as a torch.Tensor, got an int"),
     (lambda g, t, T, n0: at_least_one(torch.floor(g((t + 1) / T) * n0.double()).long(), n0, t, T)
      + (n0 > 0).long() * int(t == T - 1), "After the last step nothing may stay masked"),
 ])

@@ -14,9 +14,9 @@ import math
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import quiet, tensor
-from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS
-from autograder.core import CheckFailed, diagnose, graded
+from autograder.checks.common import expect, quiet, tensor
+from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS, buggy_step, counted
+from autograder.core import CheckFailed, diagnose, graded, name_each
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
 
@@ -93,7 +93,7 @@ def _gumbel(fn) -> str:
 @quiet
 def check_gumbel_noise(fn) -> str:
     """``fn(shape, generator) -> Tensor``: independent standard Gumbel samples, one per entry."""
-    return _gumbel(fn)
+    return _gumbel(expect(fn, "gumbel_noise(shape, generator)"))
 
 
 # --------------------------------------------------------------------------- annealed temperature
@@ -138,13 +138,21 @@ def _annealed(fn) -> str:
 @quiet
 def check_annealed_temperature(fn) -> str:
     """``fn(temperature, t, steps) -> float``, exactly ``decoding.annealed_temperature``."""
-    return _annealed(fn)
+    return _annealed(expect(fn, "annealed_temperature(temperature, t, steps)"))
 
 
 # --------------------------------------------------------------------------- masked counts
 
 N0 = torch.tensor([0, 1, 2, 5, 17, 40, 64])  # unknowns at the start, per image (0: nothing to decode)
 ALL_STEPS = [(name, T, t) for name in SCHEDULES for T in range(1, 17) for t in range(T)]
+GAMMAS = {name: gamma(name) for name in SCHEDULES}
+
+
+@functools.lru_cache(maxsize=None)
+def _all_counts(ways: tuple) -> dict:
+    """(schedule, T, t) → the counts of an answer doing each property of ``COUNTS`` as ``ways`` says (computed once)."""
+    count = counted(dict(ways))
+    return {(name, T, t): count(GAMMAS[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
 
 
 def _counts(fn) -> str:
@@ -153,18 +161,14 @@ def _counts(fn) -> str:
     _as_tensor(first, "masked_after_step(schedule, t, steps, n0)", tuple(N0.shape))
     if first.is_floating_point() or first.dtype == torch.bool:
         raise CheckFailed(f"return whole-number counts as an integer tensor (torch.long), got {first.dtype}: floor, then .long()")
-    gammas = {name: gamma(name) for name in SCHEDULES}
-    got = {(name, T, t): fn(gammas[name], t, T, N0.clone()).tolist() for name, T, t in ALL_STEPS}
-    expected = {(name, T, t): decoding.masked_after_step(gammas[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
-    def counts_of(variant):  # what that misconception gives at every (schedule, T, step)
-        return lambda: {(name, T, t): variant(gammas[name], t, T, N0).tolist() for name, T, t in ALL_STEPS}
-
-    why = diagnose(got, expected, [(counts_of(v.wrong), v.words) for v in COUNTS])
-    if why is None:
+    got = {(name, T, t): fn(GAMMAS[name], t, T, N0.clone()).tolist() for name, T, t in ALL_STEPS}
+    expected = _all_counts(tuple((prop, way) for prop, (way, _) in COUNTS.items()))
+    wrong = name_each(got, COUNTS, lambda ways: _all_counts(tuple(ways.items())))
+    if wrong is None:
         return ("exact for all six schedules, T = 1 … 16, every step, and n₀ from 0 to 64 "
                 "(including at least one masked before the last step)")
-    if why:
-        raise CheckFailed(why)
+    if wrong:
+        raise CheckFailed("; ".join(wrong))
     name, T, t = next(k for k in ALL_STEPS if got[k] != expected[k])
     hint = ""
     if t == T - 1:
@@ -178,7 +182,7 @@ def _counts(fn) -> str:
 @quiet
 def check_masked_after_step(fn) -> str:
     """``fn(schedule, t, steps, n0 (B,)) -> (B,) long``, exactly ``decoding.masked_after_step``."""
-    return _counts(fn)
+    return _counts(expect(fn, "masked_after_step(schedule, t, steps, n0)"))
 
 
 # --------------------------------------------------------------------------- one decoding step
@@ -213,7 +217,7 @@ def decoding_state(n0: list, N: int, K: int, steps: int, t: int, schedule: str, 
 
 def _call_step(fn, logits, current, mask, n0, t, steps, schedule, temperature, mask_id, seed):
     """Run the student's step on copies (in-place edits must not fool the check); validate the output."""
-    out = fn(logits.clone(), current.clone(), mask.clone(), n0.clone(), t, steps, schedule, temperature, mask_id,
+    out = expect(fn, "decode_step(logits, current, mask, n0, t, steps, schedule, temperature, mask_id, generator)")(logits.clone(), current.clone(), mask.clone(), n0.clone(), t, steps, schedule, temperature, mask_id,
              torch.Generator().manual_seed(seed))
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise CheckFailed("decode_step must return two tensors: (next tokens (B, N), next mask (B, N))")
@@ -236,10 +240,18 @@ DECIDED_PROBE = 48  # masked tokens per image in the protection test's state (16
 SURE, COMMON = 40.0, 0.8  # a sure token's logit margin (p ≈ 1); the likely code's p in a two-faced distribution
 
 
-def half(r):
-    """γ = ½ at every r: with every unknown still masked, n_t = n₀/2 whether it is computed from n₀ or from the
-    tokens masked now, with γ or 1 − γ, at (t+1)/T or at t/T, as kept or as decided tokens."""
-    return r * 0 + 0.5
+def held_at(value: float):
+    """The probe schedule γ(r) = ``value`` at every r: the count is floor(value·n₀) (at least 1) at every step."""
+
+    def schedule(r):
+        return r * 0 + value
+
+    return schedule
+
+
+# γ = ½ at every r: with every unknown still masked, n_t = n₀/2 whether it is computed from n₀ or from the tokens
+# masked now, with γ or 1 − γ, at (t+1)/T or at t/T, as kept or as decided tokens.
+half = held_at(0.5)
 
 
 def probe_state(seed: int, kind: str, masked: int = PROBE_N):
@@ -292,16 +304,21 @@ def _codes_kept(tokens, new_mask, current, mask, K: int, where: str):
         raise CheckFailed(f"{where}: decoded tokens must be codes between 0 and K−1 = {K - 1}")
 
 
-def _order(fn, t: int, steps: int, temperature: float, kind: str = "sure/unsure", seeds=range(3), masked=PROBE_N) -> str:
-    """Which masked tokens ``fn`` re-masks on "sure/unsure"-like states: "unsure first" (never a sure one while an
-    unsure one is kept), "sure first" (the reverse), or "mixed"."""
-    inverted = reversed_too = False
+def _order(fn, t: int, steps: int, temperature: float, kind: str = "sure/unsure", level: float = 0.5, seeds=range(3),
+           masked=PROBE_N) -> str:
+    """Which masked tokens ``fn`` re-masks on "sure/unsure"-like states under the schedule γ ≡ ``level``: "unsure first"
+    (never a sure one while an unsure one is kept), "sure first" (the reverse), "mixed", or "hidden" when it re-masks
+    none or all of them (its count, check_decode_step_counts's to judge, hides the ranking)."""
+    inverted = reversed_too = hidden = False
     for seed in seeds:
         logits, current, mask, n0, unsure = probe_state(seed, kind, masked)
-        _, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, half, temperature, PROBE_K, seed)
+        _, new_mask = _call_step(fn, logits, current, mask, n0, t, steps, held_at(level), temperature, PROBE_K, seed)
         sure = mask & ~unsure
+        hidden |= bool(((new_mask & mask).sum(1) % mask.sum(1) == 0).any())
         inverted |= bool(((new_mask & sure).any(1) & (~new_mask & unsure).any(1)).any())
         reversed_too |= bool(((new_mask & unsure).any(1) & (~new_mask & sure).any(1)).any())
+    if hidden:
+        return "hidden"
     return "unsure first" if not inverted else "sure first" if not reversed_too else "mixed"
 
 
@@ -344,12 +361,12 @@ def _keeps_decided(fn) -> str:
 
 
 COUNT_RUNS = [(name, steps) for name in SCHEDULES for steps in (1, 2, 3, 5, 8, 16)]
-COUNT_N0 = [16, 9, 1, 0]  # unknowns at the start, per image (N = 16)
+COUNT_N, COUNT_N0 = 16, [16, 9, 1, 0]  # tokens per image; unknowns at the start, per image
 
 
 def _count_trace(fn) -> dict:
     """(schedule, T) → the tokens masked after each step when ``fn`` decodes from n₀ = COUNT_N0, step after step."""
-    K, N = 8, 16
+    K, N = 8, COUNT_N
     trace = {}
     for name, steps in COUNT_RUNS:
         current, _, mask, n0 = decoding_state(COUNT_N0, N, K, steps, 0, name, steps)
@@ -361,30 +378,39 @@ def _count_trace(fn) -> dict:
     return trace
 
 
-def _counted_trace(count) -> dict:
-    """What ``_count_trace`` gives for a step that counts ``count(schedule, t, T, n0, now)`` (now: masked now)."""
+@functools.lru_cache(maxsize=None)
+def _counted_trace(ways: tuple) -> dict:
+    """What ``_count_trace`` gives for a step whose count does each property of ``STEP_COUNTS`` and ``COUNTS`` the way
+    ``ways`` says (computed once)."""
+    ways = dict(ways)
+    count = counted(ways)
     trace = {}
     for name, steps in COUNT_RUNS:
-        n0 = now = torch.tensor(COUNT_N0)
+        n0 = torch.tensor(COUNT_N0)
+        mask = torch.arange(COUNT_N) < n0.unsqueeze(1)  # (B, N): which tokens are masked now; only their number matters
         trace[name, steps] = []
         for t in range(steps):
-            now = count(gamma(name), t, steps, n0, now)
+            kept = count(gamma(name), t, steps, ways["tokens counted"](n0, mask))
+            now = ways["what is counted"](kept, n0)
+            mask = torch.arange(COUNT_N) < now.unsqueeze(1)
             trace[name, steps].append(now.tolist())
     return trace
 
 
+STEP_COUNT_PARTS = {**STEP_COUNTS, **COUNTS}
+
+
 def _counts_in_step(fn) -> str:
     got = _count_trace(fn)
-    expected = _counted_trace(lambda g, t, T, n0, now: decoding.masked_after_step(g, t, T, n0))
-    variants = [(lambda v=v: _counted_trace(v.wrong), v.words) for v in STEP_COUNTS]
-    variants += [(lambda v=v: _counted_trace(lambda g, t, T, n0, now: v.wrong(g, t, T, n0)), v.words) for v in COUNTS]
-    why = diagnose(got, expected, variants)
-    if why is None:
+    expected = _counted_trace(tuple((prop, way) for prop, (way, _) in STEP_COUNT_PARTS.items()))
+    wrong = name_each(got, STEP_COUNT_PARTS, lambda ways: _counted_trace(tuple(ways.items())))
+    if wrong is None:
         return "counts from n₀ at every step, for all six schedules and T = 1, 2, 3, 5, 8, 16; nothing masked at the end"
     (name, steps), t = next((run, t) for run in COUNT_RUNS for t in range(run[1]) if got[run][t] != expected[run][t])
     where = f"schedule {name}, T = {steps}, n₀ = {COUNT_N0}, after step t = {t}"
-    if why:
-        raise CheckFailed(f"{where}: expected {expected[name, steps][t]} tokens masked, got {got[name, steps][t]}: {why}")
+    if wrong:
+        raise CheckFailed(f"{where}: expected {expected[name, steps][t]} tokens masked, got {got[name, steps][t]}: "
+                          + "; ".join(wrong))
     if t == steps - 1:
         raise CheckFailed(f"{where} (the last step): no token may stay masked, every remaining one takes its "
                           f"sample (n_(T−1) = 0); {got[name, steps][t]} are still masked")
@@ -395,13 +421,17 @@ def _counts_in_step(fn) -> str:
 
 # What the noise check observes, in order. Each entry: (key, what the input is, the call, words for each outcome).
 _UNSURE = f"half of the masked tokens sure (p ≈ 1), half unsure (p = 1/{PROBE_K} for every code)"
-ORDER_PROBES = [  # (t, T, τ, kind): τ_t = τ·(1 − (t+1)/T) is large, tiny, or 0 for the right answer
+ORDER_PROBES = [  # (t, T, τ, kind[, γ ≡ level, ½ if not given]): τ_t = τ·(1 − (t+1)/T) is large, tiny, or 0 for the right answer
     (0, 2, 100.0, "sure/unsure"),  # τ_t = 50: the noise outweighs log p, so sure and unsure mix
     (9998, 10000, 100.0, "sure/unsure"),  # τ_t = 0.01: unsure first (off by one: 0.02; reversed, unannealed: ≈ 100)
     (0, 400, 100.0, "sure/unsure"),  # τ_t = 99.75 (reversed annealing: 0.25)
     (0, 1000, 0.25, "sure/unsure"),  # τ_t ≈ 0.25: log p still wins (gap log K = 4.9); a raw probability (gap ≈ 1) does not
     (1, 2, 100.0, "sure/unsure"),  # the last step: τ_t = 0 (off by one: τ/T = 50)
     (0, 2, 0.0, "shifted"),  # no noise; the sure tokens' logits shifted, which changes no log p
+    # With γ ≡ 1/1024 one token is re-masked (at least one), with γ ≡ 1 − 1/1024 all but one: τ_t = 50 either way, but
+    # noise scaled by γ is ≈ 0.1 in the first and noise scaled by 1 − γ ≈ 0.1 in the second.
+    (0, 2, 100.0, "sure/unsure", 1 / 1024),
+    (0, 2, 100.0, "sure/unsure", 1 - 1 / 1024),
 ]
 
 
@@ -430,13 +460,18 @@ def _step_signature(fn) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
-def _known_signature(index: int) -> tuple:
-    """The reference's signature (index −1) or that of STEP[index]: computed once, they never change."""
-    return _step_signature(decoding.decode_step if index < 0 else STEP[index].wrong)
+def _known_signature(ways: tuple) -> tuple:
+    """The signature of a step doing each property of ``STEP`` the way ``ways`` says: computed once, it never changes."""
+    return _step_signature(buggy_step(**dict(ways)))
+
+
+def _alike(got: tuple, known: tuple) -> bool:
+    """Two signatures agree wherever the answer's count let its ranking show."""
+    return all(g == k or "hidden" in (g[1], k[1]) for g, k in zip(got, known))
 
 
 ORDER_OUTCOMES = {"unsure first": "the unsure ones re-masked first", "sure first": "the sure ones re-masked first",
-                  "mixed": "sure and unsure ones re-masked alike"}
+                  "mixed": "sure and unsure ones re-masked alike", "hidden": "none or all of them re-masked"}
 
 
 def _describe(observation) -> tuple:
@@ -449,25 +484,28 @@ def _describe(observation) -> tuple:
     if observation == "unlikely samples kept":
         return (f"without noise, where each token samples code 0 (p = {COMMON}) or an unlikely other code",
                 {True: "some tokens with an unlikely sample kept", False: "every token with an unlikely sample re-masked"})
-    t, T, tau, kind = observation
+    t, T, tau, kind, *level = observation
     shifted = ", the sure tokens' logits lowered by 100 (the same probabilities)" if kind == "shifted" else ""
-    return (f"at step t = {t} of T = {T} with τ = {tau:g} (so τ_t = {decoding.annealed_temperature(tau, t, T):.3g}), "
+    schedule = f" and γ ≡ {level[0]:.4g}" if level else ""
+    return (f"at step t = {t} of T = {T} with τ = {tau:g}{schedule} (so τ_t = {decoding.annealed_temperature(tau, t, T):.3g}), "
             f"{_UNSURE}{shifted}", ORDER_OUTCOMES)
 
 
 def _noise_in_step(fn) -> str:
-    got, expected = _step_signature(fn), _known_signature(-1)
-    why = diagnose(got, expected, [(functools.partial(_known_signature, i), v.words) for i, v in enumerate(STEP)])
-    if why is None:
+    got = _step_signature(fn)
+    wrong = name_each(got, STEP, lambda ways: _known_signature(tuple(ways.items())), same=_alike)
+    if wrong is None:
         return ("samples ŝ_i, scores c_i = log p_i(ŝ_i) + τ_t·g_i with per-token noise annealed to 0, and re-masks the "
                 "least confident")
-    if why:
-        raise CheckFailed(why)
-    (observation, outcome), (_, want) = next((g, e) for g, e in zip(got, expected) if g != e)
+    if wrong:
+        raise CheckFailed("; ".join(wrong))
+    expected = _known_signature(tuple((prop, way) for prop, (way, _) in STEP.items()))
+    (observation, outcome), (_, want) = next((g, e) for g, e in zip(got, expected) if not _alike((g,), (e,)))
     situation, outcomes = _describe(observation)
-    raise CheckFailed(f"{situation}: expected {outcomes[want]}, got {outcomes[outcome]}. Check each part of c_i = log p_i(ŝ_i) + τ_t·g_i (ŝ_i sampled with torch.multinomial, "
-                      f"g = gumbel_noise((B, N), generator), τ_t = annealed_temperature(temperature, t, steps)) and that "
-                      f"the n_t least confident are re-masked")
+    raise CheckFailed(f"{situation}: expected {outcomes[want]}, got {outcomes[outcome]}. Check each part of "
+                      f"c_i = log p_i(ŝ_i) + τ_t·g_i (ŝ_i sampled with torch.multinomial, g = gumbel_noise((B, N), "
+                      f"generator), τ_t = annealed_temperature(temperature, t, steps)) and that the n_t least confident "
+                      f"are re-masked")
 
 
 @graded(1)

@@ -5,10 +5,10 @@ compares it with ``maskgit_lab.inpaint`` and, when they differ, names the likely
 """
 
 import torch
-from torch.nn import functional as F
 
-from autograder.checks.common import quietly, tensor
-from autograder.core import CheckFailed, diagnose, graded
+from autograder.checks.common import expect, quietly, tensor
+from autograder.checks.variants import PASTE, TOKEN_MASK
+from autograder.core import CheckFailed, applied, diagnose, graded
 from maskgit_lab.inpaint import paste_known as reference_paste
 from maskgit_lab.inpaint import token_mask_from_pixels as reference_token_mask
 
@@ -46,7 +46,7 @@ def check_token_mask_from_pixels(fn):
         B, S, _ = known.shape
         side = S // f
         want = reference_token_mask(known, f)
-        got = quietly(fn, known.clone(), f)
+        got = quietly(expect(fn, "token_mask_from_pixels(known, downsample)"), known.clone(), f)
         where = f"token_mask_from_pixels(known of shape {tuple(known.shape)}, downsample={f})"
         tensor(got, f"the result of {where}")
         if got.shape == (B, side, side):
@@ -61,19 +61,7 @@ def check_token_mask_from_pixels(fn):
         if got.dtype != torch.bool:
             raise CheckFailed(f"{where} should return a bool mask (True = unknown token), as decoding expects; "
                               f"got dtype {got.dtype}. Convert with .bool() or compare.")
-        patches = (~known).float().unsqueeze(1)  # (B, 1, S, S), 1 = unknown pixel
-        partly = ("A token whose patch is only PARTLY unknown must be unknown too: if ANY pixel of the patch is unknown, "
-                  "the token's code was computed from the gray fill and cannot be trusted (max-pool the unknown pixels, "
-                  "or check `not patch.all()`).")
-        why = diagnose(got, want, [
-            (~want, "Your mask is the opposite: True must mark the UNKNOWN tokens, the ones decoding has to predict "
-                    "(known pixels are True in `known`)."),
-            (F.avg_pool2d(patches, f).flatten(1) > 1 - 1e-6, partly),  # (B, N): all pixels unknown
-            (F.avg_pool2d(patches, f).flatten(1) > 0.5, partly),  # most pixels unknown
-            (want.view(B, side, side).transpose(1, 2).flatten(1), "Your token grid is transposed. The mask is indexed "
-                                                                  "[b, row, column]; token (row i, column j) is number "
-                                                                  "i·(S/f) + j, row by row like the tokenizer."),
-        ], same=torch.equal)
+        why = diagnose(got, want, applied(TOKEN_MASK, known, f, want), same=torch.equal)
         if why is None:
             continue
         b = int((got != want).any(dim=1).nonzero()[0])
@@ -98,7 +86,7 @@ def check_paste_known(fn):
     known[0, :4] = True  # a wide known band and a clear hole in image 1
     known[1, 2:7, 1:6] = False
     inputs = (generated.clone(), original.clone(), known.clone())
-    got = quietly(fn, *inputs)
+    got = quietly(expect(fn, "paste_known(generated, original, known)"), *inputs)
     want = reference_paste(generated, original, known)
     tensor(got, "the images paste_known returns")
     if not got.is_floating_point():
@@ -111,14 +99,7 @@ def check_paste_known(fn):
         raise CheckFailed("paste_known changed one of its inputs in place; build a new tensor "
                           "(e.g. with torch.where) and leave generated, original and known as they were.")
     got = got.detach().to(want.dtype)  # an answer computed in float64 is fine
-    why = diagnose(got, want, [
-        (reference_paste(original, generated, known), "You pasted the wrong way round: where a pixel is KNOWN the output "
-                                                      "must show the original, and only the hole (known = False) takes "
-                                                      "the generated pixels."),
-        (generated, "You returned the generated image unchanged: paste the known pixels back from the original, so only "
-                    "the hole differs from the input."),
-        (original, "You returned the original image: the hole (known = False) must take the generated pixels."),
-    ], same=torch.allclose)
+    why = diagnose(got, want, applied(PASTE, generated, original, known), same=torch.allclose)
     if why is None:
         return "known pixels come from the original, the hole from the generated image"
     if why:

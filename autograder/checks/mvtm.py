@@ -9,14 +9,16 @@ import math
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import fmt, quietly, tensor
-from autograder.checks.variants import MASK_COUNTS
-from autograder.core import CheckFailed, Variant, diagnose, graded
+from autograder.checks.common import expect, fmt, quietly, tensor
+from autograder.checks.variants import (GAMMA_LAWS, GAMMA_SLIPS, LABEL_SMOOTHING, MASK_COUNTS, MASK_DRAWS, MASKED_LOSS,
+                                        ranked_mask)
+from autograder.core import CheckFailed, Variant, applied, diagnose, graded, name_each
 from maskgit_lab.masking import mask_counts, random_token_mask
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.schedules import gamma as reference_gamma
 
 ATOL = 1e-5
+REVEALED = GAMMA_LAWS[0]  # 1 − γ, which check_gamma_endpoints sees first
 
 
 # --- γ(r) ------------------------------------------------------------------------------------
@@ -24,7 +26,7 @@ ATOL = 1e-5
 
 def _schedule_values(gamma_fn, name: str, r: torch.Tensor) -> torch.Tensor:
     """``gamma_fn(name)(r)`` as a float64 tensor of r's shape, or CheckFailed saying what is off."""
-    schedule = quietly(gamma_fn, name)
+    schedule = quietly(expect(gamma_fn, "gamma(name)"), name)
     if not callable(schedule):
         raise CheckFailed(f"gamma({name!r}) should return a function of r (e.g. a lambda or an inner def); "
                           f"got {type(schedule).__name__}")
@@ -51,8 +53,7 @@ def check_gamma_endpoints(gamma_fn):
         if abs(start) < ATOL and abs(end - 1) < ATOL:
             raise CheckFailed(
                 f"gamma({name!r}) goes from {start:.3g} at r=0 up to {end:.3g} at r=1. γ(r) is the fraction of tokens "
-                f"still MASKED: all of them at the start (γ(0) = 1), none at the end (γ(1) = 0). You returned the "
-                f"fraction already revealed (1 − γ)."
+                f"still MASKED: all of them at the start (γ(0) = 1), none at the end (γ(1) = 0). {REVEALED.words}"
             )
         if abs(start - 1) > ATOL or abs(end) > ATOL:
             hint = ""
@@ -77,18 +78,7 @@ def check_gamma_endpoints(gamma_fn):
 
 def _wrong_law_hint(name: str, r: torch.Tensor, got: torch.Tensor, want: torch.Tensor) -> str:
     """What the student's values look like instead (another law, 1 − γ, a classic slip)."""
-    slips = {
-        "square": ((1 - r) ** 2, "(1 − r)² is a different curve from 1 − r²: square the progress r, then subtract from 1."),
-        "cubic": ((1 - r) ** 3, "(1 − r)³ is a different curve from 1 − r³: cube the progress r, then subtract from 1."),
-        "sqrt": (torch.sqrt(1 - r), "√(1 − r) is a different curve from 1 − √r."),
-        "cosine": (torch.cos(math.pi * r), "cos(π·r) reaches −1; the cosine schedule is cos(π/2 · r)."),
-        "arccos": (torch.arccos(r), "arccos(r) must be divided by π/2 so that γ(0) = 1."),
-    }
-    variants = [(1 - want, "These are 1 − γ: the fraction revealed, not the fraction masked.")]
-    variants += [(lambda other=other: reference_gamma(other)(r),
-                  f"These are the values of the {other!r} schedule: check which formula goes with which name.")
-                 for other in SCHEDULES if other != name]
-    variants += [slips[name]] if name in slips else []
+    variants = applied(GAMMA_LAWS, name, r) + (applied([GAMMA_SLIPS[name]], r) if name in GAMMA_SLIPS else [])
     why = diagnose(got, want, variants, same=lambda a, b: torch.allclose(a, b, atol=1e-4))
     return why or "Compare your formula with the table above."  # None: off by more than float64 allows, less than 1e-4
 
@@ -114,7 +104,8 @@ def check_gamma_laws(gamma_fn):
 
 
 def _mask(fn, batch_size, num_tokens, ratio, seed=0) -> torch.Tensor:
-    out = quietly(fn, batch_size, num_tokens, ratio, generator=torch.Generator().manual_seed(seed))
+    out = quietly(expect(fn, "random_token_mask(batch_size, num_tokens, ratio, generator=None)"), batch_size, num_tokens,
+                  ratio, generator=torch.Generator().manual_seed(seed))
     tensor(out, "the mask random_token_mask returns")
     if out.shape != (batch_size, num_tokens):
         raise CheckFailed(f"random_token_mask({batch_size}, {num_tokens}, ...) should return shape (B, N) = "
@@ -156,10 +147,12 @@ def _count_signature(fn) -> tuple:
 def check_mask_counts(fn):
     """Exactly max(1, floor(ratio·N)) True per row, True = masked, for float and per-row ratios."""
     got = _count_signature(fn)
-    expected = _count_signature(random_token_mask)
-    why = diagnose(got, expected, [Variant(v.name, lambda v=v: _count_signature(v.wrong), v.words) for v in MASK_COUNTS])
-    if why is None:
+    why = diagnose(got, _count_signature(random_token_mask),
+                   [Variant(v.name, lambda v=v: _count_signature(v.wrong), v.words) for v in MASK_DRAWS])
+    wrong = [why] if why else name_each(got, MASK_COUNTS, lambda ways: _count_signature(ranked_mask(ways)))
+    if wrong is None:
         return "exactly max(1, floor(ratio·N)) masked tokens in every row, for a float ratio and one ratio per row"
+    why = " ".join(wrong)
     for B, N, ratio in MASK_CASES:
         counts, want = _mask(fn, B, N, ratio).sum(dim=1), mask_counts(ratio, B, N)
         if not torch.equal(counts, want):
@@ -211,7 +204,8 @@ def _loss_case(seed: int = 0):
 
 def _loss(fn, logits, targets, mask, label_smoothing) -> torch.Tensor:
     logits = logits.clone().requires_grad_(True)
-    out = quietly(fn, logits, targets.clone(), mask.clone(), label_smoothing)
+    out = quietly(expect(fn, "masked_token_loss(logits, targets, mask, label_smoothing)"), logits, targets.clone(),
+                  mask.clone(), label_smoothing)
     tensor(out, "the loss masked_token_loss returns (so that training can call .backward())",
            "Do not call .item() inside it.")
     if out.numel() != 1:
@@ -229,18 +223,7 @@ def check_masked_token_loss(fn):
     value = got.detach().double()
     want = F.cross_entropy(logits[mask], targets[mask]).double()
     per_token = F.cross_entropy(logits.reshape(-1, K), targets.reshape(-1), reduction="none").view(mask.shape)
-    variants = [
-        (per_token.mean(), "You averaged over ALL tokens. Visible tokens are given to the model, so scoring them "
-                           "teaches it to copy its input; keep only the positions where mask is True."),
-        ((per_token * mask).sum() / mask.numel(), "You zeroed the visible tokens but still divided by all B·N "
-                                                  "tokens; divide by the number of masked tokens."),
-        (per_token[mask].sum(), "You summed over the masked tokens; take their mean, so the loss does not "
-                                "grow with the number of masked tokens."),
-        (per_token[~mask].mean(), "You scored the VISIBLE tokens: True in mask marks the tokens to predict."),
-        (torch.stack([per_token[b][mask[b]].mean() for b in range(len(mask))]).mean(),
-         "You averaged per image first and then over images; average over all masked tokens of the batch "
-         "together, so every masked token counts once."),
-    ]
+    variants = applied(MASKED_LOSS, per_token, mask)
     why = diagnose(value, want, variants, same=lambda a, b: bool(torch.isclose(a, b.double(), atol=1e-4)))
     if why is not None:
         raise CheckFailed(f"With label_smoothing=0: expected {want:.4f}, got {value:.4f}. "
@@ -264,20 +247,11 @@ def check_label_smoothing(fn):
     for seed, eps in ((1, 0.1), (2, 0.3)):
         logits, targets, mask = _loss_case(seed)
         mask = torch.ones_like(mask)
-        K = logits.shape[-1]
         got, _ = _loss(fn, logits, targets, mask, eps)
         value = got.detach().double()
         want = F.cross_entropy(logits[mask], targets[mask], label_smoothing=eps).double()
-        log_p = logits[mask].log_softmax(-1)
-        others = (1 - F.one_hot(targets[mask], K)) * eps / (K - 1)
-        spread_on_others = -(((1 - eps) * F.one_hot(targets[mask], K) + others) * log_p).sum(-1).mean()
-        why = diagnose(value, want, [
-            (F.cross_entropy(logits[mask], targets[mask]),
-             "That is the loss without smoothing: label_smoothing was ignored "
-             "(pass it on, e.g. F.cross_entropy(..., label_smoothing=label_smoothing))."),
-            (spread_on_others, "You spread ε over the K − 1 wrong classes; PyTorch's label smoothing (the one training "
-                               "uses) spreads it over all K classes: target = (1 − ε)·one-hot + ε/K."),
-        ], same=lambda a, b: bool(torch.isclose(a, b.double(), atol=1e-4)))
+        why = diagnose(value, want, applied(LABEL_SMOOTHING, logits[mask], targets[mask], eps),
+                       same=lambda a, b: bool(torch.isclose(a, b.double(), atol=1e-4)))
         if why is None:
             continue
         summary = f"With label_smoothing={eps}: expected {want:.4f}, got {value:.4f}."

@@ -7,8 +7,10 @@ what each mistake would have returned.
 
 import torch
 
-from autograder.checks.common import close, fmt, tensor
-from autograder.core import CheckFailed, diagnose, graded
+from autograder.checks.common import close, expect, fmt, tensor
+from autograder.checks.variants import NEAREST_CODE, STRAIGHT_THROUGH, VQ_LOSS, VQ_LOSS_GRADIENTS
+from autograder.core import CheckFailed, Variant, applied, diagnose, graded
+from maskgit_lab.vq import straight_through as reference_straight_through
 
 # ---------------------------------------------------------------------------------------
 # nearest_code
@@ -31,70 +33,65 @@ def check_nearest_code(nearest_code) -> str:
     z, codebook, squared = _nearest_code_case()
     M, K = squared.shape
     expected = squared.argmin(dim=1)  # brute force over every (row, code) pair
-    got = tensor(nearest_code(z.clone(), codebook.clone()), f"{M} code indices")
+    got = tensor(expect(nearest_code, "nearest_code(z, codebook)")(z.clone(), codebook.clone()), f"{M} code indices")
+    why = diagnose(got, expected, applied(NEAREST_CODE, z, codebook), same=close)
+    if why:
+        raise CheckFailed(f"expected {expected.tolist()}, got {fmt(got)}: {why}")
     if got.is_floating_point():
-        if got.shape == (M, K):
-            raise CheckFailed(f"you returned the ({M}, {K}) table of distances; the answer is, for each row of z, "
-                              f"*which* code is nearest: take the argmin over the codebook axis (dim=1)")
-        if got.shape == (M,) and (close(got, squared.min(dim=1).values) or close(got, squared.min(dim=1).values.sqrt())):
-            raise CheckFailed("you returned the smallest distances themselves, not the indices of the nearest codes: "
-                              "use .argmin(dim=1) instead of .min(dim=1).values")
         raise CheckFailed(f"expected integer indices (torch.long) of shape ({M},), got a {got.dtype} tensor of "
                           f"shape {tuple(got.shape)}; indices are whole numbers 0 … K−1")
-    if got.shape == (K,):
-        raise CheckFailed(f"expected one index per row of z, shape ({M},), but got shape ({K},), one per code: the "
-                          f"argmin ran over the wrong axis. In the (M, K) distance table take argmin over dim=1, the codes")
-    if got.shape != (M,):
-        raise CheckFailed(f"expected shape ({M},) (one code index per row of z), got {tuple(got.shape)}")
-    got = got.long()
-    dot_product = ("the dot product z·e_k alone is not the distance. ‖z − e_k‖² = ‖z‖² − 2 z·e_k + ‖e_k‖², and ‖e_k‖² "
-                   "differs from code to code, so keep that term (‖z‖² may be dropped: it is the same for every code)")
-    why = diagnose(got, expected, [
-        (squared.argmax(dim=1), ", the *farthest* code for every row: use argmin of the distances, not argmax"),
-        ((z @ codebook.t()).argmax(dim=1), ": " + dot_product),
-        ((-2 * z @ codebook.t()).argmin(dim=1), ": " + dot_product),
-    ], same=torch.equal)
     if why is None:
         return f"matches brute force on {M} vectors and {K} codes: {expected.tolist()}"
-    raise CheckFailed(f"expected {expected.tolist()}, got {got.tolist()}" + (why or ": for each row z_i pick the k with the "
-                      "smallest ‖z_i − e_k‖², where e_k is row k of the codebook"))
+    if got.shape != (M,):
+        raise CheckFailed(f"expected shape ({M},) (one code index per row of z), got {tuple(got.shape)}")
+    raise CheckFailed(f"expected {expected.tolist()}, got {got.tolist()}: for each row z_i pick the k with the "
+                      f"smallest ‖z_i − e_k‖², where e_k is row k of the codebook")
 
 
 # ---------------------------------------------------------------------------------------
 # straight_through
 # ---------------------------------------------------------------------------------------
 
-@graded(2)
-def check_straight_through(straight_through) -> str:
+def _straight_through_case():
     generator = torch.Generator().manual_seed(2)
-    z_e = torch.randn(2, 3, 2, 2, generator=generator).requires_grad_()
-    z_q = torch.randn(2, 3, 2, 2, generator=generator).requires_grad_()  # stands for rows of a codebook
-    out = tensor(straight_through(z_e, z_q), "the straight-through output")
+    z_e = torch.randn(2, 3, 2, 2, generator=generator)
+    z_q = torch.randn(2, 3, 2, 2, generator=generator)  # stands for rows of a codebook
+    return z_e, z_q, torch.randn(z_q.shape, generator=generator)
+
+
+def _through(fn) -> tuple:
+    """What ``fn(z_e, z_q)`` does: (its value, where its gradient goes) as (value, carries a gradient,
+    gradient at z_e, gradient at z_q), each in words, or CheckFailed when it is not a tensor of z_q's shape."""
+    z_e, z_q, upstream = (t.clone() for t in _straight_through_case())
+    z_e.requires_grad_(), z_q.requires_grad_()
+    out = tensor(fn(z_e, z_q), "the straight-through output")
     if out.shape != z_q.shape:
         raise CheckFailed(f"expected the shape of z_q, {tuple(z_q.shape)}, got {tuple(out.shape)}")
-    why = diagnose(out, z_q, [(z_e, f"the values of z_e {fmt(z_e)}: in the forward pass the decoder must see the "
-                                    f"quantised vectors z_q; only the gradient comes from z_e")], same=close)
-    if why is not None:
-        raise CheckFailed(f"expected the values of z_q {fmt(z_q)}, got "
-                          + (why or f"{fmt(out)}: the forward value must be exactly z_q"))
+    value = "z_q" if close(out, z_q) else "z_e" if close(out, z_e) else fmt(out)
     if not out.requires_grad:
-        raise CheckFailed("the output carries no gradient at all, so no gradient reaches z_e and the encoder never "
-                          "learns: detach only the difference, z_e + (z_q − z_e).detach()")
-    upstream = torch.randn(out.shape, generator=generator)
+        return value, "no gradient", None, None
     out.backward(upstream)
     grad_e = torch.zeros_like(z_e) if z_e.grad is None else z_e.grad
     grad_q = torch.zeros_like(z_q) if z_q.grad is None else z_q.grad
-    if grad_e.abs().max() == 0:
-        raise CheckFailed("the value is right, but no gradient reaches z_e, so the encoder never learns. Returning z_q "
-                          "stops the gradient at the codebook, and z_e + (z_q − z_e) without .detach() cancels it; "
-                          "write z_e + (z_q − z_e).detach()")
-    if not close(grad_e, upstream):
-        raise CheckFailed(f"expected the gradient at z_e to equal the gradient arriving at the output {fmt(upstream)} "
-                          f"(∂out/∂z_e = identity), got {fmt(grad_e)}")
-    if grad_q.abs().max() > 0:
-        raise CheckFailed("the decoder's gradient also flows into z_q, i.e. into the codebook; the codes should move "
-                          "only through the codebook loss. Put z_q inside the detached part: z_e + (z_q − z_e).detach()")
-    return "forward value is z_q, and the gradient passes to z_e unchanged (and not to z_q)"
+    at_e = "upstream" if close(grad_e, upstream) else "none" if grad_e.abs().max() == 0 else fmt(grad_e)
+    return value, "gradient", at_e, "none" if grad_q.abs().max() == 0 else "some"
+
+
+@graded(2)
+def check_straight_through(straight_through) -> str:
+    fn = expect(straight_through, "straight_through(z_e, z_q)")
+    got, expected = _through(fn), _through(reference_straight_through)
+    why = diagnose(got, expected, [Variant(v.name, lambda v=v: _through(v.wrong), v.words) for v in STRAIGHT_THROUGH])
+    if why is None:
+        return "forward value is z_q, and the gradient passes to z_e unchanged (and not to z_q)"
+    z_e, z_q, upstream = _straight_through_case()
+    if got[0] != "z_q":
+        raise CheckFailed(f"expected the values of z_q {fmt(z_q)}, got " + (why or f"{got[0]}: the forward value must be "
+                                                                                  f"exactly z_q"))
+    if why:
+        raise CheckFailed(why)
+    raise CheckFailed(f"expected the gradient at z_e to equal the gradient arriving at the output {fmt(upstream)} "
+                      f"(∂out/∂z_e = identity), got {got[2]}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -107,7 +104,7 @@ def check_vq_losses(vq_losses) -> str:
     generator = torch.Generator().manual_seed(3)
     z_e = torch.randn(2, 4, 3, generator=generator).requires_grad_()  # encoder output
     z_q = torch.randn(2, 4, 3, generator=generator).requires_grad_()  # the chosen codebook rows
-    loss = vq_losses(z_e, z_q, beta)
+    loss = expect(vq_losses, "vq_losses(z_e, z_q, beta)")(z_e, z_q, beta)
     if isinstance(loss, (tuple, list)):
         raise CheckFailed("return one scalar, the sum codebook loss + β · commitment loss, not the terms separately")
     loss = tensor(loss, "the loss")
@@ -118,14 +115,7 @@ def check_vq_losses(vq_losses) -> str:
     mse, n = diff.pow(2).mean(), diff.numel()
     expected = (1 + beta) * mse
     value = loss.detach().reshape(())
-    why = diagnose(value, expected, [
-        (mse, "(1 × MSE): one term is missing: the total is the codebook term plus β times the commitment term, "
-              "and both terms have the same value ‖z_e − z_q‖² (they differ only in which side is detached)"),
-        (beta * mse, "(β × MSE): the codebook term is missing: only β · commitment is there"),
-        (2 * mse, "(2 × MSE): β is missing: the commitment term must be multiplied by β"),
-        (2 * beta * mse, "(2β × MSE): β should weight only the commitment term, not the codebook term too"),
-        ((1 + beta) * mse * n, "(a sum): you summed the squared differences; take their mean (F.mse_loss does)"),
-    ], same=close)
+    why = diagnose(value, expected, applied(VQ_LOSS, mse, beta, n), same=close)
     if why:
         raise CheckFailed(f"expected (1 + β)·MSE = {expected.item():.4g} for β = {beta}, got {value.item():.4g} {why}")
     if why == "":
@@ -144,30 +134,10 @@ def _vq_loss_gradients(loss, z_e, z_q, beta: float) -> str:
     grad_q = torch.zeros_like(z_q) if z_q.grad is None else z_q.grad
     unit = 2 * diff / n  # the gradient of mean((z_e − z_q)²) with respect to z_e
     both = lambda a, b: close(a[0], b[0]) and close(a[1], b[1])  # noqa: E731 (the gradients at z_e and z_q)
-    why = diagnose((grad_e, grad_q), (beta * unit, -unit), [
-        (((1 + beta) * unit, -(1 + beta) * unit),
-         "the value is right, but nothing is detached: the codebook term also pushes the encoder and the commitment "
-         "term also moves the codebook. Use ‖sg[z_e] − z_q‖² + β‖z_e − sg[z_q]‖² (sg = .detach())"),
-        ((unit, -beta * unit),
-         "the value is right, but the detaches are swapped (or β weights the wrong term): the gradient reaching z_e "
-         "has weight 1 and the one reaching z_q weight β. The codebook term ‖sg[z_e] − z_q‖² must move only z_q "
-         "(detach z_e), and β‖z_e − sg[z_q]‖² only z_e (detach z_q)"),
-    ], same=both)
+    why = diagnose((grad_e, grad_q), (beta * unit, -unit), applied(VQ_LOSS_GRADIENTS, unit, beta), same=both)
     if why is None:
         return "value and gradients right: the codebook term moves only z_q, β·commitment moves only z_e"
     if why:
         raise CheckFailed(why)
-    if grad_e.abs().max() == 0:
-        raise CheckFailed("no gradient reaches z_e: the commitment term must pull the encoder output towards its code, "
-                          "so inside it detach z_q, not z_e")
-    if grad_q.abs().max() == 0:
-        raise CheckFailed("no gradient reaches z_q: the codebook term must pull the code towards the encoder output, "
-                          "so inside it detach z_e, not z_q")
-    if close(grad_e, beta * unit):
-        raise CheckFailed("z_e gets the right gradient, but z_q's is off: the commitment term also moves the codebook; "
-                          "detach z_q inside it")
-    if close(grad_q, -unit):
-        raise CheckFailed("z_q gets the right gradient, but z_e's is off: the codebook term also pushes the encoder; "
-                          "detach z_e inside it")
     raise CheckFailed(f"the value is right but the gradients are not: expected ∂L/∂z_e = {fmt(beta * unit)}, got "
                       f"{fmt(grad_e)}; expected ∂L/∂z_q = {fmt(-unit)}, got {fmt(grad_q)}")

@@ -19,6 +19,7 @@ worker for the gradients of its own graph.
 
 import base64
 import builtins
+import inspect
 import json
 import os
 
@@ -128,7 +129,7 @@ class Endpoint:
         if callable(value):
             handle = len(self.handles)
             self.handles[handle] = value
-            return {"function": handle, "name": getattr(value, "__name__", "function")}
+            return {"function": handle, "name": getattr(value, "__name__", "function"), "parameters": parameters(value)}
         return {"object": type(value).__name__, "repr": repr(value)[:200]}
 
     def decode(self, value, generators: list = None, depth: int = 0):
@@ -156,7 +157,8 @@ class Endpoint:
                 raise WireError("a handle to a function this end never sent")
             return self.handles[value["theirs"]]
         if "function" in value:
-            return RemoteFunction(self, int(value["function"]), str(value.get("name", "function")))
+            return RemoteFunction(self, int(value["function"]), str(value.get("name", "function")),
+                                  signature(value.get("parameters")))
         if "object" in value:
             return standin(str(value["object"]), str(value.get("repr", "")))
         raise WireError(f"not a value: {str(value)[:80]}")
@@ -234,11 +236,34 @@ def raise_from_student(raised: list) -> None:
     raise error
 
 
-class RemoteFunction:
-    """A function that lives at the other end of the wire; calling it is a request."""
+def parameters(function) -> list:
+    """A function's parameters as plain data, [[name, kind, has a default], ...] (None when it has no signature):
+    the checks compare the signature of the stand-in with the one the notebook gives (checks.common.expect)."""
+    try:
+        found = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [[p.name, int(p.kind), p.default is not p.empty] for p in found]
 
-    def __init__(self, endpoint: Endpoint, handle: int, name: str):
+
+def signature(parameters) -> inspect.Signature:
+    """The signature ``parameters`` describes (defaults stand in as None), or None when it is not one."""
+    try:
+        return inspect.Signature([inspect.Parameter(str(name), inspect._ParameterKind(int(kind)),
+                                                    default=None if has_default else inspect.Parameter.empty)
+                                  for name, kind, has_default in parameters])
+    except (TypeError, ValueError):
+        return None
+
+
+class RemoteFunction:
+    """A function that lives at the other end of the wire; calling it is a request. Its signature, when the other end
+    sent one, is the function's own (``inspect.signature`` reads ``__signature__``)."""
+
+    def __init__(self, endpoint: Endpoint, handle: int, name: str, signature: inspect.Signature = None):
         self.endpoint, self.handle, self.__name__ = endpoint, handle, name
+        if signature is not None:
+            self.__signature__ = signature
 
     def __repr__(self) -> str:
         return f"<function {self.__name__}>"
