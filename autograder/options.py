@@ -6,47 +6,16 @@ Every option that takes a value is added with :func:`add`, which gives it the ty
 its destination (an option without a domain is a ``KeyError``). The parsers are
 ``maskgit_lab.arguments.Parser``: a bad value is one line naming the fix and exit code 2, before any
 student is read or any file written. The paths a command writes are checked for their kind, for being
-writable, and for lying outside the shipped ``data/`` (which only ``maskgit_lab``'s own commands change);
-:func:`check_derived` does the same for the one path derived from another (the feedback folder beside --out).
+writable, and for lying outside the shipped ``data/`` (which only ``maskgit_lab``'s own commands change), by
+the course's own types; :func:`check_derived` does the same for the one path derived from another (the
+feedback folder beside --out).
 """
 
 import argparse
 import re
 from pathlib import Path
 
-from maskgit_lab.arguments import existing_dir, existing_file, integer, number, writable
-from maskgit_lab.outputs import SHIPPED_DATA, inside_shipped_data
-
-
-def outside_data(path: Path, fix: str) -> Path:
-    if inside_shipped_data(path):
-        raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/ ({SHIPPED_DATA}), which only "
-                                         f"maskgit_lab's own commands change; {fix}")
-    return path
-
-
-def file_to_write(elsewhere: str):
-    """A file to write (new or replaced): not a folder, outside data/ (``elsewhere`` is the fix), writable."""
-
-    def parse(text: str) -> Path:
-        path = Path(text)
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as {path / Path(elsewhere).name}")
-        return writable(outside_data(path, f"write it elsewhere, e.g. {elsewhere}"))
-
-    return parse
-
-
-def folder_to_write(elsewhere: str):
-    """A folder to write into (new or not): not a file, outside data/ (``elsewhere`` is the fix), writable."""
-
-    def parse(text: str) -> Path:
-        path = Path(text)
-        if path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{path} is a file; give a folder, e.g. {path.parent / Path(elsewhere).name}")
-        return writable(outside_data(path, f"write it elsewhere, e.g. {elsewhere}"))
-
-    return parse
+from maskgit_lab.arguments import existing_dir, existing_file, file_to_write, folder_to_write, integer, number, writable
 
 
 def source_folder(text: str) -> Path:
@@ -89,7 +58,8 @@ def pattern(regex: str, what: str):
 
 
 POSITIVE = integer(1)
-CSV_OUT, FEEDBACK = file_to_write("grades/grades.csv"), folder_to_write("grades/feedback")
+CSV_OUT = file_to_write("grades.csv", "write it elsewhere, e.g. grades/grades.csv")
+FEEDBACK = folder_to_write("write it elsewhere, e.g. grades/feedback")
 # The domain of every option that takes a value, by its destination: a new option must be given one here.
 DOMAINS = {
     # grade and python -m autograder.slurm
@@ -99,9 +69,9 @@ DOMAINS = {
     # merge
     "shard_csvs": existing_file, "course": course_folder,
     # examples, bench
-    "dest": folder_to_write("artifacts/examples"), "verify": existing_file, "repeats": POSITIVE,
+    "dest": folder_to_write("write them elsewhere, e.g. artifacts/examples"), "verify": existing_file, "repeats": POSITIVE,
     # python -m autograder.slurm
-    "shards": POSITIVE, "dir": folder_to_write("grades/slurm"), "cpus_per_task": POSITIVE,
+    "shards": POSITIVE, "dir": folder_to_write("write it elsewhere, e.g. grades/slurm"), "cpus_per_task": POSITIVE,
     "mem": pattern(r"[1-9][0-9]*[KMGT]?", "sbatch's --mem: a whole number of MB, or with a unit K, M, G or T (e.g. 10G)"),
     "time": pattern(r"([0-9]+-)?[0-9]+(:[0-9]{1,2}){0,2}", "sbatch's --time: minutes, MM:SS, HH:MM:SS, D-HH, "
                                                            "D-HH:MM or D-HH:MM:SS (e.g. 90 or 1-12:00:00)"),

@@ -1,7 +1,8 @@
 """The argument validator shared by the course's CLI (``maskgit_lab.cli``) and the grader's (``autograder.options``).
 
 One argparse type per kind of value: an integer or a finite number in its domain, ``true``/``false``,
-a path that must exist as a file or a folder, and a path that must be writable. A bad value gets one
+a path that must exist as a file or a folder, and a file or folder to write (writable, and outside the
+shipped data/, which only its own commands change). A bad value gets one
 line naming the fix (``Parser``) and exit code 2, before anything runs. No torch here: the grader's
 command line imports this without the model code.
 """
@@ -10,6 +11,8 @@ import argparse
 import math
 import os
 from pathlib import Path
+
+from maskgit_lab.outputs import inside_shipped_data
 
 EXIT_USAGE = 2
 
@@ -92,3 +95,32 @@ def writable(path: Path) -> Path:
         raise argparse.ArgumentTypeError(f"{path} cannot be written: {base} is read-only (a read-only file system "
                                          f"or no write permission); give a path you can write to")
     return path
+
+
+def file_to_write(name: str, fix: str):
+    """A file to write, new or replaced: not a folder (``name``: a file name to suggest inside it), not in the
+    shipped data/ (``fix`` says where instead), writable."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as {path / name}")
+        if inside_shipped_data(path):
+            raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; {fix}")
+        return writable(path)
+
+    return parse
+
+
+def folder_to_write(fix: str):
+    """A folder to write into, new or not: not a file, not in the shipped data/ (``fix`` says where instead), writable."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
+        if inside_shipped_data(path):
+            raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; {fix}")
+        return writable(path)
+
+    return parse

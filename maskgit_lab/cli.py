@@ -17,13 +17,22 @@ from typing import Optional
 
 import torch
 
-from maskgit_lab.arguments import EXIT_USAGE, Parser, boolean, existing_dir, existing_file, integer, number, writable
+from maskgit_lab.arguments import (
+    EXIT_USAGE,
+    Parser,
+    boolean,
+    existing_dir,
+    existing_file,
+    file_to_write,
+    folder_to_write,
+    integer,
+    number,
+)
 from maskgit_lab.checkpoint import SHIPPED_CHECKPOINTS, SHIPPED_MVTM, SHIPPED_MVTM_COND, SHIPPED_VQ
 from maskgit_lab.classes import CATEGORIES, NUM_CLASSES, SHORT_NAMES, class_id
 from maskgit_lab.configs import CONFIGS, get_config
 from maskgit_lab.data import DEFAULT_ROOT
 from maskgit_lab.decoding import GENERATION, DecodeSettings
-from maskgit_lab.outputs import inside_shipped_data
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.vq import ENCODERS, RESTART_FROM
 
@@ -38,14 +47,7 @@ def optional_file(text: str) -> str:
     return text and str(existing_file(text))
 
 
-def folder(text: str) -> Path:
-    """A folder to write: new or existing, never a file, never in the shipped data/, writable."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} is a file; give a folder")
-    if inside_shipped_data(path):
-        raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; write elsewhere, e.g. under runs/ or artifacts/")
-    return writable(path)
+folder = folder_to_write("write elsewhere, e.g. under runs/ or artifacts/")  # a results or run folder
 
 
 def not_a_folder(text: str) -> Path:
@@ -56,15 +58,9 @@ def not_a_folder(text: str) -> Path:
     return path
 
 
-def checkpoint_file(text: str) -> Path:
-    """Where to export a checkpoint: not a folder, writable; the shipped folder only through ``ship``."""
-    path = Path(text)
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file name such as {path / 'model.pt'}")
-    if inside_shipped_data(path):
-        raise argparse.ArgumentTypeError(f"{path} is inside the shipped data/; export elsewhere (e.g. runs/vq.pt), "
-                                         f"and replace a shipped checkpoint only with `python -m maskgit_lab ship`")
-    return writable(path)
+# where to export a checkpoint: the shipped folder only through ``ship``
+checkpoint_file = file_to_write("model.pt", "export elsewhere (e.g. runs/vq.pt), and replace a shipped checkpoint only "
+                                            "with `python -m maskgit_lab ship`")
 
 
 # The domain of every training field (train-vq, train-mvtm): a new field must be given one here.

@@ -37,11 +37,10 @@ BAD = [  # (command line of python -m autograder, or of python -m autograder.slu
     (["grade", "{tmp}/class", "--out", "{tmp}/notes.txt/grades.csv"],
      "argument --out: {tmp}/notes.txt/grades.csv cannot be written: {tmp}/notes.txt is a file, not a folder"),
     (["grade", "{tmp}/class", "--out", "{data}/grades.csv"],
-     "argument --out: {data}/grades.csv is inside the shipped data/ ({data}), which only maskgit_lab's own commands change; "
-     "write it elsewhere, e.g. grades/grades.csv"),
-    (GRADE + ["--feedback", "{data}/feedback"], "argument --feedback: {data}/feedback is inside the shipped data/ ({data}), "
-                                                "which only maskgit_lab's own commands change; write it elsewhere, e.g. grades/feedback"),
-    (GRADE + ["--feedback", "{tmp}/notes.txt"], "argument --feedback: {tmp}/notes.txt is a file; give a folder, e.g. {tmp}/feedback"),
+     "argument --out: {data}/grades.csv is inside the shipped data/; write it elsewhere, e.g. grades/grades.csv"),
+    (GRADE + ["--feedback", "{data}/feedback"], "argument --feedback: {data}/feedback is inside the shipped data/; "
+                                                "write it elsewhere, e.g. grades/feedback"),
+    (GRADE + ["--feedback", "{tmp}/notes.txt"], "argument --feedback: {tmp}/notes.txt is a file; give a folder"),
     (GRADE + ["--feedback", f"{PROC_SYS}/feedback"], f"argument --feedback: {PROC_SYS}/feedback cannot be written"),
     (["grade", "{tmp}/class", "--out", "{tmp}/taken/grades.csv"],
      "the feedback folder beside --out (--feedback's default): {tmp}/taken/feedback is a file; give a folder"),
