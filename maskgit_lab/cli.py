@@ -202,6 +202,9 @@ def cmd_data(args):
 
 def _check_export(args):
     """Before training, so a long run does not end in a refused export."""
+    if args.export and args.export.resolve() == args.run_dir.resolve():
+        raise UsageError(f"--export {args.export} is the --run-dir; give the checkpoint a file name of its own, "
+                         f"e.g. --export {args.run_dir.with_suffix('.pt')}")
     if args.export and args.export.exists() and not args.overwrite:
         raise UsageError(f"--export {args.export} already exists; pick another file or pass --overwrite to replace it")
 

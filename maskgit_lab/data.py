@@ -87,7 +87,7 @@ TEST_DIR_CANDIDATES = ("test", ".", "cat_face")  # ours, the lab's flat layout, 
 # Loading files into tensors
 # ---------------------------------------------------------------------------------------
 
-def _open_checked(path: PathLike) -> Image.Image:
+def open_image(path: PathLike) -> Image.Image:
     """Open a PNG/JPEG, or raise FileNotFoundError / ValueError naming the path."""
     path = Path(path)
     if not path.is_file():
@@ -111,7 +111,7 @@ def _size_problem(img: Image.Image, how: str) -> Optional[str]:
 
 def load_image(path: PathLike) -> torch.Tensor:
     """RGB PNG/JPEG, 64×64 → float tensor (3, 64, 64) in [-1, 1]."""
-    img = _open_checked(path)
+    img = open_image(path)
     problems = []
     if img.mode != "RGB":
         problems.append(f"mode is {img.mode}, expected RGB; convert to RGB, compositing "
@@ -176,7 +176,7 @@ def _mask_values(img: Image.Image, path: PathLike) -> np.ndarray:
 
 def load_mask(path: PathLike) -> torch.Tensor:
     """Black/white PNG, 64×64 → bool tensor (64, 64), True = known (white) pixel."""
-    img = _open_checked(path)
+    img = open_image(path)
     size = _size_problem(img, "use Image.NEAREST so it stays black and white")
     if size:
         raise ValueError(f"{path}: mask {size}")

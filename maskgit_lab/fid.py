@@ -34,10 +34,9 @@ from typing import Callable, NamedTuple, Optional, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
 
-from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, ImageBatch, list_images, to_uint8
+from maskgit_lab.data import DEFAULT_ROOT, GT_DIR, ImageBatch, list_images, open_image, to_uint8
 
 DEFAULT_TEST_DIR = DEFAULT_ROOT / "test" / GT_DIR  # data/emoji/test/test_gt
 DEFAULT_STATS_CACHE = DEFAULT_ROOT.parent / "fid_stats_test.npz"  # data/fid_stats_test.npz
@@ -185,7 +184,7 @@ def load_folder(path: Union[str, Path]) -> np.ndarray:
     """
     arrays, first = [], None
     for file in image_files(path):
-        with Image.open(file) as image:
+        with open_image(file) as image:  # a corrupt or mislabelled file: one line naming it
             if image.mode != "RGB":
                 raise ValueError(
                     f"{file} is a {image.mode} image, not RGB; convert it first, e.g. "

@@ -11,10 +11,13 @@ its weights, which is what gets exported.
 
 A run directory holds ``state.pt`` (everything needed to resume, rewritten every
 ``save_every`` steps), ``log.csv`` and ``phases.json``. ``RunDir`` guards it: one run at a time
-(a lock), a stale ``*.tmp`` of an interrupted save removed, and ``--resume`` allowed to change
-only the settings in ``SAFE_TO_CHANGE`` (a larger ``steps`` extends the run; each change starts
-a numbered phase, kept in ``phases.json`` and in every log row). Ctrl-C stops at the end of
-the current step, saves, and raises ``TrainingInterrupted``. ``export`` turns a run into a checkpoint.
+(a lock), a stale ``*.tmp`` of an interrupted save removed, a run refused before it logged or
+saved anything leaves no folder behind, and ``--resume`` allowed to change only the settings in
+``SAFE_TO_CHANGE`` (a larger ``steps`` extends the run; each change starts a numbered phase, kept
+in ``phases.json`` and in every log row) and, for the transformer, only on the same tokenizer
+(its weights' hash is in the state). A batch is at most the training set. Ctrl-C stops at the end
+of the current step, saves, and raises ``TrainingInterrupted``. ``export`` turns a finished run of
+its stage into a checkpoint (never one still holding its lock).
 
 Under ``torchrun`` both loops train with DistributedDataParallel (see ``distributed``): ``batch_size``
 stays the global batch, each rank trains on its share of it, and rank 0 alone logs and saves.
@@ -39,7 +42,7 @@ from tqdm.auto import tqdm
 
 from maskgit_lab import distributed
 from maskgit_lab.classes import labels_for, labels_of_test_set
-from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint
+from maskgit_lab.checkpoint import config_from, load_model, save_checkpoint, weights_hash
 from maskgit_lab.data import DEFAULT_ROOT, ImageFolder, load_test_batch
 from maskgit_lab.discriminator import (
     PatchDiscriminator,
@@ -156,6 +159,41 @@ class TrainingInterrupted(Exception):
 RUN_FILES = ("state.pt", "log.csv", "phases.json", "lock")  # what a run directory may hold
 
 
+def _lock_holder(lock) -> str:
+    """Take the run's lock (an open ``lock`` file) without waiting; "" when taken, else the pid written by its holder."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        return lock.read().strip() or "?"
+    return ""
+
+
+def run_in_use(run_dir) -> str:
+    """The pid of the training run holding ``run_dir``'s lock, or "" when none does (the lock is only tried)."""
+    lock_path = Path(run_dir) / "lock"
+    if not lock_path.exists():
+        return ""
+    with open(lock_path) as lock:  # closing it drops the lock again
+        return _lock_holder(lock)
+
+
+def _load_state(state_path: Path) -> dict:
+    try:
+        return torch.load(state_path, map_location="cpu", weights_only=False)
+    except Exception:
+        raise ValueError(f"{state_path} is not a readable training state (damaged?); "
+                         f"start a new run in another --run-dir") from None
+
+
+def check_batch_size(batch_size: int, count: int, what: str):
+    """A batch is drawn from ``count`` rows with replacement: one larger than them repeats rows for no new data,
+    and a huge one runs out of memory or takes hours a step with no output. Refused before any work."""
+    if batch_size > count:
+        raise ValueError(f"--batch-size {batch_size} is more than the {count} {what}; a batch draws from them with "
+                         f"replacement, so a larger one only repeats them, at a higher cost per step; use --batch-size ≤ {count}")
+
+
 def _differences(stored: dict, now: dict) -> dict:
     return {key: [stored[key], now[key]] for key in now if stored.get(key) != now[key]}
 
@@ -173,6 +211,7 @@ class RunDir:
         self.world = distributed.setup()
         self.state, self.phases, self.stop_requested = None, [], False
         self._lock, self._old_handler = None, None
+        self._new_folders, self._new_lock = [], False  # what this run created: removed again if it ends before saving
 
     def __enter__(self):
         self.world.share(self.train_cfg.batch_size)  # a global batch the processes cannot split: refused before any write
@@ -183,14 +222,30 @@ class RunDir:
                 self._remove_stale_tmp()
             self._check_state()
         except BaseException:
+            self._leave_nothing_unsaved()
             self._release()
             raise
         if self.world.size == 1 and threading.current_thread() is threading.main_thread():
             self._old_handler = signal.signal(signal.SIGINT, self._on_ctrl_c)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, failed, *exc):
+        if failed is not None:
+            self._leave_nothing_unsaved()
         self._release()
+
+    def _leave_nothing_unsaved(self):
+        """A run refused or failed before it logged or saved anything (a bad --data-root, --init or --tokenizer,
+        --resume of a missing run) leaves no folder holding only its lock: remove what it created."""
+        if self._lock is None or any((self.path / name).exists() for name in ("state.pt", "log.csv")):
+            return  # not ours (another run holds the lock), or there is something to resume
+        (self.path / "phases.json").unlink(missing_ok=True)
+        if self._new_lock:
+            (self.path / "lock").unlink()  # before the lock is dropped, so no other run takes a file about to go
+        for folder in self._new_folders:  # the run directory first, then the parents made for it
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
 
     def _release(self):
         if self._old_handler is not None:
@@ -214,16 +269,15 @@ class RunDir:
                                   f"give a new or empty folder for the run")
 
     def _take_lock(self):
+        self._new_folders = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
+        self._new_lock = not (self.path / "lock").exists()
         self.path.mkdir(parents=True, exist_ok=True)
         lock = open(self.path / "lock", "a+")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "?"
+        holder = _lock_holder(lock)
+        if holder:
             lock.close()
             raise FileExistsError(f"--run-dir {self.path} is in use by another training run (pid {holder}); "
-                                  f"wait for it to finish, or give another --run-dir") from None
+                                  f"wait for it to finish, or give another --run-dir")
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
@@ -243,11 +297,7 @@ class RunDir:
             return
         if not state_path.exists():
             raise FileNotFoundError(f"nothing to resume: {state_path} does not exist")
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=False)
-        except Exception:
-            raise ValueError(f"{state_path} is not a readable training state (damaged?); "
-                             f"start a new run in another --run-dir") from None
+        state = _load_state(state_path)
         # a setting added after the run started counts as its default
         model_changes = _differences({**asdict(type(self.model_cfg)()), **state["model_config"]}, asdict(self.model_cfg))
         train_changes = _differences({**asdict(type(self.train_cfg)()), **state["train_config"]}, asdict(self.train_cfg))
@@ -358,6 +408,7 @@ def _train_vq(run: RunDir, data_root, progress: bool):
     generator = set_seed(tcfg.seed)
     device = world.device
     images = load_images(data_root, "train", tcfg.max_images)
+    check_batch_size(tcfg.batch_size, images.shape[0], "training images")
     test_images = load_test_targets(data_root, tcfg.max_images).to(device)
     tokenizer = VQTokenizer(cfg).to(device)
     if tcfg.init:
@@ -497,6 +548,18 @@ def init_from(model: BidirectionalTransformer, path):
     assert missing == (["class_emb.weight"] if donor.cfg.num_classes != cfg.num_classes else []), missing
 
 
+def _same_tokenizer(run: RunDir, tokenizer: VQTokenizer, tokenizer_path) -> str:
+    """The tokenizer's weights hash; on --resume, refused unless the run was trained on the same weights (a run
+    saved before the hash was recorded is not checked)."""
+    digest = weights_hash(tokenizer)
+    stored = (run.state or {}).get("tokenizer_hash")
+    if stored and stored != digest:
+        raise ValueError(f"{run.path} was trained on the tokens of another tokenizer ({run.state['tokenizer']}, weights "
+                         f"sha256 {stored[:12]}…, not {digest[:12]}… of --tokenizer {tokenizer_path}); resume with "
+                         f"--tokenizer {run.state['tokenizer']}, or start a new --run-dir")
+    return digest
+
+
 def train_mvtm(cfg: TransformerConfig, tcfg: MVTMTrainConfig, tokenizer_path, run_dir, data_root=DEFAULT_ROOT,
                resume=False, progress=True):
     """Train the transformer on tokens of a frozen tokenizer; returns the run directory."""
@@ -511,6 +574,7 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
     generator = set_seed(tcfg.seed)
     device = world.device
     tokenizer = load_model(tokenizer_path, "vq", device=device)
+    tokenizer_hash = _same_tokenizer(run, tokenizer, tokenizer_path)
     if (tokenizer.cfg.num_codes, tokenizer.cfg.num_tokens) != (cfg.num_codes, cfg.num_tokens):
         fix = (f"pass --num-codes {tokenizer.cfg.num_codes}" if tokenizer.cfg.num_tokens == cfg.num_tokens
                else "choose the --config this tokenizer was trained with")
@@ -521,6 +585,7 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
     if tcfg.hflip:
         images = torch.cat([images, images.flip(-1)])  # mirror images double the token data
         labels = None if labels is None else torch.cat([labels, labels])
+    check_batch_size(tcfg.batch_size, images.shape[0], "training images" + " and their mirror images" * tcfg.hflip)
     tokens = encode_all(tokenizer, images)  # (M, N)
     test_tokens = encode_all(tokenizer, load_test_targets(data_root, tcfg.max_images))
     test_labels = labels_of_test_set(data_root, test_tokens.shape[0]) if cfg.num_classes else None
@@ -574,17 +639,29 @@ def _train_mvtm(run: RunDir, tokenizer_path, data_root, progress: bool):
                 log.add(row)
                 bar.set_postfix(loss=f"{row['loss']:.3f}", acc50=f"{row['test_acc_50']:.3f}")
         if (step + 1) % tcfg.save_every == 0 or last or run.stop_requested:
-            _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run, tokenizer=str(tokenizer_path)))
+            _save_on_rank_0(world, run.path, _snapshot(parts, generator, step + 1, log, run, tokenizer=str(tokenizer_path),
+                                                       tokenizer_hash=tokenizer_hash))
         if run.stop_requested and not last:
             raise run.interrupted(step + 1)
 
 
 def export(run_dir, kind: str, dest, half: bool = True, overwrite: bool = False):
     """Turn a run's latest state into a checkpoint (EMA weights for the transformer); an existing
-    ``dest`` is replaced only with ``overwrite``."""
+    ``dest`` is replaced only with ``overwrite``. Refused for a run still training (it holds its lock)
+    and for a run of the other stage."""
     if Path(dest).exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; export elsewhere, or pass --overwrite to replace it")
-    state = torch.load(Path(run_dir) / "state.pt", map_location="cpu", weights_only=False)
+    holder = run_in_use(run_dir)
+    if holder:
+        raise FileExistsError(f"{run_dir} is still training (pid {holder} holds its lock); export it when that run has finished")
+    state_path = Path(run_dir) / "state.pt"
+    if not state_path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no state.pt: not a training run, or one that has not saved yet")
+    state = _load_state(state_path)
+    found = "mvtm" if "ema" in state else "vq"  # a transformer's run keeps its EMA, a tokenizer's its discriminator
+    if found != kind:
+        raise ValueError(f"{run_dir} is a train-{found} run, not train-{kind}: ship it as {found} "
+                         f"(python -m maskgit_lab ship {found} {run_dir}), or give a train-{kind} run")
     if kind == "vq":
         model = VQTokenizer(config_from("vq", state["model_config"]))
         model.load_state_dict(state["model"])

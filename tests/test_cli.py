@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 import signal
 
 import pytest
@@ -10,8 +11,9 @@ from PIL import Image
 
 from maskgit_lab import cli
 from maskgit_lab import train as train_module
-from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
+from maskgit_lab.checkpoint import SHIPPED_VQ, load_model, save_checkpoint
 from maskgit_lab.cli import add_dataclass_args, build_parser, main
+from maskgit_lab.configs import get_config
 from maskgit_lab.outputs import SHIPPED_DATA, read_marker
 
 COMMANDS = ["data", "train-vq", "train-mvtm", "ship", "inpaint", "generate", "fid", "score-tokenizer", "modelability", "bench", "demo"]
@@ -154,6 +156,25 @@ BAD_ARGUMENTS = [
     (["inpaint", "--cfg", "inf"], "--cfg: must be a finite number ≥ 0, got 'inf'"),
     (["train-mvtm", "--p-uncond", "1.5"], "--p-uncond: must be a finite number in [0, 1], got '1.5'"),
     (["train-mvtm", "--conditional", "yes"], "--conditional: must be true or false, got 'yes'"),
+    # a target that cannot be written, checked before any work: /proc/sys refuses new files even to root (as a
+    # read-only file system would), and a file stands where a folder is needed
+    (["inpaint", "--out", "/proc/sys/inpaint"], "--out: /proc/sys/inpaint cannot be written: /proc/sys is read-only"),
+    (["demo", "--out", "/proc/sys/demo"], "--out: /proc/sys/demo cannot be written: /proc/sys is read-only"),
+    (["train-vq", "--run-dir", "/proc/sys/vq"], "--run-dir: /proc/sys/vq cannot be written: /proc/sys is read-only"),
+    (["train-vq", "--export", "/proc/sys/vq.pt"], "--export: /proc/sys/vq.pt cannot be written: /proc/sys is read-only"),
+    (["inpaint", "--out", "{tmp}/a/image_000.png/out"], "image_000.png/out cannot be written: {tmp}/a/image_000.png is a file, not a folder"),
+    (["train-vq", "--run-dir", "{tmp}/run", "--export", "{tmp}/run"], "--export {tmp}/run is the --run-dir; give the checkpoint a "
+                                                                      "file name of its own, e.g. --export {tmp}/run.pt"),
+    # refused once the run folder is locked: the default runs/vq (runs/mvtm) must not stay behind
+    (["train-vq", "--data-root", "{tmp}/a"] + TINY_TRAIN, "no image folder {tmp}/a/train"),
+    (["train-vq", "--init", "{tmp}/a/image_000.png"] + TINY_TRAIN, "image_000.png is not a readable checkpoint"),
+    (["train-mvtm", "--tokenizer", "{tmp}/a/image_000.png"] + TINY_TRAIN, "image_000.png is not a readable checkpoint"),
+    (["train-vq", "--resume", "--run-dir", "{tmp}/runs/gone"], "nothing to resume: {tmp}/runs/gone/state.pt does not exist"),
+    (["train-vq", "--batch-size", "5", "--max-images", "4"], "--batch-size 5 is more than the 4 training images; a batch draws "
+                                                             "from them with replacement"),
+    (["train-mvtm", "--batch-size", "9", "--max-images", "4"], "--batch-size 9 is more than the 8 training images and their "
+                                                               "mirror images; a batch draws from them with replacement"),
+    (["ship", "vq", "{tmp}/a", "--to", "{data}/checkpoints/new.pt"], "{tmp}/a holds no state.pt: not a training run"),
 ]
 
 
@@ -164,7 +185,7 @@ def test_a_bad_value_is_one_line_exit_2_and_writes_nothing(argv, message, tmp_pa
     before = files_under(tmp_path)
     code, err = run([arg.replace("{tmp}", str(tmp_path)).replace("{data}", str(SHIPPED_DATA)) for arg in argv], capsys)
     assert code == 2
-    assert err.count("\n") == 1 and message in err, err
+    assert err.count("\n") == 1 and message.replace("{tmp}", str(tmp_path)) in err, err
     assert "Traceback" not in err and files_under(tmp_path) == before
 
 
@@ -195,6 +216,13 @@ def test_a_second_inpaint_leaves_no_stale_image_and_fid_is_warned(tmp_path, caps
     code, err = run(["inpaint", "--limit", "2", "--out", str(out)], capsys)
     assert code == 2 and "already holds files this command did not write (notes.png, 1 in all)" in err
     assert "pass --overwrite" in err
+
+
+def test_fid_names_a_corrupt_image_in_one_line(tmp_path, capsys):
+    folder = images(tmp_path / "a", 50)
+    (folder / "image_007.png").write_bytes(b"not a png")
+    code, err = run(["fid", str(folder), str(folder)], capsys)
+    assert code == 2 and err.count("\n") == 1 and f"error: {folder / 'image_007.png'}: not a readable image" in err, err
 
 
 def test_fid_refuses_small_sets_and_names_both_counts(tmp_path, capsys):
@@ -230,6 +258,18 @@ def test_train_mvtm_takes_the_codebook_size_of_a_tokenizer_trained_with_num_code
     assert code == 2 and "makes K=24, N=256, but the transformer config wants K=1024, N=256: pass --num-codes 24" in err
     assert main(mvtm + ["--num-codes", "24", "--run-dir", str(tmp_path / "mvtm"), "--export", str(tmp_path / "mvtm.pt")]) == 0
     assert load_model(tmp_path / "mvtm.pt", "mvtm").cfg.num_codes == 24
+    other = load_model(tmp_path / "vq.pt", "vq")  # the same config, other weights: other tokens
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    save_checkpoint(tmp_path / "other.pt", "vq", other)
+    capsys.readouterr()
+    resume = mvtm + ["--num-codes", "24", "--run-dir", str(tmp_path / "mvtm"), "--resume", "--steps", "3"]
+    code, err = run(resume + ["--tokenizer", str(tmp_path / "other.pt")], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'mvtm'} was trained on the tokens of another tokenizer ({tmp_path / 'vq.pt'}, weights sha256 " in err
+    assert f"resume with --tokenizer {tmp_path / 'vq.pt'}, or start a new --run-dir" in err
+    shutil.copy(tmp_path / "vq.pt", tmp_path / "copy.pt")  # the same weights under another name
+    assert main(resume + ["--tokenizer", str(tmp_path / "copy.pt")]) == 0
 
 
 def test_export_refuses_an_existing_file_before_training(tmp_path, capsys):
@@ -253,6 +293,15 @@ def test_ship_is_the_one_way_into_the_shipped_checkpoints(tmp_path, capsys, monk
     (shipped / "vq.pt").write_bytes(b"old")
     monkeypatch.setattr(cli, "SHIPPED_CHECKPOINTS", shipped)
     monkeypatch.setattr(cli, "SHIPPED_VQ", shipped / "vq.pt")
+    code, err = run(["ship", "mvtm", str(tmp_path / "run"), "--to", str(shipped / "mvtm.pt")], capsys)
+    assert (code, err) == (2, f"error: {tmp_path / 'run'} is a train-vq run, not train-mvtm: ship it as vq "
+                              f"(python -m maskgit_lab ship vq {tmp_path / 'run'}), or give a train-mvtm run\n")
+    tiny = train_module.VQTrainConfig(steps=2, batch_size=2, max_images=4, log_every=1, save_every=1)  # TINY_TRAIN's
+    with train_module.RunDir(tmp_path / "run", True, get_config("default").vq, tiny):  # the run, training again
+        code, err = run(["ship", "vq", str(tmp_path / "run"), "--overwrite"], capsys)
+    assert (code, err) == (2, f"error: {tmp_path / 'run'} is still training (pid {os.getpid()} holds its lock); export it "
+                              f"when that run has finished\n")
+    assert (shipped / "vq.pt").read_bytes() == b"old" and not (shipped / "mvtm.pt").exists()
     assert main(["ship", "vq", str(tmp_path / "run"), "--overwrite"]) == 0
     assert torch.load(shipped / "vq.pt", weights_only=True)["meta"]["steps"] == 2
 
@@ -283,8 +332,6 @@ def test_ctrl_c_saves_says_how_to_resume_and_exits_130(tmp_path, capsys, monkeyp
 
 
 def test_a_second_run_in_a_run_dir_in_use_gets_one_line(tmp_path, capsys):
-    from maskgit_lab.configs import get_config
-
     cfg = get_config("default")
     with train_module.RunDir(tmp_path / "run", False, cfg.vq, train_module.VQTrainConfig()):
         code, err = run(["train-vq", "--run-dir", str(tmp_path / "run")] + TINY_TRAIN, capsys)
