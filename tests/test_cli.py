@@ -162,7 +162,8 @@ BAD_ARGUMENTS = [
     (["demo", "--out", "/proc/sys/demo"], "--out: /proc/sys/demo cannot be written: /proc/sys is read-only"),
     (["train-vq", "--run-dir", "/proc/sys/vq"], "--run-dir: /proc/sys/vq cannot be written: /proc/sys is read-only"),
     (["train-vq", "--export", "/proc/sys/vq.pt"], "--export: /proc/sys/vq.pt cannot be written: /proc/sys is read-only"),
-    (["inpaint", "--out", "{tmp}/a/image_000.png/out"], "image_000.png/out cannot be written: {tmp}/a/image_000.png is a file, not a folder"),
+    (["inpaint", "--out", "{tmp}/a/image_000.png/out"],
+     "image_000.png/out cannot be written: {tmp}/a/image_000.png is a file, not a folder"),
     (["train-vq", "--run-dir", "{tmp}/run", "--export", "{tmp}/run"], "--export {tmp}/run is the --run-dir; give the checkpoint a "
                                                                       "file name of its own, e.g. --export {tmp}/run.pt"),
     # refused once the run folder is locked: the default runs/vq (runs/mvtm) must not stay behind
