@@ -257,6 +257,7 @@ def test_train_mvtm_takes_the_codebook_size_of_a_tokenizer_trained_with_num_code
     mvtm = ["--threads", "1", "train-mvtm", "--tokenizer", str(tmp_path / "vq.pt")] + TINY_TRAIN
     code, err = run(mvtm + ["--run-dir", str(tmp_path / "refused")], capsys)
     assert code == 2 and "makes K=24, N=256, but the transformer config wants K=1024, N=256: pass --num-codes 24" in err
+    assert not (tmp_path / "refused").exists()  # refused after its folder was locked: nothing stays behind
     assert main(mvtm + ["--num-codes", "24", "--run-dir", str(tmp_path / "mvtm"), "--export", str(tmp_path / "mvtm.pt")]) == 0
     assert load_model(tmp_path / "mvtm.pt", "mvtm").cfg.num_codes == 24
     other = load_model(tmp_path / "vq.pt", "vq")  # the same config, other weights: other tokens
