@@ -103,17 +103,19 @@ def guided(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.T
     return uncond + guidance * (cond - uncond)
 
 
-def guided_logits(model, tokens: torch.Tensor, labels: Optional[torch.Tensor], guidance: float) -> torch.Tensor:
+def guided_logits(model, tokens: torch.Tensor, labels: Optional[torch.Tensor], guidance: float,
+                  null_class: Optional[int] = None) -> torch.Tensor:
     """The model's logits (B, N, K) for ``tokens`` (B, N) given class ids ``labels`` (B,), guided by w.
 
     No labels: the model alone (a conditional model sees the null class). w = 1: the conditional
     model, one pass. Otherwise the labelled and the null rows go through one forward pass (2B rows).
+    ``null_class`` defaults to ``model.null_class`` (notebook 06 passes it, for a model that is a plain function).
     """
     if labels is None:
         return model(tokens)
     if guidance == 1:
         return model(tokens, labels)
-    null = torch.full_like(labels, model.null_class)
+    null = torch.full_like(labels, model.null_class if null_class is None else null_class)
     both = model(torch.cat([tokens, tokens]), torch.cat([labels, null]))  # (2B, N, K)
     cond, uncond = both.chunk(2)  # (B, N, K) each
     return guided(cond, uncond, guidance)

@@ -7,6 +7,7 @@ and gives confetti; a few steps let later tokens agree with the earlier ones. Th
 through classifier-free guidance (``decoding.guided_logits``).
 
 ``GENERATION`` (in ``decoding``, beside the inpainting default) is the course's one default for it.
+``generate_codes`` is the same loop with plain arguments, the twin of notebook 06's exercise.
 ````labels_like_test`` draws the classes of a sample in the test set's proportions.
 """
 
@@ -23,6 +24,22 @@ def empty_canvas(batch: int, num_tokens: int, device="cpu"):
     """(tokens, token_mask) for ``batch`` images with every one of ``num_tokens`` tokens unknown."""
     tokens = torch.zeros(batch, num_tokens, dtype=torch.long, device=device)  # overwritten by [MASK]
     return tokens, torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
+
+
+def generate_codes(logits: Callable, labels: torch.Tensor, num_tokens: int, mask_id: int, steps: int, schedule: Callable,
+                   temperature: float, step: Callable = decode_step, generator: Optional[torch.Generator] = None):
+    """Codes (B, N) for the classes ``labels`` (B,), decoded from an all-masked canvas in T = ``steps`` steps.
+
+    The loop of ``iterative_decode`` written with plain arguments (notebook 06's exercise): ``logits(tokens,
+    labels)`` gives the (B, N, K) logits a step sees (guided and sharpened), ``step`` is called as
+    ``decode_step`` is, with γ = ``schedule``. ``generate`` makes the same codes through ``iterative_decode``.
+    """
+    current, mask = empty_canvas(labels.shape[0], num_tokens, labels.device)
+    current = current.masked_fill(mask, mask_id)
+    n0 = mask.sum(dim=1)  # (B,) = N: every token is unknown at the start
+    for t in range(steps):
+        current, mask = step(logits(current, labels), current, mask, n0, t, steps, schedule, temperature, mask_id, generator)
+    return current
 
 
 def check_generator_pair(tokenizer, model, labelled: bool):

@@ -7,8 +7,9 @@ import torch
 
 from maskgit_lab.classes import NUM_CLASSES, labels_of_test_set
 from maskgit_lab.data import DEFAULT_ROOT
-from maskgit_lab.decoding import GENERATION, DecodeSettings
-from maskgit_lab.generate import empty_canvas, generate, generate_batched, labels_like_test
+from maskgit_lab.decoding import GENERATION, DecodeSettings, guided_logits
+from maskgit_lab.generate import empty_canvas, generate, generate_batched, generate_codes, labels_like_test
+from maskgit_lab.schedules import gamma
 
 
 def test_the_canvas_starts_all_masked():
@@ -53,3 +54,18 @@ def test_labels_follow_the_test_set_s_class_shares():
 
 def test_the_generation_default_is_a_decode_setting():
     assert isinstance(GENERATION, DecodeSettings) and GENERATION.sample_temperature == 1.0
+
+
+def test_generate_codes_is_generate_s_loop_with_plain_arguments(tiny_tokenizer, tiny_conditional):
+    """Notebook 06's twin: the logits as a function, γ and τ as given; the same codes as generate() with one seed."""
+    labels, settings = torch.tensor([2, 0, 1]), DecodeSettings(steps=4, guidance=2.0, sample_temperature=0.5)
+
+    def logits(tokens, labels):
+        return guided_logits(tiny_conditional, tokens, labels, settings.guidance, tiny_conditional.null_class) / 0.5
+
+    with torch.no_grad():
+        codes = generate_codes(logits, labels, tiny_conditional.cfg.num_tokens, tiny_conditional.mask_id, settings.steps,
+                               gamma(settings.schedule), settings.temperature, generator=torch.Generator().manual_seed(3))
+    _, history = generate(tiny_tokenizer, tiny_conditional, labels, settings, torch.Generator().manual_seed(3),
+                          return_history=True)
+    assert torch.equal(codes, history.tokens[-1])
