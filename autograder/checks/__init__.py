@@ -1,4 +1,4 @@
-"""Graded checks, one module per notebook topic: vq, attention, mvtm, decoding, inpainting.
+"""Graded checks, one module per notebook topic: vq, attention, mvtm, decoding, inpainting, generation.
 
 ``common.py`` holds what they share. Every ``check_*`` function of these modules is a visible
 check (:func:`visible_checks` finds them); ``reference_twins`` names the answer
@@ -23,7 +23,7 @@ def visible_checks() -> dict:
 def reference_twins() -> dict:
     """Each visible check's name → the package's reference for the function it grades."""
     from autograder.checks.attention import by_hand
-    from maskgit_lab import attention, decoding, inpaint, masking, mvtm, schedules, vq
+    from maskgit_lab import attention, decoding, generate, inpaint, masking, mvtm, schedules, vq
 
     return {
         "check_nearest_code": vq.nearest_code,
@@ -48,4 +48,8 @@ def reference_twins() -> dict:
         "check_decode_step": decoding.decode_step,
         "check_token_mask_from_pixels": inpaint.token_mask_from_pixels,
         "check_paste_known": inpaint.paste_known,
+        "check_drop_labels": mvtm.drop_labels,
+        "check_guided_logits": decoding.guided_logits,
+        "check_guidance_one_pass": decoding.guided_logits,
+        "check_generate_codes": generate.generate_codes,
     }

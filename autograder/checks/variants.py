@@ -530,3 +530,110 @@ PASTE = [  # wrong(generated, original, known) -> (B, 3, S, S)
     Variant("original returned", lambda generated, original, known: original,
             "You returned the original image: the hole (known = False) must take the generated pixels."),
 ]
+
+# =========================================================================== notebook 06: generation and guidance
+# --------------------------------------------------------------------------- label dropout, § 1
+
+
+def _dropped_where(coins):
+    """A drop_labels that replaces the labels where ``coins(labels, p, generator)`` is True by the null class."""
+    return lambda labels, p, null, generator=None: labels.masked_fill(coins(labels, p, generator), null)
+
+
+DROP = [  # wrong(labels (B,), p_uncond, null_class, generator) -> (B,)
+    Variant("labels kept with probability p_uncond",
+            _dropped_where(lambda labels, p, generator: torch.rand(labels.shape, generator=generator) >= p),
+            "your dropout replaces a label with probability 1 − p_uncond: p_uncond is the share trained WITHOUT a label "
+            "(the null class), so drop where torch.rand(labels.shape, generator=generator) < p_uncond"),
+    Variant("dropped to a real class", lambda labels, p, null, generator=None: labels.masked_fill(
+        torch.rand(labels.shape, generator=generator) < p, 0),
+        "dropped labels must become the null class, the extra id null_class = C that no image has; you used a real "
+        "class, so the model never learns an unconditional prediction and guidance has nothing to contrast"),
+    Variant("one coin for the whole batch",
+            _dropped_where(lambda labels, p, generator: (torch.rand((), generator=generator) < p).expand(labels.shape)),
+            "the whole batch loses its labels or keeps them all: draw one coin per label, "
+            "torch.rand(labels.shape, generator=generator) < p_uncond"),
+    Variant("p_uncond hard-coded", _dropped_where(lambda labels, p, generator: torch.rand(labels.shape, generator=generator) < 0.1),
+            "the share of dropped labels does not follow p_uncond: it stays near 0.1 whatever p_uncond is. Use the "
+            "p_uncond you are given"),
+]
+
+# --------------------------------------------------------------------------- guided logits, § 2
+
+
+def _halves(model, tokens, labels, null):
+    """(ℓ_c, ℓ_u) from one pass of 2B rows, labels first: the two halves guided_logits combines."""
+    both = model(torch.cat([tokens, tokens]), torch.cat([labels, torch.full_like(labels, null)]))  # (2B, N, K)
+    return both.chunk(2)
+
+
+def _combined(combine):
+    """A guided_logits that makes both halves right and combines them as ``combine(cond, uncond, w)``."""
+    return lambda model, tokens, labels, w, null: combine(*_halves(model, tokens, labels, null), w)
+
+
+def _guided(cond, uncond, w):
+    return uncond + w * (cond - uncond)
+
+
+GUIDANCE = [  # wrong(model, tokens (B, N), labels (B,), guidance, null_class) -> (B, N, K); check_guided_logits
+    Variant("guidance sign reversed", _combined(lambda c, u, w: u - w * (c - u)),
+            "the guidance points away from the label: ℓ_u − w·(ℓ_c − ℓ_u). Guided logits are ℓ_u + w·(ℓ_c − ℓ_u), "
+            "so that w > 1 goes further in the direction the label adds"),
+    Variant("guidance halves swapped", _combined(lambda c, u, w: c + w * (u - c)),
+            "the conditional and unconditional halves are swapped: ℓ_c + w·(ℓ_u − ℓ_c). The first B rows of the pass "
+            "carry the labels (ℓ_c), the last B the null class (ℓ_u); combine them as ℓ_u + w·(ℓ_c − ℓ_u)"),
+    Variant("guidance on probabilities", _combined(lambda c, u, w: u.softmax(-1) + w * (c.softmax(-1) - u.softmax(-1))),
+            "you mixed probabilities, softmax(ℓ_u) + w·(softmax(ℓ_c) − softmax(ℓ_u)): for w > 1 that goes below 0 and "
+            "is no distribution. Guidance works on the logits, ℓ_u + w·(ℓ_c − ℓ_u); the step takes the softmax itself"),
+    Variant("unconditional half with a real class",
+            lambda model, tokens, labels, w, null: _combined(_guided)(model, tokens, labels, w, 0),
+            "your unconditional half used class 0, a real class: the null class is the extra id null_class (= C) that "
+            "training gave the dropped labels; torch.full_like(labels, null_class)"),
+    Variant("labels dropped at inference",
+            lambda model, tokens, labels, w, null: _combined(_guided)(model, tokens, torch.full_like(labels, null), w, null),
+            "the conditional half never saw the labels (both halves got the null class), so the result is the "
+            "unconditional ℓ_u: pass the images' labels for the first B rows. Label dropout is for training only"),
+    Variant("unconditional half never computed", lambda model, tokens, labels, w, null: model(tokens, labels),
+            "you returned the conditional logits ℓ_c: the unconditional half ℓ_u was never computed. Run the model once "
+            "on 2B rows, the labels and then null_class, and return ℓ_u + w·(ℓ_c − ℓ_u)"),
+]
+
+ONE_PASS = [  # the number of model calls in one guided_logits call; recognised by check_guidance_one_pass
+    Variant("two forward passes", 2,
+            "you ran the model twice, once per half: batch both halves into ONE pass of 2B rows, "
+            "model(torch.cat([tokens, tokens]), torch.cat([labels, null])), then split the result with .chunk(2)"),
+]
+
+# --------------------------------------------------------------------------- generation from an empty canvas, § 3
+
+
+def canvas_loop(start="mask id", logits_once=False, n0_now=False):
+    """generate.generate_codes with one thing done another way: ``start`` ("mask id", or "code 0" for a canvas of
+    code 0 with every token marked masked), the logits of the empty canvas at every step, or n₀ recounted each step."""
+
+    def generate_codes(logits, labels, num_tokens, mask_id, steps, schedule, temperature, step, generator=None):
+        B = labels.shape[0]
+        current = torch.full((B, num_tokens), mask_id if start == "mask id" else 0)
+        mask = torch.ones(B, num_tokens, dtype=torch.bool)
+        first, n0 = logits(current, labels), mask.sum(dim=1)
+        for t in range(steps):
+            scores = first if logits_once or t == 0 else logits(current, labels)
+            counts = mask.sum(dim=1) if n0_now else n0
+            current, mask = step(scores, current, mask, counts, t, steps, schedule, temperature, mask_id, generator)
+        return current
+
+    return generate_codes
+
+
+CANVAS = [  # wrong: a generate_codes(logits, labels, num_tokens, mask_id, steps, schedule, temperature, step, generator)
+    Variant("canvas of code 0", canvas_loop(start="code 0"),
+            "the first step saw code 0 everywhere, not [MASK]: the canvas must hold mask_id at every position, "
+            "torch.full((B, num_tokens), mask_id), so the model knows every token is unknown"),
+    Variant("logits of the empty canvas only", canvas_loop(logits_once=True),
+            "every step used the logits of the empty canvas: call logits(current, labels) inside the loop, on the tokens "
+            "the previous step returned, so each step sees what was decided before it"),
+    Variant("n0 recounted every step", canvas_loop(n0_now=True),
+            "n₀ must be counted once, before the loop (N for every image: all tokens are unknown at the start); you "
+            "passed the tokens masked now, so the counts shrink far faster than the schedule says"),
+]
