@@ -25,6 +25,7 @@ from autograder.core import Status
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 REFERENCE = "reference"
 NB01, NB02, NB03, NB04 = "01_vq_tokenization", "02_multi_head_attention", "03_mvtm_training", "04_iterative_decoding"
+NB06 = "06_generation_and_guidance"
 DELETE = None
 DUPLICATE = "duplicate"  # an edit that repeats the cell (same grade id) right after itself
 
@@ -122,6 +123,32 @@ EXAMPLES_TABLE = [
     new_mask = ranks < n.unsqueeze(1)
     return filled.masked_fill(new_mask, mask_id), new_mask
 '''}, lost={"04_check_decode_step_counts": "not the ones still"}),
+    Example("labels_dropped_to_class_0", NB06, {"06_drop_labels": '''def drop_labels(labels, p_uncond, null_class, generator=None):
+    dropped = torch.rand(labels.shape, generator=generator) < p_uncond
+    return labels.masked_fill(dropped, 0)  # "no label" as class 0
+'''}, lost={"06_check_drop_labels": "must become the null class"}),
+    Example("guidance_halves_swapped", NB06, {"06_guided_logits": '''def guided_logits(model, tokens, labels, guidance, null_class):
+    null = torch.full_like(labels, null_class)
+    both = model(torch.cat([tokens, tokens]), torch.cat([labels, null]))
+    uncond, cond = both.chunk(2)  # the labelled rows come first
+    return uncond + guidance * (cond - uncond)
+'''}, lost={"06_check_guided_logits": "halves are swapped"}),
+    Example("guidance_two_passes", NB06, {"06_guided_logits": '''def guided_logits(model, tokens, labels, guidance, null_class):
+    cond = model(tokens, labels)
+    uncond = model(tokens, torch.full_like(labels, null_class))  # a second pass
+    return uncond + guidance * (cond - uncond)
+'''}, lost={"06_check_guidance_one_pass": "ran the model twice"}),
+    Example("logits_of_the_empty_canvas", NB06, {"06_generate_codes": '''def generate_codes(logits, labels, num_tokens, mask_id, steps,
+                   schedule, temperature, step, generator=None):
+    B = labels.shape[0]
+    current = torch.full((B, num_tokens), mask_id)
+    mask = torch.ones(B, num_tokens, dtype=torch.bool)
+    n0 = mask.sum(dim=1)
+    scores = logits(current, labels)  # once, before the loop
+    for t in range(steps):
+        current, mask = step(scores, current, mask, n0, t, steps, schedule, temperature, mask_id, generator)
+    return current
+'''}, lost={"06_check_generate_codes": "logits of the empty canvas"}),
     # --- traps ---------------------------------------------------------------------------------
     Example("raises", NB01, {"01_nearest_code": "raise RuntimeError('half-finished cell')\n" + NEAREST},
             lost={"01_check_nearest_code": "not defined"}, reason="raised RuntimeError"),

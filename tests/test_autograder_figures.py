@@ -20,7 +20,7 @@ from autograder.judge.judge import judge
 from maskgit_lab.configs import get_config
 
 SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
-NB01, NB04 = "01_vq_tokenization", "04_iterative_decoding"
+NB01, NB04, NB06 = "01_vq_tokenization", "04_iterative_decoding", "06_generation_and_guidance"
 
 
 @pytest.fixture(autouse=True)
@@ -83,12 +83,14 @@ def test_the_judge_puts_the_students_figure_beside_the_reference_drawn_once_for_
 
 
 # (example, notebook, panels that must stay as the reference draws them, panels that must change), by index in
-# panel_boxes: 01 adds (emoji, decoded) per column then the usage bar; 04 is rows of input, steps 1…8, result, truth.
+# panel_boxes: 01 adds (emoji, decoded) per column then the usage bar; 04 is rows of input, steps 1…8, result, truth;
+# 06 is a row of four classes at T = 8, then the same at T = 1.
 STEPS = 8
 WHERE = [
     ("deleted_test_cell", NB01, [0, 2, 4, 6], [1, 3, 5, 7, 8]),  # argmax of the dot product: other codes, other usage
     ("keep_count_from_current", NB04,  # step 1 counts from n0 either way; from step 2 on the counts differ
      [r * (STEPS + 3) + c for r in range(4) for c in (0, 1, STEPS + 2)], [r * (STEPS + 3) + STEPS + 1 for r in range(4)]),
+    ("logits_of_the_empty_canvas", NB06, [4, 5, 6, 7], [0, 1, 2, 3]),  # T = 1 needs one set of logits anyway; T = 8 changes
 ]
 
 

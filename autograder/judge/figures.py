@@ -31,8 +31,9 @@ from matplotlib.patches import Rectangle
 from autograder.judge.wire import WireError
 from autograder.records import Figure as Entry
 from autograder.student.limits import FIGURE_MEMORY_MB, FIGURE_SECONDS, CellTimeoutError, deadline
-from maskgit_lab import attention, decoding, inpaint, masking, schedules, vq
-from maskgit_lab.checkpoint import load_shipped
+from maskgit_lab import attention, decoding, generate, inpaint, masking, schedules, vq
+from maskgit_lab.checkpoint import SHIPPED_MVTM_COND, SHIPPED_VQ, load_pair, load_shipped
+from maskgit_lab.classes import class_id
 from maskgit_lab.data import DEFAULT_ROOT, InpaintingTestSet, evenly_spaced, to_numpy_image
 from maskgit_lab.plots import decoding_figure, decoding_frames, off_codebook, panel_row, panel_title, render_tokens
 
@@ -305,6 +306,53 @@ def draw_inpainting(data: dict) -> Figure:
     return fig
 
 
+# ----------------------------------------------------------------------------- 06: generation
+
+GENERATED = ("smileys", "people", "food", "flags")  # the classes drawn, one column each
+
+
+@functools.cache
+def shipped_conditional():
+    """The shipped tokenizer and the class-conditional transformer (loaded once per judge)."""
+    return load_pair(SHIPPED_VQ, SHIPPED_MVTM_COND)
+
+
+def collect_generation(functions: dict) -> dict:
+    tokenizer, model = shipped_conditional()
+    labels = torch.tensor([class_id(name) for name in GENERATED])  # (B,)
+    B, N, K = len(labels), model.cfg.num_tokens, model.cfg.num_codes
+    settings = decoding.GENERATION
+
+    def conditional(tokens, labels):  # the transformer as the plain function guided_logits calls
+        return model(tokens, labels)
+
+    def logits(tokens, labels):  # what every step sees: their guidance, sharpened by s
+        got = functions["guided_logits"](conditional, tokens, labels, settings.guidance, model.null_class)
+        return answer(got, "guided_logits", (B, N, K)) / settings.sample_temperature
+
+    rows = {}
+    for steps in (settings.steps, 1):
+        with torch.no_grad():  # also while the worker calls back into conditional() and logits()
+            codes = functions["generate_codes"](logits, labels.clone(), N, model.mask_id, steps,
+                                                schedules.gamma(settings.schedule), settings.temperature,
+                                                decoding.decode_step, torch.Generator().manual_seed(SEED))
+        codes = indices(codes, "generate_codes", (B, N), model.mask_id)
+        rows[steps] = render_tokens(tokenizer, codes, off_codebook(tokenizer, codes))  # a token left masked: gray
+    return {"rows": [rows[settings.steps], rows[1]], "titles": [f"T = {settings.steps}", "T = 1"]}
+
+
+def draw_generation(data: dict) -> Figure:
+    fig = Figure(figsize=(5.0, 2.8), dpi=DPI)
+    axes = image_axes(fig, 2, len(GENERATED), left=0.1, right=0.98, top=0.9, bottom=0.02, wspace=0.06, hspace=0.08)
+    for r, (images, title) in enumerate(zip(data["rows"], data["titles"])):
+        axes[r, 0].set_ylabel(title, fontsize=8)
+        for c, name in enumerate(GENERATED):
+            axes[r, c].imshow(to_numpy_image(images[c]))
+            if r == 0:
+                axes[r, c].set_title(name, fontsize=8)
+    return fig
+
+
 # ----------------------------------------------------------------------------- per notebook
 
 
@@ -339,6 +387,12 @@ PICTURES = {
         collect_inpainting, draw_inpainting,
         "Your token_mask_from_pixels over the pixel mask, and the result decoded by the shipped models and "
         "pasted with your paste_known."),
+    "06_generation_and_guidance": Picture(
+        {"guided_logits": decoding.guided_logits, "generate_codes": generate.generate_codes},
+        collect_generation, draw_generation,
+        "Four classes generated from an empty canvas by the shipped conditional transformer with your generate_codes "
+        "and guided_logits (the package's decode_step, the generation default: cosine, w = 2, seed 7): T = 8 above, "
+        "T = 1 below; a token left masked is gray."),
 }
 
 

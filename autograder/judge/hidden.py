@@ -157,6 +157,48 @@ def hidden_paste_batch(paste_known) -> str:
     return "ok"
 
 
+@graded(1)
+def hidden_drop_labels_other_null(drop_labels) -> str:
+    labels = torch.arange(3000) % 20
+    dropped = tensor(drop_labels(labels.clone(), 0.5, 20, torch.Generator().manual_seed(61)), "the labels").long()
+    changed = dropped != labels
+    if not (0.45 < changed.float().mean().item() < 0.55) or not (dropped[changed] == 20).all():
+        raise CheckFailed("wrong dropout with 20 classes and p_uncond = 0.5")
+    if not torch.equal(tensor(drop_labels(labels.clone(), 0.0, 20, None), "the labels").long(), labels):
+        raise CheckFailed("labels dropped with p_uncond = 0")
+    return "ok"
+
+
+@graded(1)
+def hidden_guidance_one_image(guided_logits) -> str:
+    from autograder.checks.generation import CraftedModel
+
+    model, labels = CraftedModel(62), torch.tensor([2])
+    tokens = torch.randint(0, 13, (1, 10), generator=torch.Generator().manual_seed(62))  # codes 0 … 11 and the mask id 12
+    cond, uncond = model(tokens, labels), model(tokens)
+    for w in (0.0, 1.0, 5.0):
+        got = tensor(guided_logits(model, tokens.clone(), labels.clone(), w, model.null_class), "the logits")
+        if not (got.shape == cond.shape and torch.allclose(got, uncond + w * (cond - uncond), atol=1e-5)):
+            raise CheckFailed("wrong guided logits for one image")
+    return "ok"
+
+
+@graded(1)
+def hidden_generate_other_steps(generate_codes) -> str:
+    from autograder.checks.generation import CraftedModel
+    from maskgit_lab import decoding, generate
+    from maskgit_lab.schedules import gamma
+
+    labels = torch.tensor([3])
+    for steps in (1, 12):
+        got, expected = (tensor(fn(CraftedModel(63), labels.clone(), 10, 12, steps, gamma("square"), 1.0, decoding.decode_step,
+                                   torch.Generator().manual_seed(63)), "the codes")
+                         for fn in (generate_codes, generate.generate_codes))
+        if not torch.equal(got.long(), expected):
+            raise CheckFailed("wrong codes for another number of steps or schedule")
+    return "ok"
+
+
 @dataclass(frozen=True)
 class Hidden:
     answer: str  # the student's function it is called with
@@ -172,6 +214,9 @@ HIDDEN = {
     "04_iterative_decoding": [Hidden("masked_after_step", hidden_counts_every_schedule), Hidden("decode_step", hidden_decode_loop)],
     "05_inpainting_and_fid": [Hidden("token_mask_from_pixels", hidden_token_mask_other_factors),
                               Hidden("paste_known", hidden_paste_batch)],
+    "06_generation_and_guidance": [Hidden("drop_labels", hidden_drop_labels_other_null),
+                                   Hidden("guided_logits", hidden_guidance_one_image),
+                                   Hidden("generate_codes", hidden_generate_other_steps)],
 }
 # Locked cells, besides the set-up cells, that the checks after them rely on.
 PRELUDE = {"04_step_helpers"}
