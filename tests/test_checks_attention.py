@@ -102,7 +102,8 @@ WRONG = [
     (check_scaled_dot_product_attention, lambda q, k, v: attend(q, k, v)[0], "return two things"),
     (check_scaled_dot_product_attention, lambda q, k, v: (attend(q, k, v)[0], q @ k.transpose(-2, -1) / 2), "before the softmax"),
     (check_scaled_dot_product_attention, lambda q, k, v: (attend(q, k, v)[0], q @ k.transpose(-2, -1)),
-     "softmax(q kᵀ / sqrt(d_head))"),
+     "not scaled: divide q·kᵀ by sqrt(d_head) = sqrt(4) before the softmax, or large dot products make the softmax nearly "
+     "one-hot; these are the scores before the softmax"),  # two mistakes, each named
     (check_scaled_dot_product_attention, lambda q, k, v: (attend(q, k, v)[1] @ k, attend(q, k, v)[1]), "weights @ v"),
     (check_scaled_dot_product_attention, lambda q, k, v: (attend(q, k, v)[0], attend(q, k, v)[1].mean(1)),
      "expected weights of shape"),

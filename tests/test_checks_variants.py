@@ -132,7 +132,10 @@ BUGS = [
      [(ATTEND, "out = (q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])).softmax(dim=-1) @ v")], None, ()),
     ("heads merged without transposing", "02_mha", [(PROJECT, "return out.reshape(x.shape) @ w_o.T")], None, ()),
     ("a single head", "02_mha", [(".T, num_heads)", ".T, 1)")], None, ()),
-    ("fraction revealed", "03_gamma", [("return laws[name]", "return lambda r: 1 - laws[name](r)")], ENDPOINTS, (LAWS,)),
+    ("schedule rises from 0 to 1", "03_gamma", [("return laws[name]", "return lambda r: 1 - laws[name](r)")], ENDPOINTS, (LAWS,)),
+    ("fraction revealed", "03_gamma", [("return laws[name]", "return lambda r: 1 - laws[name](r)")], LAWS, (ENDPOINTS,)),
+    ("arccos starts at π/2", "03_gamma", [("torch.arccos(r) / (math.pi / 2)", "torch.arccos(r)")], ENDPOINTS, (LAWS,)),
+    ("cosine ends at −1", "03_gamma", [("torch.cos(r * math.pi / 2)", "torch.cos(r * math.pi)")], ENDPOINTS, (LAWS,)),
     *[(f"the {other} law", "03_gamma", swapped_law(other), LAWS, ()) for other in SCHEDULES],
     ("(1 − r)²", "03_gamma", [("1 - r**2", "(1 - r) ** 2")], LAWS, ()),
     ("(1 − r)³", "03_gamma", [("1 - r**3", "(1 - r) ** 3")], LAWS, ()),
@@ -225,6 +228,11 @@ OWNED = variants.registry(vars(vq_checks)) + variants.registry(vars(attention_ch
 BY_NAME = {v.name: v for v in variants.registry()}
 
 
+def words(name: str) -> str:
+    """The words of variant ``name`` as the student reads them (notebook 02's attention check fills in d_head = 4)."""
+    return BY_NAME[name].words.format(d=4, root=2.0)
+
+
 def answer(cell: str, edits=()):
     """The solution cell with ``edits`` applied, run with the notebook's names; returns the function it defines."""
     source = CELLS[cell]
@@ -258,7 +266,7 @@ def test_the_owner_names_the_variant_and_no_other_check_fails(name, cell, edits,
     for check in CHECKS[cell]:
         result = check(student)
         if check is owner:
-            assert result.points == 0 and BY_NAME[name].words in result.message, result
+            assert result.points == 0 and words(name) in result.message, result
         elif check not in also:
             assert result.passed, f"{name} must not fail {result.check}: {result.message}"
     assert capfd.readouterr().err == ""
@@ -288,7 +296,7 @@ def test_two_mistakes_in_one_function_give_two_named_messages(cell, edits, owner
     result = (owner or CHECKS[cell][0])(answer(cell, edits))
     assert result.points == 0, result
     for name in names:
-        assert BY_NAME[name].words in result.message, f"{name} not named: {result.message}"
+        assert words(name) in result.message, f"{name} not named: {result.message}"
 
 
 def gamma_func(self, mode):  # the original skeleton's method, pasted as it was

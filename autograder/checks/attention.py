@@ -48,9 +48,11 @@ def check_scaled_dot_product_attention(attention) -> str:
 
     wrong = name_each(weights, SDPA_WEIGHTS, weights_as, same=near)
     if wrong is not None:
-        right = weights_as({prop: way for prop, (way, _) in SDPA_WEIGHTS.items()})
-        raise CheckFailed(f"expected weights softmax(q kᵀ / sqrt(d_head)) = {fmt(right)} (d_head = {Dh}), got "
-                          f"{fmt(weights)}" + (f": {'; '.join(wrong)}" if wrong else ""))
+        right = fmt(weights_as({prop: way for prop, (way, _) in SDPA_WEIGHTS.items()}))
+        if not wrong:
+            raise CheckFailed(f"expected weights softmax(q kᵀ / sqrt(d_head)) = {right}, got {fmt(weights)}")
+        words = "; ".join(wrong).format(d=Dh, root=math.sqrt(Dh))
+        raise CheckFailed(f"expected weights {right}, got {fmt(weights)}: {words}")
     if out.shape != (B, H, N, Dh):
         raise CheckFailed(f"expected an output of the shape of v, {(B, H, N, Dh)}, got {tuple(out.shape)}")
     why = diagnose(out, expected_out, applied(SDPA_OUTPUT, weights, v), same=near)

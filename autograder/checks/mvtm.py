@@ -10,15 +10,14 @@ import torch
 from torch.nn import functional as F
 
 from autograder.checks.common import expect, fmt, quietly, tensor
-from autograder.checks.variants import (GAMMA_LAWS, GAMMA_SLIPS, LABEL_SMOOTHING, MASK_COUNTS, MASK_DRAWS, MASKED_LOSS,
-                                        ranked_mask)
+from autograder.checks.variants import (GAMMA_ENDPOINTS, GAMMA_LAWS, GAMMA_SLIPS, LABEL_SMOOTHING, MASK_COUNTS,
+                                        MASK_DRAWS, MASKED_LOSS, ranked_mask)
 from autograder.core import CheckFailed, Variant, applied, diagnose, graded, name_each
 from maskgit_lab.masking import mask_counts, random_token_mask
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.schedules import gamma as reference_gamma
 
 ATOL = 1e-5
-REVEALED = GAMMA_LAWS[0]  # 1 − γ, which check_gamma_endpoints sees first
 
 
 # --- γ(r) ------------------------------------------------------------------------------------
@@ -50,19 +49,16 @@ def check_gamma_endpoints(gamma_fn):
     for name in SCHEDULES:
         values = _schedule_values(gamma_fn, name, r)
         start, end = values[0].item(), values[-1].item()
-        if abs(start) < ATOL and abs(end - 1) < ATOL:
+        why = diagnose((start, end), (1.0, 0.0), GAMMA_ENDPOINTS,
+                       same=lambda a, b: abs(a[0] - b[0]) < 1e-3 and abs(a[1] - b[1]) < 1e-3)
+        if why == GAMMA_ENDPOINTS[0].words:
             raise CheckFailed(
                 f"gamma({name!r}) goes from {start:.3g} at r=0 up to {end:.3g} at r=1. γ(r) is the fraction of tokens "
-                f"still MASKED: all of them at the start (γ(0) = 1), none at the end (γ(1) = 0). {REVEALED.words}"
+                f"still MASKED: all of them at the start (γ(0) = 1), none at the end (γ(1) = 0). {why}"
             )
         if abs(start - 1) > ATOL or abs(end) > ATOL:
-            hint = ""
-            if abs(start - math.pi / 2) < 1e-3:
-                hint = " arccos(0) = π/2, so divide by π/2 to make γ(0) = 1."
-            elif end < -ATOL:
-                hint = " It goes below 0: check the factor inside the cosine (π/2·r, not π·r)."
             raise CheckFailed(f"gamma({name!r}) should be normalised: expected γ(0) = 1 and γ(1) = 0, "
-                              f"got γ(0) = {start:.4g} and γ(1) = {end:.4g}.{hint}")
+                              f"got γ(0) = {start:.4g} and γ(1) = {end:.4g}." + (f" {why}" if why else ""))
         if values.min() < -ATOL or values.max() > 1 + ATOL:
             raise CheckFailed(f"gamma({name!r}) leaves [0, 1] (min {values.min():.4g}, max {values.max():.4g}): "
                               f"a fraction of masked tokens must lie between 0 and 1")

@@ -120,11 +120,13 @@ VQ_LOSS_GRADIENTS = [  # wrong(unit, β) -> (∂L/∂z_e, ∂L/∂z_q), unit = �
 
 # =========================================================================== notebook 02: multi-head attention
 
-SDPA_WEIGHTS = {  # the attention weights, property by property: wrong = the way, used as softmax(scores / scale)
+SDPA_WEIGHTS = {  # the attention weights, property by property: wrong = the way, used as softmax(scores / scale);
+    # the words name d_head ({d}) and its root ({root}) as the check's inputs have them
     "scale": (math.sqrt, [
-        Variant("not scaled", lambda d: 1.0, "the scores are not scaled: divide q·kᵀ by sqrt(d_head) before the softmax, "
-                                             "or large dot products make the softmax nearly one-hot"),
-        Variant("divided by d", lambda d: d, "the scores are divided by d_head; divide by its square root, sqrt(d_head)"),
+        Variant("not scaled", lambda d: 1.0, "the scores are not scaled: divide q·kᵀ by sqrt(d_head) = sqrt({d}) before the "
+                                             "softmax, or large dot products make the softmax nearly one-hot"),
+        Variant("divided by d", lambda d: d, "the scores are divided by d_head = {d}; divide by its square root, "
+                                             "sqrt(d_head) = {root:g}"),
         Variant("multiplied by sqrt d", lambda d: 1 / math.sqrt(d),
                 "the scores are multiplied by sqrt(d_head); divide by it instead"),
     ]),
@@ -180,6 +182,12 @@ MULTI_HEAD = {  # the layer, property by property: the way is the knob of checks
 }
 
 # =========================================================================== notebook 03: MVTM training
+
+GAMMA_ENDPOINTS = [  # wrong: (γ(0), γ(1)) as that mistake computes them; recognised by check_gamma_endpoints
+    Variant("schedule rises from 0 to 1", (0.0, 1.0), "You returned the fraction already revealed (1 − γ)."),
+    Variant("arccos starts at π/2", (math.pi / 2, 0.0), "arccos(0) = π/2, so divide by π/2 to make γ(0) = 1."),
+    Variant("cosine ends at −1", (1.0, -1.0), "It goes below 0: check the factor inside the cosine (π/2·r, not π·r)."),
+]
 
 GAMMA_LAWS = [  # wrong(name, r (float64)) -> γ(r) as that mistake computes it
     Variant("fraction revealed", lambda name, r: 1 - reference_gamma(name)(r),

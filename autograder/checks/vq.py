@@ -36,7 +36,7 @@ def check_nearest_code(nearest_code) -> str:
     got = tensor(expect(nearest_code, "nearest_code(z, codebook)")(z.clone(), codebook.clone()), f"{M} code indices")
     why = diagnose(got, expected, applied(NEAREST_CODE, z, codebook), same=close)
     if why:
-        raise CheckFailed(f"expected {expected.tolist()}, got {fmt(got)}: {why}")
+        raise CheckFailed(f"expected {expected.tolist()}, got {fmt(got, n=M)}: {why}")
     if got.is_floating_point():
         raise CheckFailed(f"expected integer indices (torch.long) of shape ({M},), got a {got.dtype} tensor of "
                           f"shape {tuple(got.shape)}; indices are whole numbers 0 … K−1")
