@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from autograder.checks.common import expect, fmt, quietly, tensor
+from autograder.checks.common import article, expect, fmt, quietly, tensor
 from autograder.checks.variants import (GAMMA_ENDPOINTS, GAMMA_LAWS, GAMMA_SLIPS, LABEL_SMOOTHING, MASK_COUNTS,
                                         MASK_DRAWS, MASKED_LOSS, ranked_mask)
 from autograder.core import CheckFailed, Variant, applied, diagnose, graded, name_each
@@ -28,7 +28,7 @@ def _schedule_values(gamma_fn, name: str, r: torch.Tensor) -> torch.Tensor:
     schedule = quietly(expect(gamma_fn, "gamma(name)"), name)
     if not callable(schedule):
         raise CheckFailed(f"gamma({name!r}) should return a function of r (e.g. a lambda or an inner def); "
-                          f"got {type(schedule).__name__}")
+                          f"got {article(type(schedule).__name__)}")
     try:
         out = quietly(schedule, r)
     except (TypeError, ValueError) as err:
