@@ -188,7 +188,8 @@ def check_masked_after_step(fn) -> str:
 # step), noise (which tokens are re-masked: the sample, its confidence c_i, the noise τ_t·g_i,
 # the ranking). The noise check runs with γ = ½ at every step on states where every unknown
 # token is still masked, so that every usual way of computing the count gives the same n_t and
-# a count mistake cannot show up there.
+# a count mistake cannot show up there; two of its probes hold γ near 0 and near 1 instead, to
+# see noise whose strength follows γ, and a count that re-masks none or all there hides only them.
 
 
 def decoding_state(n0: list, N: int, K: int, steps: int, t: int, schedule: str, seed: int):
@@ -522,7 +523,7 @@ def check_decode_step_counts(fn) -> str:
 @quiet
 def check_decode_step_noise(fn) -> str:
     """Which tokens are re-masked: the sample, its confidence log p plus per-token Gumbel noise annealed towards 0,
-    the least confident first. Judged with every count forced right (γ = ½, nothing decided yet)."""
+    the least confident first. Judged on states where the count cannot matter (γ held constant, nothing decided yet)."""
     return _noise_in_step(fn)
 
 
