@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 NODE = socket.gethostname().split(".")[0]  # slurmctld only runs on the host its SlurmctldHost names
@@ -57,6 +58,11 @@ def alive(pid: int, name: str) -> bool:
         return False
     command, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
     return command == name[:15] and state != "Z"
+
+
+def epoch(stamp: str) -> float:
+    """scontrol's local time (``2026-12-06T17:40:12``, to the second) as seconds since the epoch."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").timestamp()
 
 
 def read_pid(path: Path):
@@ -171,14 +177,19 @@ class SlurmNode:
     def __exit__(self, *exc):
         self.stop()
 
-    def job_states(self, job: str) -> dict:
-        """task (or job) id → state, for every record of ``job`` (an array has one per task)."""
+    def job_records(self, job: str) -> dict:
+        """task (or job) id → scontrol's fields (JobState, StartTime, EndTime, …), for every record of ``job`` (an
+        array has one per task)."""
         out = self.run("scontrol", "show", "job", "-o", job, check=False).stdout
-        states = {}
+        records = {}
         for line in out.splitlines():
             fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
-            states[fields.get("ArrayTaskId", fields.get("JobId"))] = fields.get("JobState")
-        return states
+            records[fields.get("ArrayTaskId", fields.get("JobId"))] = fields
+        return records
+
+    def job_states(self, job: str) -> dict:
+        """task (or job) id → state, for every record of ``job``."""
+        return {task: fields.get("JobState") for task, fields in self.job_records(job).items()}
 
     def wait_jobs(self, jobs: list, timeout: float) -> dict:
         """Wait until every record of ``jobs`` is in a final state; return job → its task states."""

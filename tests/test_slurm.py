@@ -3,8 +3,10 @@
 tests/slurm_node.py starts slurmctld, slurmd (and munged when none runs) for this module and
 stops them at its end, also when a test fails. The class is four example submissions of a
 trimmed notebook 01 (a correct one, stderr in a graded cell, a deleted test cell, a file that
-is not a notebook), so that two busy cores grade it in a few minutes. Without SLURM the module
-skips with one line saying what to install.
+is not a notebook), so that two busy cores grade it in a few minutes. It is graded once on each
+side: by the array, whose task 1 fails on a damaged folder, reports at once and is graded again
+with the command of its report, and by one `-j 1` process that the merge must equal. Without
+SLURM the module skips with one line saying what to install.
 """
 
 import csv
@@ -14,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import slurm_node
@@ -22,6 +25,7 @@ from test_merge import trimmed_course
 
 from autograder import examples, release
 from autograder.grader import grade, shard
+from autograder.slurm import FAILURES
 
 pytestmark = pytest.mark.slurm
 STUDENTS = ["reference", "stderr", "deleted_test_cell"]
@@ -70,22 +74,72 @@ def totals(path) -> dict:
     return found
 
 
-def test_the_array_and_its_merge_give_the_serial_csv_and_fill_the_gradebook(node, course, tmp_path):
+def reported_commands(report) -> dict:
+    """The report's "re-grade:" and "then:" lines → their shell commands."""
+    lines = [line.strip().split(":", 1) for line in report.read_text().splitlines() if line.startswith("  ")]
+    return {key.strip(): value.strip() for key, value in lines}
+
+
+def shell(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=1800)
+
+
+def test_a_failed_shard_is_reported_at_once_and_its_regrade_merges_into_the_serial_csv_and_gradebook(node, course, tmp_path):
     source, made, submissions = course
-    course_dir = tmp_path / "course"
+    broken_class, run, course_dir = tmp_path / "submissions", tmp_path / "run", tmp_path / "course"
+    shutil.copytree(submissions, broken_class)
+    cut = shard.partition({s: 1 for s in STUDENTS + ["broken"]}, 2)
+    lost = sorted(s for s, i in cut.items() if i == 1)
+    damaged = broken_class / lost[0] / f"{NB01}.ipynb"
+    damaged.unlink()
+    os.symlink(tmp_path / "gone" / f"{NB01}.ipynb", damaged)  # a dangling link: the folder is damaged
     shutil.copytree(made, course_dir)
     started = time.monotonic()
-    jobs = submit(node, submissions, tmp_path / "run", course_dir, source)
-    # the serial run the merge must equal, graded meanwhile
-    grade.grade(submissions, tmp_path / "serial" / "grades.csv", jobs=1, source=source, timeout=900, memory=5120, cell_timeout=300)
-    states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
-    print(f"array + merge finished {time.monotonic() - started:.0f} s after submission")
-    logs = "".join(p.read_text() for p in sorted((tmp_path / "run" / "logs").glob("*.out")))
-    assert states[jobs["array"]] == {"0": "COMPLETED", "1": "COMPLETED"}, logs
-    assert states[jobs["merge"]] == {jobs["merge"]: "COMPLETED"}, logs
-    merged = tmp_path / "run" / "grades.csv"
+    jobs = submit(node, broken_class, run, course_dir, source)
+    # the class as handed in, graded meanwhile by one process: what the merge must equal
+    with ThreadPoolExecutor(1) as beside:
+        serial = beside.submit(grade.grade, submissions, tmp_path / "serial" / "grades.csv", jobs=1, source=source,
+                               timeout=900, memory=5120, cell_timeout=300)
+        report = run / FAILURES
+        slurm_node.wait_for("the failed task's report", report.exists, timeout=1200)
+        seen = time.time()
+        states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
+        print(f"array + merge finished {time.monotonic() - started:.0f} s after submission")
+        logs = {p.name: p.read_text() for p in (run / "logs").glob("*.out")}
+        assert states[jobs["array"]] == {"0": "COMPLETED", "1": "FAILED"}, logs
+        assert states[jobs["merge"]] == {jobs["merge"]: "CANCELLED"}, logs  # afterok: SLURM never runs it
+        tasks = node.job_records(jobs["array"])
+        failed, other = slurm_node.epoch(tasks["1"]["EndTime"]), slurm_node.epoch(tasks["0"]["EndTime"])
+        print(f"failure → report: written {report.stat().st_mtime - failed:+.1f} s from the failed task's end, "
+              f"seen here {seen - failed:+.1f} s; the other task ended {other - failed:.0f} s after the failure")
+        assert report.stat().st_mtime <= failed + 1 < other  # at once, not when the whole array has ended
+        assert seen - failed < 60
+        log = f"grade-{jobs['array']}_1.out"
+        assert "cannot read" in logs[log] and f"reported in {report}" in logs[log]
+        assert f"shard 1/2 (array task {jobs['array']}_1) failed with exit code 2" in report.read_text()
+        commands = reported_commands(report)
+        assert commands["log"] == str(run / "logs" / log)
+        assert not (run / "shard-1.csv").exists()
+
+        merging = shell(commands["then"])  # before the re-grade: the missing shard is named, the class kept whole
+        assert merging.returncode == 1, merging.stderr
+        assert "MISSING: shard 1/2 is missing" in merging.stdout
+        with open(run / "grades.csv") as handle:
+            rows = {r["student"]: r for r in csv.DictReader(handle)}
+        assert sorted(rows) == sorted(cut)
+        assert [s for s in sorted(rows) if rows[s]["status"] == "missing shard"] == lost
+        assert all("shard 1/2 wrote no results" in rows[s]["reason"] for s in lost)
+
+        damaged.unlink()  # the instructor mends the folder, then runs the report's two commands
+        shutil.copy(submissions / lost[0] / f"{NB01}.ipynb", damaged)
+        regraded = shell(commands["re-grade"])
+        assert regraded.returncode == 0, regraded.stderr[-3000:]
+        merging = shell(commands["then"])
+        assert merging.returncode == 0, merging.stdout + merging.stderr
+        serial.result()
+    merged = run / "grades.csv"
     assert merged.read_bytes() == (tmp_path / "serial" / "grades.csv").read_bytes()
-    assert sorted(p.name for p in (tmp_path / "run" / "feedback").iterdir()) == sorted(STUDENTS + ["broken"])
+    assert sorted(p.name for p in (run / "feedback").iterdir()) == sorted(STUDENTS + ["broken"])
 
     from nbgrader.api import Gradebook
 
@@ -101,34 +155,3 @@ def test_the_array_and_its_merge_give_the_serial_csv_and_fill_the_gradebook(node
     with open(tmp_path / "export.csv") as handle:
         exported = {r["student_id"]: float(r["score"]) for r in csv.DictReader(handle)}
     assert exported == totals(merged)
-
-
-def test_a_failed_array_task_cancels_the_merge_and_the_merge_names_the_missing_shard(node, course, tmp_path):
-    source, made, submissions = course
-    broken_class = tmp_path / "submissions"
-    shutil.copytree(submissions, broken_class)
-    cut = shard.partition({s: 1 for s in STUDENTS + ["broken"]}, 2)
-    lost = sorted(s for s, i in cut.items() if i == 1)
-    notebook = broken_class / lost[0] / f"{NB01}.ipynb"
-    notebook.unlink()
-    os.symlink(tmp_path / "gone" / f"{NB01}.ipynb", notebook)  # a dangling link: the folder is damaged
-    course_dir = tmp_path / "course"
-    shutil.copytree(made, course_dir)
-    jobs = submit(node, broken_class, tmp_path / "run", course_dir, source)
-    states = node.wait_jobs([jobs["array"], jobs["merge"]], timeout=1200)
-    logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").glob("*.out")}
-    assert states[jobs["array"]] == {"0": "COMPLETED", "1": "FAILED"}, logs
-    assert states[jobs["merge"]] == {jobs["merge"]: "CANCELLED"}, logs  # afterok: SLURM never runs it
-    assert "cannot read" in logs[f"grade-{jobs['array']}_1.out"]
-    assert not (tmp_path / "run" / "shard-1.csv").exists()
-
-    done = subprocess.run([sys.executable, "-m", "autograder", "merge", *map(str, sorted((tmp_path / "run").glob("shard-*.csv"))),
-                           "--out", str(tmp_path / "run" / "grades.csv"), "--course", str(course_dir)],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1, done.stderr
-    assert "MISSING: shard 1/2 is missing" in done.stdout
-    with open(tmp_path / "run" / "grades.csv") as handle:
-        rows = {r["student"]: r for r in csv.DictReader(handle)}
-    assert sorted(rows) == sorted(cut)  # the whole class, never a short list
-    assert [s for s in sorted(rows) if rows[s]["status"] == "missing shard"] == lost
-    assert all("shard 1/2 wrote no results" in rows[s]["reason"] for s in lost)

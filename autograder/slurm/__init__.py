@@ -3,7 +3,9 @@
 ``python -m autograder.slurm SUBMISSIONS --shards N --dir DIR [--course COURSE] [grade options]``
 submits ``grade.sbatch`` as an array of N tasks (one shard each, autograder/grader/shard.py) and
 ``merge.sbatch`` with ``--dependency=afterok`` on the array (autograder/grader/merge.py), then prints
-both job ids. Each task's CPUs, memory and time limit come from ``grade``'s own limits:
+both job ids. A task that fails writes at once to DIR/failed-shards.txt which shard failed, its log, and
+the commands that grade it again and merge (grade.sbatch). Each task's CPUs, memory and time limit come
+from ``grade``'s own limits:
 
 - CPUs: 2 per student graded at once (``-j``): nbgrader's kernel and the re-run of the checks
   run side by side;
@@ -14,6 +16,8 @@ both job ids. Each task's CPUs, memory and time limit come from ``grade``'s own 
 
 import argparse
 import math
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +30,7 @@ from maskgit_lab.arguments import Parser
 
 HERE = Path(__file__).resolve().parent
 GRADE_SCRIPT, MERGE_SCRIPT = HERE / "grade.sbatch", HERE / "merge.sbatch"
+FAILURES = "failed-shards.txt"  # in DIR: a failed task writes there at once which shard failed and how to re-grade it
 TEMPLATE_MINUTES = 10  # nbgrader generate_assignment for the template course, and start-up, with room to spare
 GRADER_MB = 2048  # the grading process itself, beside its students
 
@@ -37,9 +42,9 @@ def resources(students: int, jobs: int = 1, timeout: float = DEFAULT_TIMEOUT, me
             "time": TEMPLATE_MINUTES + rounds * math.ceil(timeout / 60)}
 
 
-def sbatch(args: list) -> str:
+def sbatch(args: list, env: dict = None) -> str:
     """Submit; return the job id (``sbatch --parsable`` prints ``id`` or ``id;cluster``)."""
-    done = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True)
+    done = subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"sbatch failed: {done.stderr.strip()}")
     return done.stdout.strip().split(";")[0]
@@ -74,10 +79,14 @@ def main(argv=None) -> int:
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     grade_options = grading.limit_options(args)
+    course = ["--course", str(args.course.resolve())] if args.course else []
+    # what merge.sbatch runs, for the report of a failed task (grade.sbatch): sbatch hands the environment on
+    merging = f"{shlex.join([sys.executable, '-m', 'autograder', 'merge'])} {shlex.quote(str(folder))}/shard-*.csv " \
+              f"{shlex.join(['--out', str(out), *course])}"
     array = sbatch([f"--array=0-{args.shards - 1}", *[f"--{k}={v}" for k, v in limits.items()], f"--chdir={folder}",
                     f"--output={logs}/grade-%A_%a.out", *args.sbatch,
-                    str(GRADE_SCRIPT), sys.executable, str(submissions), str(folder), *grade_options])
-    course = ["--course", str(args.course.resolve())] if args.course else []
+                    str(GRADE_SCRIPT), sys.executable, str(submissions), str(folder), *grade_options],
+                   env=dict(os.environ, MASKGIT_MERGE=merging))
     merge = sbatch([f"--dependency=afterok:{array}", "--kill-on-invalid-dep=yes", f"--chdir={folder}",
                     f"--output={logs}/merge-%j.out", *args.sbatch, str(MERGE_SCRIPT), sys.executable, str(folder), str(out), *course])
     print(f"array job {array}: {len(cut)} student(s) in {args.shards} shard(s) (at most {largest} per task), each task "
@@ -85,8 +94,7 @@ def main(argv=None) -> int:
     print(f"merge job {merge}: runs when every task of {array} succeeded; writes {out}"
           + (f" and {args.course}'s gradebook" if args.course else ""))
     print(f"watch: squeue -j {array},{merge}   logs: {logs}/")
-    print(f"if a task fails, SLURM cancels the merge: grade that shard again (python -m autograder grade {submissions} "
-          f"--shard I/{args.shards} --out {folder}/shard-I.csv ...), then run: python -m autograder merge {folder}/shard-*.csv "
-          f"--out {out}" + (f" --course {args.course}" if args.course else ""))
+    print(f"if a task fails, SLURM cancels the merge, and the task writes at once to {folder / FAILURES} which shard "
+          "failed, its log, the command that grades that shard again and the merge to run after it")
     return 0
 
