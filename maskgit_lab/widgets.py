@@ -5,11 +5,16 @@ of, for the chosen settings:
   * the mask schedule γ(r) with the T points r = (t+1)/T at which decoding evaluates it;
   * the exact number of tokens still masked after each step, n_t = floor(γ((t+1)/T)·n₀)
     (``decoding.masked_after_step``), as a bar chart and as a line of text;
-  * the image after every step (``inpaint(..., return_history=True)``, known pixels pasted).
+  * the image after every step (``inpaint(..., return_history=True)``, known pixels pasted),
+    masked tokens flat gray.
 
-:func:`explore` computes everything and returns it as a dict; it needs no browser, so tests
-and scripts call it directly. :func:`schedule_explorer` wires ipywidgets controls to it and
-draws the result into an ``Output`` widget. Nothing here re-implements decoding.
+Its generation mode does the same for a class drawn from an all-masked canvas (n₀ = N, Sec. 4.1):
+pick the class, the guidance w (classifier-free guidance), γ and T; τ and s are ``GENERATION``'s.
+
+:func:`explore` and :func:`explore_generation` compute everything and return it as a dict; they
+need no browser, so tests and scripts call them directly. :func:`schedule_explorer` wires
+ipywidgets controls to them and draws the result into an ``Output`` widget. Nothing here
+re-implements decoding.
 """
 
 import base64
@@ -17,6 +22,7 @@ import html
 import io
 import math
 import traceback
+from dataclasses import replace
 from typing import Optional
 
 import ipywidgets as widgets
@@ -24,20 +30,29 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # no pyplot: nothing registers with, or leaks from, its figure manager
 
+from maskgit_lab.checkpoint import SHIPPED_MVTM_COND, load_model
+from maskgit_lab.classes import CATEGORIES, SHORT_NAMES, class_id
 from maskgit_lab.data import to_numpy_image
-from maskgit_lab.decoding import DecodeSettings, is_count, masked_after_step
+from maskgit_lab.decoding import GENERATION, DecodeSettings, is_count, masked_after_step
+from maskgit_lab.generate import generate
 from maskgit_lab.inpaint import inpaint, paste_known, token_mask_from_pixels
-from maskgit_lab.plots import render_tokens
+from maskgit_lab.plots import decoding_frames, render_tokens
 from maskgit_lab.schedules import SCHEDULES, gamma
 
 MAX_STEPS = 16  # one picture per step: beyond this the strip stops being readable
 MAX_TEMPERATURE = 10.0
+MAX_GUIDANCE = 8.0
 PANELS_PER_ROW = 10
+MODES = {"inpaint": "inpaint a test image", "generate": "generate a class"}  # value → what its button says
+
+
+def _check_steps(steps):
+    if not is_count(steps) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"T (steps) must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
 
 
 def _check_settings(steps, temperature, sweet_spot, image_index, count: int):
-    if not is_count(steps) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"T (steps) must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+    _check_steps(steps)
     if not 0 <= temperature <= MAX_TEMPERATURE:
         raise ValueError(f"temperature must be between 0 and {MAX_TEMPERATURE:g}, got {temperature}")
     if sweet_spot is not None and not 1 <= sweet_spot <= steps:
@@ -55,12 +70,16 @@ def planned_counts(schedule: str, steps: int, n0: int) -> list:
 
 def counts_text(result: dict) -> str:
     """The counts as lines of text (also what a browser test reads from the page)."""
+    if result["mode"] == "generate":
+        what = f"class {result['label']} ({result['category']}) from an empty canvas"
+        how = f"τ = {result['temperature']:.1f}, s = {result['sample_temperature']:g}, guidance w = {result['guidance']:.1f}"
+    else:
+        what, how = f"test image {result['image_index']} ({result['name']})", f"τ = {result['temperature']:.1f}"
     lines = [
-        f"test image {result['image_index']} ({result['name']}): n₀ = {result['n0']} unknown tokens of {result['num_tokens']}, "
-        f"decoded with τ = {result['temperature']:.1f}",
+        f"{what}: n₀ = {result['n0']} unknown tokens of {result['num_tokens']}, decoded with {how}",
         "masked after each step: " + " ".join(str(n) for n in result["counts"]),
     ]
-    k = result["sweet_spot"]
+    k = result.get("sweet_spot")
     if k is not None and k < result["steps"]:
         lines.append(f"stopped after k = {k} of T = {result['steps']} steps (sweet spot): "
                      f"masked after each decoded step: " + " ".join(str(n) for n in result["decoded_counts"]))
@@ -117,6 +136,10 @@ def steps_figure(panels: list, titles: list, gap: int = 6, title_band: int = 22)
     return fig
 
 
+def step_titles(decoded_counts: list) -> list:
+    return [f"step {t + 1}\n{n} masked" for t, n in enumerate(decoded_counts)]
+
+
 @torch.no_grad()
 def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[int], image_index: int, *,
             tokenizer, model, test: dict, seed: int = 0, draw: bool = True) -> dict:
@@ -124,7 +147,7 @@ def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[
 
     ``test`` is ``data.load_test_batch(...)``: masked (M, 3, S, S), known (M, S, S), gt or None.
     Returns a dict with
-      * the settings, ``name`` of the image, ``num_tokens`` N and ``n0`` (its unknown tokens);
+      * ``mode`` ("inpaint"), the settings, ``name`` of the image, ``num_tokens`` N and ``n0`` (its unknown tokens);
       * ``counts``: T ints, the tokens masked after each step, from ``masked_after_step``;
       * ``decoded_counts``: the same read from the decoding history (k ints: shorter, ending
         in 0, when the sweet spot k stops early);
@@ -150,7 +173,7 @@ def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[
                         for tokens, mask in zip(history.tokens, history.masks)])  # (k, 3, S, S)
     truth = None if test.get("gt") is None else test["gt"][image_index].to(device)
     out = {
-        "schedule": schedule, "steps": steps, "temperature": float(temperature), "sweet_spot": sweet_spot,
+        "mode": "inpaint", "schedule": schedule, "steps": steps, "temperature": float(temperature), "sweet_spot": sweet_spot,
         "image_index": image_index, "name": test["names"][image_index] if "names" in test else str(image_index),
         "num_tokens": tokenizer.cfg.num_tokens, "n0": n0,
         "counts": planned_counts(schedule, steps, n0),
@@ -164,12 +187,51 @@ def explore(schedule: str, steps: int, temperature: float, sweet_spot: Optional[
     if not draw:
         return out
     panels = [out["masked"], *out["frames"], out["result"]] + ([out["truth"]] if truth is not None else [])
-    titles = (["masked input"] + [f"step {t + 1}\n{n} masked" for t, n in enumerate(out["decoded_counts"])]
-              + ["result"] + (["truth"] if truth is not None else []))
+    titles = ["masked input"] + step_titles(out["decoded_counts"]) + ["result"] + (["truth"] if truth is not None else [])
     out["figures"] = {
         "schedule": schedule_figure(schedule, steps, n0, out["counts"], out["decoded_counts"]),
         "steps": steps_figure(panels, titles),
     }
+    return out
+
+
+@torch.no_grad()
+def explore_generation(label: str, guidance: float, schedule: str, steps: int, *, tokenizer, model, seed: int = 0,
+                       draw: bool = True) -> dict:
+    """Generate one image of class ``label`` (a name of ``classes.SHORT_NAMES``) from an all-masked canvas with
+    guidance w = ``guidance``, γ = ``schedule`` and T = ``steps`` (τ and s: ``GENERATION``'s); return what the
+    explorer shows.
+
+    ``model`` is a class-conditional transformer (``generate`` refuses another). The dict holds what
+    :func:`explore`'s does, but the test image: ``label``, ``category``, ``guidance``, ``sample_temperature``;
+    n₀ = N; ``frames`` (T, 3, S, S) the image after each step, masked tokens gray; ``result`` the image.
+    """
+    gamma(schedule)  # refuses an unknown name with the list of valid ones
+    _check_steps(steps)
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:
+        raise ValueError(f"guidance w must be a number from 0 to {MAX_GUIDANCE:g}, got {guidance!r}")
+    index = class_id(label)  # refuses an unknown class with the list of names
+    settings = replace(GENERATION, schedule=schedule, steps=steps, guidance=float(guidance))
+    device = next(model.parameters()).device
+    images, history = generate(tokenizer, model, torch.tensor([index], device=device), settings,
+                               torch.Generator().manual_seed(seed), return_history=True)
+    N = tokenizer.cfg.num_tokens
+    out = {
+        "mode": "generate", "label": SHORT_NAMES[index], "category": CATEGORIES[index], "guidance": float(guidance),
+        "schedule": schedule, "steps": steps, "temperature": settings.temperature,
+        "sample_temperature": settings.sample_temperature, "num_tokens": N, "n0": N,
+        "counts": planned_counts(schedule, steps, N), "decoded_counts": [int(n[0]) for n in history.num_masked],
+        "tokens": torch.cat(history.tokens).cpu(), "frames": decoding_frames(tokenizer, history)[:, 0].cpu(),
+        "result": images[0].cpu(),
+    }
+    out["text"] = counts_text(out)
+    out["figures"] = {}
+    if draw:
+        out["figures"] = {
+            "schedule": schedule_figure(schedule, steps, N, out["counts"], out["decoded_counts"]),
+            "steps": steps_figure([*out["frames"], out["result"]],
+                                  step_titles(out["decoded_counts"]) + [f"{out['label']}\nw = {guidance:.1f}"]),
+        }
     return out
 
 
@@ -186,20 +248,28 @@ def text_output(text: str, stream: str = "stdout") -> dict:
 
 
 class ScheduleExplorer(widgets.VBox):
-    """Controls on top, an ``Output`` below; every change re-runs :func:`explore` and redraws.
+    """Controls on top, an ``Output`` below; every change re-runs :func:`explore` (or, in generation mode,
+    :func:`explore_generation`) and redraws.
 
     ``controls`` maps a name to its widget, ``output`` is the Output widget, ``notice`` shows
-    refused values, and ``last`` holds the latest :func:`explore` result (None after an error).
+    refused values, and ``last`` holds the latest result (None after an error). ``conditional`` is
+    the class-conditional transformer of generation mode, or the path it is loaded from the first
+    time that mode draws.
     """
 
-    def __init__(self, tokenizer, model, test: dict, seed: int = 0):
-        self.tokenizer, self.model, self.test, self.seed = tokenizer, model, test, seed
+    def __init__(self, tokenizer, model, test: dict, seed: int = 0, conditional=SHIPPED_MVTM_COND):
+        self.tokenizer, self.model, self.test, self.seed, self.conditional = tokenizer, model, test, seed, conditional
         style = {"description_width": "initial"}
         count = len(test["masked"])
         default = DecodeSettings()
         # Every control gets a tooltip: without one, ipywidgets 8 sets its label's title to the
         # text "null", and hovering over the label shows "null".
         self.controls = {
+            "mode": widgets.ToggleButtons(options=[(text, value) for value, text in MODES.items()], value="inpaint",
+                                          description="mode", style=style | {"button_width": "auto"},
+                                          tooltip="inpaint a masked test image, or generate a class from an all-masked canvas",
+                                          tooltips=["fill the masked part of a test image",
+                                                    "draw an image of a class from nothing but its label"]),
             "schedule": widgets.Dropdown(options=list(SCHEDULES), value=default.schedule, description="schedule γ", style=style,
                                          tooltip="γ(r): the fraction of the n₀ unknown tokens still masked at progress r"),
             # IntText, not BoundedIntText: a bounded box clamps silently in the browser; here an
@@ -216,6 +286,12 @@ class ScheduleExplorer(widgets.VBox):
                                             tooltip="k: decode k of the T steps, then fill every token still masked"),
             "image": widgets.IntSlider(value=0, min=0, max=max(count - 1, 0), description="test image",
                                        continuous_update=False, style=style, tooltip="which test image to decode"),
+            "label": widgets.Dropdown(options=list(SHORT_NAMES), value=SHORT_NAMES[0], description="class", style=style,
+                                      tooltip="the emoji category to generate"),
+            "guidance": widgets.FloatSlider(value=GENERATION.guidance, min=0.0, max=MAX_GUIDANCE, step=0.5,
+                                            description="guidance w", continuous_update=False, style=style,
+                                            tooltip="w: 0 ignores the label, 1 is the conditional model, above 1 pushes "
+                                                    "away from the unconditional one"),
         }
         self.notice = widgets.HTML(value="")
         self.output = widgets.Output(layout=widgets.Layout(min_height="320px"))
@@ -223,18 +299,27 @@ class ScheduleExplorer(widgets.VBox):
         self.runs = 0
         self._syncing = False
         c = self.controls
+        # What only one mode uses is hidden in the other.
+        self.only = {"inpaint": [c["temperature"], widgets.HBox([c["image"], c["stop_early"], c["sweet_spot"]])],
+                     "generate": [widgets.HBox([c["label"], c["guidance"]])]}
         super().__init__([
+            c["mode"],
             widgets.HBox([c["schedule"], c["steps"], c["temperature"]]),
-            widgets.HBox([c["image"], c["stop_early"], c["sweet_spot"]]),
+            self.only["inpaint"][1],
+            self.only["generate"][0],
             self.notice,
             self.output,
         ])
+        self._show_mode()
         for control in c.values():
             control.observe(self._changed, names="value")
         self.redraw()
 
     def settings(self) -> dict:
         c = self.controls
+        if c["mode"].value == "generate":
+            return {"label": c["label"].value, "guidance": c["guidance"].value, "schedule": c["schedule"].value,
+                    "steps": c["steps"].value}
         return {
             "schedule": c["schedule"].value,
             "steps": c["steps"].value,
@@ -242,6 +327,11 @@ class ScheduleExplorer(widgets.VBox):
             "sweet_spot": c["sweet_spot"].value if c["stop_early"].value else None,
             "image_index": c["image"].value,
         }
+
+    def _show_mode(self):
+        for mode, widgets_of_mode in self.only.items():
+            for widget in widgets_of_mode:
+                widget.layout.display = None if mode == self.controls["mode"].value else "none"
 
     def _changed(self, change):
         if self._syncing:  # a value we set ourselves below; one redraw follows
@@ -255,7 +345,7 @@ class ScheduleExplorer(widgets.VBox):
         self.redraw(notice)
 
     def _sync_controls(self) -> str:
-        """Clamp T into 1..MAX_STEPS (saying so) and keep k within 1..T; returns the notice."""
+        """Clamp T into 1..MAX_STEPS (saying so), keep k within 1..T and show the mode's controls; returns the notice."""
         c, notice = self.controls, ""
         steps = c["steps"].value
         if not 1 <= steps <= MAX_STEPS:
@@ -265,15 +355,27 @@ class ScheduleExplorer(widgets.VBox):
         k = c["sweet_spot"]
         k.max = c["steps"].value  # ipywidgets lowers k's value with its max
         k.disabled = not c["stop_early"].value
+        self._show_mode()
         return notice
 
+    def conditional_model(self):
+        """Generation mode's transformer, loaded from its path the first time that mode draws."""
+        if not isinstance(self.conditional, torch.nn.Module):
+            self.conditional = load_model(self.conditional, "mvtm", device=next(self.model.parameters()).device)
+        return self.conditional
+
     def redraw(self, notice: str = ""):
-        """Run :func:`explore` with the current settings and replace the Output's contents."""
+        """Run :func:`explore` (or :func:`explore_generation`) with the current settings and replace the Output's contents."""
         self.runs += 1
         settings = self.settings()
-        self.output.outputs = (text_output("decoding with " + ", ".join(f"{k} = {v}" for k, v in settings.items()) + " …"),)
+        generating = self.controls["mode"].value == "generate"
+        self.output.outputs = (text_output(("generating with " if generating else "decoding with ")
+                                          + ", ".join(f"{k} = {v}" for k, v in settings.items()) + " …"),)
         try:
-            result = explore(**settings, tokenizer=self.tokenizer, model=self.model, test=self.test, seed=self.seed)
+            if generating:
+                result = explore_generation(**settings, tokenizer=self.tokenizer, model=self.conditional_model(), seed=self.seed)
+            else:
+                result = explore(**settings, tokenizer=self.tokenizer, model=self.model, test=self.test, seed=self.seed)
         except Exception as err:  # shown in the Output: a widget callback's exception is otherwise only logged
             self.last = None
             self.output.outputs = (text_output(f"The explorer could not draw this setting: {type(err).__name__}: {err}\n\n"
@@ -287,10 +389,12 @@ class ScheduleExplorer(widgets.VBox):
         )
 
 
-def schedule_explorer(tokenizer, model, test: dict, seed: int = 0):
+def schedule_explorer(tokenizer, model, test: dict, seed: int = 0, conditional=SHIPPED_MVTM_COND):
     """The interactive explorer (an ``ipywidgets.VBox``); display it as a notebook cell's last line.
 
     ``test`` is ``data.load_test_batch(...)``. Each redraw decodes one image with the package's
-    ``inpaint``/``iterative_decode`` and seed ``seed``, so a setting always gives the same picture.
+    ``inpaint``/``iterative_decode`` (generation mode: ``generate`` with the class-conditional
+    transformer ``conditional``, a model or the path of a checkpoint, by default the shipped one) and
+    seed ``seed``, so a setting always gives the same picture.
     """
-    return ScheduleExplorer(tokenizer, model, test, seed)
+    return ScheduleExplorer(tokenizer, model, test, seed, conditional)

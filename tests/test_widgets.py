@@ -1,4 +1,5 @@
 import base64
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pytest
@@ -6,11 +7,15 @@ import torch
 from matplotlib.figure import Figure
 
 from maskgit_lab import widgets
+from maskgit_lab.classes import NUM_CLASSES, SHORT_NAMES
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
-from maskgit_lab.decoding import masked_after_step
+from maskgit_lab.decoding import GENERATION, masked_after_step
+from maskgit_lab.generate import generate
 from maskgit_lab.inpaint import token_mask_from_pixels
 from maskgit_lab.schedules import SCHEDULES, gamma
-from maskgit_lab.widgets import MAX_STEPS, explore, schedule_explorer
+from maskgit_lab.transformer import BidirectionalTransformer
+from maskgit_lab.widgets import MAX_GUIDANCE, MAX_STEPS, explore, explore_generation, schedule_explorer
+from tests.conftest import TINY_TF
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,17 @@ def models(tiny_tokenizer, tiny_model):
 
 
 @pytest.fixture
-def explorer(models, test_batch):
-    return schedule_explorer(models["tokenizer"], models["model"], test_batch)
+def tiny_generator():
+    """A tiny transformer conditional on the course's classes, whose labels change its logits."""
+    torch.manual_seed(0)
+    model = BidirectionalTransformer(replace(TINY_TF, num_classes=NUM_CLASSES)).eval()
+    torch.nn.init.normal_(model.class_emb.weight)
+    return model
+
+
+@pytest.fixture
+def explorer(models, test_batch, tiny_generator):
+    return schedule_explorer(models["tokenizer"], models["model"], test_batch, conditional=tiny_generator)
 
 
 def expected_counts(schedule, steps, known, downsample):
@@ -180,3 +194,101 @@ def test_errors_in_the_callback_are_shown_in_the_output(explorer, monkeypatch):
     monkeypatch.undo()
     explorer.controls["temperature"].value = 3.0
     assert explorer.last is not None and "masked after each step:" in output_text(explorer)
+
+
+def gray_pixels(mask: torch.Tensor, downsample: int) -> torch.Tensor:
+    """(3, S, S): the pixels of the True tokens of ``mask`` (N,)."""
+    g = int(mask.numel() ** 0.5)
+    patch = torch.nn.functional.interpolate(mask.view(1, 1, g, g).float(), scale_factor=downsample).bool()[0]
+    return patch.expand(3, -1, -1)
+
+
+@pytest.mark.parametrize("schedule, steps", [("cosine", 8), ("linear", 1), ("cubic", 5)])
+def test_generation_counts_frames_and_image_are_the_packages(models, tiny_generator, schedule, steps):
+    tokenizer = models["tokenizer"]
+    result = explore_generation("flags", 3.0, schedule, steps, tokenizer=tokenizer, model=tiny_generator, seed=4)
+    N = tokenizer.cfg.num_tokens
+    assert result["n0"] == N and result["counts"] == [int(masked_after_step(gamma(schedule), t, steps, torch.tensor([N]))[0])
+                                                      for t in range(steps)]
+    assert result["decoded_counts"] == result["counts"]
+    settings = replace(GENERATION, schedule=schedule, steps=steps, guidance=3.0)
+    image = generate(tokenizer, tiny_generator, torch.tensor([SHORT_NAMES.index("flags")]), settings,
+                     torch.Generator().manual_seed(4))
+    assert torch.equal(result["result"], image[0]), "the explorer's image is not generate()'s for the same seed"
+    assert result["frames"].shape == (steps, 3, 64, 64) and torch.equal(result["frames"][-1], image[0])
+    assert (result["tokens"][-1] < tiny_generator.mask_id).all()
+    text = result["text"].splitlines()
+    assert text[0] == (f"class flags (Flags) from an empty canvas: n₀ = {N} unknown tokens of {N}, "
+                       f"decoded with τ = {GENERATION.temperature:.1f}, s = {GENERATION.sample_temperature:g}, guidance w = 3.0")
+    assert text[1] == "masked after each step: " + " ".join(map(str, result["counts"]))
+    assert set(result["figures"]) == {"schedule", "steps"}
+
+
+def test_generation_frames_show_masked_tokens_flat_gray_and_decided_ones_as_decoded(models, tiny_generator):
+    tokenizer = models["tokenizer"]
+    result = explore_generation("smileys", 2.0, "cosine", 4, tokenizer=tokenizer, model=tiny_generator, draw=False)
+    for tokens, frame in zip(result["tokens"], result["frames"]):
+        masked = tokens == tiny_generator.mask_id  # (N,)
+        gray = gray_pixels(masked, tokenizer.cfg.downsample)
+        assert masked.any() == (frame[gray].numel() > 0) and frame[gray].eq(0).all(), "a masked token is not flat gray"
+    torch.testing.assert_close(result["frames"][-1], tokenizer.decode(result["tokens"][-1:])[0], rtol=0, atol=0)
+
+
+def test_guidance_and_class_change_the_generated_image(models, tiny_generator):
+    def tokens(label, w):
+        return explore_generation(label, w, "cosine", 4, **(models | {"model": tiny_generator}), draw=False)["tokens"][-1]
+
+    assert not torch.equal(tokens("flags", 1.0), tokens("animals", 1.0))
+    assert not torch.equal(tokens("flags", 1.0), tokens("flags", 4.0))
+    assert torch.equal(tokens("flags", 4.0), tokens("flags", 4.0)), "one setting, one picture"
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"label": "dogs"}, "choose one of: smileys"),
+    ({"guidance": -0.5}, f"from 0 to {MAX_GUIDANCE:g}"),
+    ({"guidance": MAX_GUIDANCE + 1}, f"from 0 to {MAX_GUIDANCE:g}"),
+    ({"steps": 0}, "from 1 to 16"),
+    ({"schedule": "cos"}, "choose one of: cosine"),
+])
+def test_explore_generation_refuses_bad_settings(models, tiny_generator, kwargs, words):
+    settings = dict(label="flags", guidance=2.0, schedule="cosine", steps=8) | kwargs
+    with pytest.raises(ValueError, match=words):
+        explore_generation(**settings, tokenizer=models["tokenizer"], model=tiny_generator)
+
+
+def displayed(widget) -> bool:
+    return widget.layout.display != "none"
+
+
+def test_generation_mode_shows_its_controls_and_redraws_on_each(explorer):
+    c = explorer.controls
+    assert not displayed(explorer.only["generate"][0]) and all(map(displayed, explorer.only["inpaint"]))
+    c["mode"].value = "generate"
+    assert explorer.runs == 2 and explorer.last["mode"] == "generate"
+    assert displayed(explorer.only["generate"][0]) and not any(map(displayed, explorer.only["inpaint"]))
+    assert explorer.settings() == {"label": "smileys", "guidance": GENERATION.guidance, "schedule": "cosine", "steps": 8}
+    assert list(c["label"].options) == list(SHORT_NAMES)
+    for name, value, key in [("label", "flags", "label"), ("guidance", 4.5, "guidance"), ("steps", 3, "steps"),
+                             ("schedule", "sqrt", "schedule")]:
+        runs = explorer.runs
+        c[name].value = value
+        assert explorer.runs == runs + 1 and explorer.last[key] == value
+    text, *pictures = explorer.output.outputs
+    assert "class flags (Flags) from an empty canvas" in text["text"] and "guidance w = 4.5" in text["text"]
+    assert "masked after each step: " + " ".join(map(str, explorer.last["counts"])) in text["text"]
+    assert len(pictures) == 2
+    c["mode"].value = "inpaint"  # the inpainting settings come back as they were
+    assert explorer.last["mode"] == "inpaint" and explorer.last["image_index"] == 0 and explorer.last["steps"] == 3
+
+
+@pytest.mark.parametrize("conditional, words", [("tiny_model", "this transformer is unconditional"),
+                                                ("shipped", "use the pair trained together")])
+def test_a_transformer_that_cannot_generate_is_named_in_the_output(models, test_batch, conditional, words):
+    model = models["model"] if conditional == "tiny_model" else widgets.SHIPPED_MVTM_COND  # the path: loaded on demand
+    ex = schedule_explorer(models["tokenizer"], models["model"], test_batch, conditional=model)
+    ex.controls["mode"].value = "generate"
+    assert ex.last is None
+    (message,) = ex.output.outputs
+    assert message["name"] == "stderr" and words in message["text"]
+    ex.controls["mode"].value = "inpaint"
+    assert ex.last is not None and "masked after each step:" in output_text(ex)

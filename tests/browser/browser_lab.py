@@ -19,8 +19,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Optional
 
 import psutil
+import torch
 
 from maskgit_lab.checkpoint import load_shipped
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
@@ -323,8 +325,9 @@ class NotebookPage(Page):
 class Explorer:
     """The schedule explorer on a page, found by the labels a person reads."""
 
-    LABELS = {"schedule": "schedule γ", "steps": "T (steps, 1–16)", "temperature": "temperature τ",
-              "image": "test image", "stop_early": "stop early (sweet spot)", "sweet_spot": "stop after k steps"}
+    LABELS = {"mode": "mode", "schedule": "schedule γ", "steps": "T (steps, 1–16)", "temperature": "temperature τ",
+              "image": "test image", "stop_early": "stop early (sweet spot)", "sweet_spot": "stop after k steps",
+              "label": "class", "guidance": "guidance w"}
 
     def __init__(self, page: Page):
         self.page = page
@@ -334,10 +337,11 @@ class Explorer:
         self.output = self.root.find_element(By.CSS_SELECTOR, ".widget-output")
 
     def control(self, name: str):
-        """The row (label + control) labelled ``LABELS[name]``; a checkbox carries its label inside."""
+        """The row (label + control) labelled ``LABELS[name]``; a checkbox carries its label inside, and toggle
+        buttons are no inline box."""
         label = self.LABELS[name]
-        return self.root.find_element(
-            By.XPATH, f".//div[contains(@class, 'widget-inline-hbox')][.//label[normalize-space() = '{label}']]")
+        row = "div[contains(@class, 'widget-inline-hbox') or contains(@class, 'widget-toggle-buttons')]"
+        return self.root.find_element(By.XPATH, f".//{row}[.//label[normalize-space() = '{label}']]")
 
     def tooltips(self) -> dict:
         """What hovering over each label shows (its title), by label."""
@@ -349,13 +353,19 @@ class Explorer:
         def slider(name):
             return float(self.control(name).find_element(By.CSS_SELECTOR, ".noUi-handle").get_attribute("aria-valuenow"))
 
+        def dropdown(name):
+            return self.control(name).find_element(By.TAG_NAME, "select").get_property("value")
+
         return {
-            "schedule": self.control("schedule").find_element(By.TAG_NAME, "select").get_property("value"),
+            "mode": self.control("mode").find_element(By.CSS_SELECTOR, "button.mod-active").get_attribute("textContent"),
+            "schedule": dropdown("schedule"),
             "steps": int(self.control("steps").find_element(By.TAG_NAME, "input").get_property("value")),
             "temperature": slider("temperature"),
             "image": int(slider("image")),
             "stop_early": self.control("stop_early").find_element(By.TAG_NAME, "input").is_selected(),
             "sweet_spot": int(slider("sweet_spot")),
+            "label": dropdown("label"),
+            "guidance": slider("guidance"),
         }
 
     def snapshot(self) -> tuple:
@@ -403,8 +413,16 @@ class Explorer:
         return self.page.wait(redrawn, REDRAW_S, f"the explorer's output did not redraw after {what}", follow_progress=True)
 
     # The controls, used as a person uses them.
+    def choose_mode(self, text: str):
+        """Click the mode button that says ``text``."""
+        next(b for b in self.control("mode").find_elements(By.TAG_NAME, "button") if b.text == text).click()
+
+    def choose(self, name: str, option: str):
+        """Pick ``option`` from the drop-down ``name`` ("schedule" or "label")."""
+        Select(self.control(name).find_element(By.TAG_NAME, "select")).select_by_visible_text(option)
+
     def choose_schedule(self, name: str):
-        Select(self.control("schedule").find_element(By.TAG_NAME, "select")).select_by_visible_text(name)
+        self.choose("schedule", name)
 
     def type_steps(self, text: str):
         box = self.control("steps").find_element(By.TAG_NAME, "input")
@@ -423,10 +441,15 @@ class Explorer:
             handle.send_keys(key)
 
 
-def expected_counts(schedule: str, steps: int, image: int) -> tuple:
-    """(n₀, tokens masked after each step) for test image ``image``, from the package, not from the page."""
-    known = load_test_batch(DEFAULT_ROOT, limit=image + 1)["known"][image: image + 1]  # (1, S, S)
-    n0 = token_mask_from_pixels(known, shipped_pair()[0].cfg.downsample).sum(1)  # (1,)
+def expected_counts(schedule: str, steps: int, image: Optional[int]) -> tuple:
+    """(n₀, tokens masked after each step) for test image ``image`` (None: generation, every token unknown), from
+    the package, not from the page."""
+    tokenizer = shipped_pair()[0]
+    if image is None:
+        n0 = torch.tensor([tokenizer.cfg.num_tokens])  # (1,)
+    else:
+        known = load_test_batch(DEFAULT_ROOT, limit=image + 1)["known"][image: image + 1]  # (1, S, S)
+        n0 = token_mask_from_pixels(known, tokenizer.cfg.downsample).sum(1)  # (1,)
     return int(n0), [int(masked_after_step(gamma(schedule), t, steps, n0)[0]) for t in range(steps)]
 
 
@@ -446,9 +469,15 @@ def package_tokens(settings: dict, temperature: float):
                    tokenizer=tokenizer, model=model, test=test, draw=False)["tokens"]
 
 def assert_shows_counts(explorer: Explorer):
-    """The output's counts are the package's for the settings the controls show."""
+    """The output's counts are the package's for the settings the controls show (generation: n₀ = N, all tokens)."""
     settings = explorer.settings()
-    n0, counts = expected_counts(settings["schedule"], settings["steps"], settings["image"])
     lines = explorer.text().splitlines()
-    assert any(f"test image {settings['image']} (" in line and f"n₀ = {n0} unknown tokens" in line for line in lines), lines
+    generating = settings["mode"] == "generate a class"
+    n0, counts = expected_counts(settings["schedule"], settings["steps"], None if generating else settings["image"])
+    if generating:
+        headline = f"class {settings['label']} ("
+        assert any(line.startswith(headline) and f"guidance w = {settings['guidance']:.1f}" in line for line in lines), lines
+    else:
+        headline = f"test image {settings['image']} ("
+    assert any(headline in line and f"n₀ = {n0} unknown tokens" in line for line in lines), lines
     assert "masked after each step: " + " ".join(map(str, counts)) in lines, (settings, lines)

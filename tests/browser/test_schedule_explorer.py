@@ -2,7 +2,8 @@
 
 The notebook is solutions/04 in fast mode, run with Run ▸ Run All Cells. After each change the
 output must show the package's counts for what the controls show, a redrawn picture, and no
-error in the output, JupyterLab's log console or the browser console. Screenshots:
+error in the output, JupyterLab's log console or the browser console; the same in generation
+mode (class, w, T, schedule, with the shipped class-conditional transformer). Screenshots:
 artifacts/browser/explorer-*.png.
 """
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from browser_lab import Explorer, assert_shows_counts, expected_counts, package_tokens
 
-from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.decoding import GENERATION, DecodeSettings
 from maskgit_lab.widgets import MAX_TEMPERATURE
 
 pytestmark = pytest.mark.browser
@@ -29,14 +30,15 @@ def test_notebook_runs_without_errors_and_draws_the_explorer(solution_page):
     assert page.error_outputs() == [], "a cell shows an error or stderr output"
     assert page.widget_placeholders() == []
     explorer = Explorer(page)
-    assert explorer.settings() == {"schedule": "cosine", "steps": 8, "temperature": DecodeSettings().temperature, "image": 0,
-                                   "stop_early": False, "sweet_spot": 4}
+    assert explorer.settings() == {"mode": "inpaint a test image", "schedule": "cosine", "steps": 8,
+                                   "temperature": DecodeSettings().temperature, "image": 0, "stop_early": False, "sweet_spot": 4,
+                                   "label": "smileys", "guidance": GENERATION.guidance}
     assert explorer.drawn(), f"the explorer shows no finished drawing: {explorer.text()!r}"
     assert_shows_counts(explorer)
     assert all(picture.startswith(b"\x89PNG") for picture in explorer.pictures())
     assert explorer.notice().text == ""
     tooltips = explorer.tooltips()
-    assert set(tooltips) >= {"schedule γ", "T (steps, 1–16)", "temperature τ", "test image", "stop after k steps"}
+    assert set(tooltips) >= {"mode", "schedule γ", "T (steps, 1–16)", "temperature τ", "test image", "stop after k steps"}
     assert "null" not in tooltips.values(), f"hovering over a label shows 'null': {tooltips}"
     assert_no_errors(page, explorer)
     page.screenshot("explorer-first-draw", explorer.root)
@@ -139,3 +141,38 @@ def test_T_zero_is_clamped_with_a_visible_red_message(solution_page):
     explorer.wait_redraw(before, "typing T = 8")
     assert explorer.notice().text == "" and message not in explorer.text(), "a valid T must clear the message"
     assert_shows_counts(explorer)
+
+
+def test_generation_mode_draws_a_class_and_answers_class_w_T_and_schedule(solution_page):
+    explorer, (inpainted, _), (text, pictures) = change_and_check(
+        solution_page, "generate", lambda e: e.choose_mode("generate a class"), "choosing 'generate a class'")
+    settings = explorer.settings()
+    assert settings["mode"] == "generate a class" and f"class {settings['label']} (" in text
+    assert "test image" not in text and ") from an empty canvas: " in text
+    for name in ("label", "guidance"):
+        assert explorer.control(name).is_displayed(), f"generation mode hides its control {name!r}"
+    for name in ("temperature", "image", "stop_early", "sweet_spot"):
+        assert not explorer.control(name).is_displayed(), f"generation mode shows inpainting's control {name!r}"
+    tooltips = explorer.tooltips()
+    assert {"class", "guidance w"} <= set(tooltips) and "null" not in tooltips.values(), tooltips
+
+    _, _, (flags, flag_pictures) = change_and_check(solution_page, "generate-class", lambda e: e.choose("label", "flags"),
+                                                    "choosing the class flags")
+    assert "class flags (Flags) from an empty canvas" in flags
+    assert flag_pictures[1] != pictures[1], "another class drew the same picture"
+    w = settings["guidance"] + 1.0
+    _, _, (_, guided_pictures) = change_and_check(
+        solution_page, "generate-w", lambda e: e.press_on_slider("guidance", "right", times=2), "two ArrowRight keys on w",
+        shows=f"guidance w = {w:.1f}")
+    assert explorer.settings()["guidance"] == w and guided_pictures[1] != flag_pictures[1], "w did not change the picture"
+    explorer, _, (stepped, _) = change_and_check(solution_page, "generate-T", lambda e: e.type_steps("4"), "typing T = 4")
+    assert len(stepped.split("masked after each step: ")[1].split("\n")[0].split()) == 4
+    target = "linear" if settings["schedule"] != "linear" else "square"
+    explorer, _, _ = change_and_check(solution_page, "generate-schedule", lambda e: e.choose_schedule(target),
+                                      f"choosing {target}")
+    assert explorer.settings()["schedule"] == target
+
+    # Back to inpainting: the same test image as before, with the γ and T the two modes share.
+    explorer, _, (back, _) = change_and_check(solution_page, "inpaint-again", lambda e: e.choose_mode("inpaint a test image"),
+                                              "choosing 'inpaint a test image'")
+    assert back.splitlines()[0].split(": n₀")[0] == inpainted.splitlines()[0].split(": n₀")[0]
