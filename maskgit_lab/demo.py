@@ -3,6 +3,9 @@
 With the shipped checkpoints in ``data/checkpoints/`` it loads them, inpaints the whole test
 set with the default schedule and prints the tokenizer floor, the trivial-fill ceiling, the
 inpainting FID and the gap closed (``full=True``: every schedule × T, and the sweet spot).
+With the class-conditional transformer as well it generates every class from an empty canvas
+at the generation default (``generated.png``), and the same classes and seeds in one step
+against T steps (``generation_steps.png``).
 Without them it first trains a deliberately short CPU run of both stages (a few minutes:
 enough to see the pipeline work, not to get good pictures), says so, and skips the scores.
 """
@@ -12,12 +15,14 @@ from pathlib import Path
 
 import torch
 
-from maskgit_lab.checkpoint import load_model, load_pair
+from maskgit_lab.checkpoint import SHIPPED_MVTM_COND, load_model, load_pair
+from maskgit_lab.classes import NUM_CLASSES, SHORT_NAMES
 from maskgit_lab.configs import get_config
 from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
-from maskgit_lab.decoding import DecodeSettings
+from maskgit_lab.decoding import GENERATION, DecodeSettings
+from maskgit_lab.generate import generate
 from maskgit_lab.inpaint import inpaint
-from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, quality_bars
+from maskgit_lab.plots import decoding_grid, gamma_figure, image_grid, labelled_rows, quality_bars
 from maskgit_lab.quality import (
     baseline_rows,
     full_settings,
@@ -97,8 +102,34 @@ def score_test_set(tokenizer, model, out: Path, data_root, settings: DecodeSetti
     return {"rows": rows, **summary}
 
 
+GENERATED_PER_CLASS = 8
+
+
+def generation_figures(out: Path, tokenizer, model, settings: DecodeSettings = GENERATION,
+                       per_class: int = GENERATED_PER_CLASS, seed: int = 0) -> list:
+    """``generated.png``: ``per_class`` images of every class at ``settings``, one row per class; and
+    ``generation_steps.png``: half as many of each class, the same labels and seed, decoded in one step
+    (T = 1: every token sampled at once, none seeing another) beside ``settings.steps`` steps."""
+    labels = torch.arange(NUM_CLASSES).repeat_interleave(per_class)  # (C·K,) class by class
+
+    def draw(labels, setting):
+        images = generate(tokenizer, model, labels, setting, torch.Generator().manual_seed(seed)).cpu()
+        return images.view(NUM_CLASSES, -1, *images.shape[1:])  # (C, K, 3, S, S)
+
+    about = f"τ {settings.temperature:g}, s {settings.sample_temperature:g}, w {settings.guidance:g}"
+    generated = labelled_rows(draw(labels, settings), list(SHORT_NAMES), [""] * per_class, out / "generated.png",
+                              f"generated from an empty canvas: {settings.schedule} T={settings.steps}, {about}")
+    few = labels.view(NUM_CLASSES, per_class)[:, : per_class // 2].reshape(-1)
+    steps = (1, settings.steps)
+    both = torch.cat([draw(few, replace(settings, steps=t)) for t in steps], dim=1)
+    titles = [f"T = {t}" for t in steps for _ in range(per_class // 2)]
+    compared = labelled_rows(both, list(SHORT_NAMES), titles, out / "generation_steps.png",
+                             f"the same labels and seed in one step and in {settings.steps} ({settings.schedule}, {about})")
+    return [generated, compared]
+
+
 def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, settings: DecodeSettings = DecodeSettings(),
-             full: bool = False, limit=None, extractor=None):
+             full: bool = False, limit=None, extractor=None, generator=SHIPPED_MVTM_COND):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     trained = vq is not None and mvtm is not None and Path(vq).exists() and Path(mvtm).exists()
@@ -123,6 +154,8 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, set
         cache = Path(vq).parent / BASELINE_CACHE if limit is None else None  # whole test sets only
         score_test_set(tokenizer, model, out, data_root, settings, full, limit, extractor, cache)
         figures.append(out / "quality.png")
+        if generator is not None and Path(generator).exists():
+            figures += generation_figures(out, *load_pair(vq, generator, device=default_device()))
     for path in figures:
         print(f"saved {path}")
     return figures

@@ -152,6 +152,21 @@ def image_grid(rows_of_images, titles, path):
     return save(fig, path)
 
 
+def labelled_rows(images: torch.Tensor, row_names: list, column_titles: list, path, title: str):
+    """A grid of (R, K, 3, S, S) ``images``: one row per name in ``row_names`` (e.g. a class), each
+    panel titled from ``column_titles`` (K), the figure from ``title``; saved as a PNG."""
+    R, K = images.shape[:2]
+    height = 1.1 * R + 0.5
+    fig = Figure(figsize=(0.95 * K + 1.2, height))
+    axes = fig.subplots(R, 1, squeeze=False, gridspec_kw=dict(left=0.12, right=0.99, top=1 - 0.5 / height, bottom=0.01,
+                                                              hspace=0.35))
+    for ax, row, name in zip(axes[:, 0], images, row_names):
+        image_panels(ax, list(row), column_titles)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle(title, fontsize=9, y=0.995)
+    return save(fig, path, tight=False)  # the rows are placed to fit their titles
+
+
 def quality_bars(rows: list, path, ceiling: float, floor: float):
     """FID of every row of the quality table, with the ceiling and floor as lines."""
     fig = Figure(figsize=(8, 0.3 * len(rows) + 1.5))

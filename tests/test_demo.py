@@ -3,13 +3,16 @@
 import dataclasses
 
 import pytest
+import torch
 
 from maskgit_lab import demo
 from maskgit_lab.checkpoint import save_checkpoint
+from maskgit_lab.classes import NUM_CLASSES
 from maskgit_lab.configs import get_config
 from maskgit_lab.decoding import DecodeSettings
 from maskgit_lab.quality import markdown_table, read_rows
 from maskgit_lab.schedules import SCHEDULES
+from maskgit_lab.transformer import BidirectionalTransformer
 from tests.test_quality import STAND_IN
 
 
@@ -23,7 +26,7 @@ def checkpoints(tmp_path, tiny_tokenizer, tiny_model):
 def test_demo_with_checkpoints_scores_and_draws(tmp_path, checkpoints, capsys):
     vq, mvtm = checkpoints
     figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=3, settings=DecodeSettings(steps=4), limit=12,
-                             extractor=STAND_IN)
+                             extractor=STAND_IN, generator=None)
     out = capsys.readouterr().out
     label = DecodeSettings(steps=4).label  # with the default round trips and blur
     assert "tokenizer floor FID" in out and "gap closed" in out and f"| {label} |" in out
@@ -52,7 +55,7 @@ def test_full_demo_covers_every_schedule_and_the_sweet_spot(tmp_path, checkpoint
 def test_demo_without_checkpoints_trains_a_quick_run_and_skips_scores(tmp_path, checkpoints, capsys, monkeypatch):
     monkeypatch.setattr(demo, "quick_checkpoints", lambda out, root, shipped_vq: checkpoints)
     figures = demo.run_demo(tmp_path / "out", vq=tmp_path / "none.pt", mvtm=tmp_path / "none.pt", rows=2,
-                             settings=DecodeSettings(steps=2))
+                             settings=DecodeSettings(steps=2), generator=tmp_path / "conditional.pt")
     out = capsys.readouterr().out
     assert "training a short CPU demo run of what is missing first" in out and "FID" not in out
     assert [f.name for f in figures] == ["decoding_steps.png", "inpainted.png", "schedules.png"]
@@ -82,3 +85,30 @@ def test_quick_run_sizes_its_transformer_to_the_tokenizer_and_trains_both_coarse
     demo.quick_checkpoints(tmp_path / "none", demo.DEFAULT_ROOT)
     coarse = get_config("coarse")
     assert configs == [coarse.vq, coarse.transformer]
+
+
+def test_demo_with_a_conditional_transformer_also_generates_every_class(tmp_path, checkpoints, tiny_model):
+    vq, mvtm = checkpoints
+    conditional = BidirectionalTransformer(dataclasses.replace(tiny_model.cfg, num_classes=NUM_CLASSES))
+    save_checkpoint(tmp_path / "conditional.pt", "mvtm", conditional)
+    figures = demo.run_demo(tmp_path / "out", vq=vq, mvtm=mvtm, rows=2, settings=DecodeSettings(steps=2), limit=6,
+                             extractor=STAND_IN, generator=tmp_path / "conditional.pt")
+    assert [f.name for f in figures][-2:] == ["generated.png", "generation_steps.png"]
+    assert all(f.stat().st_size > 1000 for f in figures)
+
+
+def test_generation_figures_draw_each_class_in_a_row_and_the_same_labels_and_seed_at_t_1_and_t(
+        tmp_path, tiny_tokenizer, monkeypatch):
+    calls = []
+
+    def recording(tokenizer, model, labels, setting, generator):
+        calls.append((labels.tolist(), setting.steps, generator.initial_seed()))
+        return torch.zeros(labels.shape[0], 3, 8, 8)
+
+    monkeypatch.setattr(demo, "generate", recording)
+    figures = demo.generation_figures(tmp_path, tiny_tokenizer, None, DecodeSettings(steps=6, guidance=2.0), per_class=4,
+                                      seed=3)
+    every = [c for c in range(NUM_CLASSES) for _ in range(4)]
+    half = [c for c in range(NUM_CLASSES) for _ in range(2)]
+    assert calls == [(every, 6, 3), (half, 1, 3), (half, 6, 3)]
+    assert [f.name for f in figures] == ["generated.png", "generation_steps.png"]
