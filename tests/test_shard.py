@@ -90,8 +90,8 @@ def test_the_array_s_limits_follow_grade_s_own():
 
 @pytest.mark.parametrize("flags", [[], ["-j", "2", "--timeout", "90.5", "--memory", "0", "--cell-timeout", "30",
                                         "--no-sandbox", "--no-figures"]])
-def test_the_wrapper_hands_every_grade_option_on_to_the_tasks(flags):
-    given = slurm.parser().parse_args(["subs", "--shards", "2", "--dir", "out", *flags])
+def test_the_wrapper_hands_every_grade_option_on_to_the_tasks(flags, tmp_path):
+    given = slurm.parser().parse_args([str(tmp_path), "--shards", "2", "--dir", str(tmp_path / "out"), *flags])
     grade_parser = argparse.ArgumentParser()
     grade.add_limit_args(grade_parser)
     handed_on = grade_parser.parse_args(grade.limit_options(given))
