@@ -299,6 +299,28 @@ def cmd_generate(args):
     return 0
 
 
+def cmd_generation_quality(args):
+    from maskgit_lab.checkpoint import load_model, load_pair
+    from maskgit_lab.generation_quality import generation_table, markdown_table, write_rows
+    from maskgit_lab.outputs import OutputFolder
+    from maskgit_lab.utils import default_device
+
+    conditional_pair(args)
+    out = OutputFolder(args.out, "generation-quality", args.overwrite, vq=args.vq.resolve(), mvtm=args.mvtm.resolve(),
+                       baseline=args.baseline.resolve(), limit=args.limit)
+    device = default_device()
+    tokenizer, model = load_pair(args.vq, args.mvtm, device=device)
+    baseline = load_model(args.baseline, "mvtm", device=device)
+    rows = generation_table(tokenizer, model, baseline, args.data_root, limit=args.limit)
+    folder = out.claim()
+    table = markdown_table(rows)
+    (folder / "generation.md").write_text(table + "\n")
+    write_rows(rows, folder / "generation.json")
+    print(table)
+    print(f"wrote generation.md and generation.json to {out.finish()}")
+    return 0
+
+
 def cmd_fid(args):
     from maskgit_lab.fid import fid_folders, folder_warnings, format_result
 
@@ -435,6 +457,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an empty folder, or one holding an earlier generate's images (they are removed first)")
     _overwrite_arg(p, "the images of a folder holding other files")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("generation-quality", help="the generation table: FID, KID and class accuracy of generated "
+                       "images against the whole test set, every T, schedule and w (slow: hours on one CPU thread)")
+    p.add_argument("--data-root", type=existing_dir, default=DEFAULT_ROOT, help="data folder (emoji set or the lab's)")
+    p.add_argument("--vq", type=existing_file, default=SHIPPED_VQ, help="tokenizer checkpoint")
+    p.add_argument("--mvtm", type=existing_file, default=SHIPPED_MVTM_COND, help="class-conditional transformer checkpoint")
+    p.add_argument("--baseline", type=existing_file, default=SHIPPED_MVTM,
+                   help="the baseline row's transformer, given no label (default: the shipped unconditional one)")
+    p.add_argument("--limit", type=POSITIVE, default=None, help="score only the first N test images (not for publishing)")
+    p.add_argument("--out", type=folder, default="artifacts/generation-quality",
+                   help="an empty folder, or one holding an earlier table (it is replaced)")
+    _overwrite_arg(p, "the files of a folder holding other files")
+    p.set_defaults(func=cmd_generation_quality)
 
     p = sub.add_parser("fid", help="FID (and KID) between two folders of images")
     p.add_argument("dir_a", type=existing_dir)

@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from maskgit_lab.classes import labels_of_test_set
+from maskgit_lab.data import DEFAULT_ROOT, load_test_batch
 from maskgit_lab.decoding import GENERATION, DecodeSettings
-from maskgit_lab.fid import ReferenceStats, fid_from_features, kid
+from maskgit_lab.fid import ReferenceStats, fid_from_features, kid, load_extractor
 from maskgit_lab.generate import generate_batched, labels_like_test
-from maskgit_lab.probe import ClassProbe
-from maskgit_lab.quality import cached_features, reconstruct
+from maskgit_lab.probe import SHIPPED_PROBE, ClassProbe, load_probe
+from maskgit_lab.quality import cached_features, reconstruct, reference_for
 from maskgit_lab.schedules import SCHEDULES
+from maskgit_lab.train import load_images
 
 BASELINE = replace(GENERATION, guidance=1.0)  # MaskGIT's τ = 4.5, s = 1, T = 8, for a model given no label
 
@@ -73,7 +76,8 @@ def generation_rows(scorer: GenerationScorer, tokenizer, model, settings: Sequen
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
         images = generate_batched(tokenizer, model, labels if labelled else labels.shape[0], setting, batch_size, seed,
                                   progress=False)
-        name = setting.label if labelled else f"no label, {setting.label}"
+        noise = f"τ {setting.temperature:g} s {setting.sample_temperature:g}"
+        name = f"{setting.label} {noise}" if labelled else f"no label, {setting.label} {noise}"
         rows.append(scorer(name, images, labels, labelled=labelled, **asdict(setting)))
     return rows
 
@@ -85,6 +89,24 @@ def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), g
     grid += [replace(default, schedule=name) for name in SCHEDULES if name != default.schedule]
     grid += [replace(default, guidance=w) for w in guidance if w != default.guidance]
     return grid
+
+
+def generation_table(tokenizer, model, baseline, data_root=DEFAULT_ROOT, default: DecodeSettings = GENERATION,
+                     probe: Optional[ClassProbe] = None, extractor=None, limit: Optional[int] = None,
+                     progress: bool = True) -> list:
+    """Every row of the table, scored against the test set (its first ``limit`` images): the
+    reference rows, the baseline (``baseline``: a transformer given no label, at ``BASELINE``) and
+    ``model``'s rows for ``generation_grid(default)``. ``probe``: the shipped one by default."""
+    extractor = extractor or load_extractor()
+    test = load_test_batch(data_root, limit, needs_gt="so generated images have nothing to be compared with")
+    scorer = GenerationScorer(reference_for(test, data_root, limit, extractor),
+                              labels_of_test_set(data_root, test["gt"].shape[0]),
+                              probe or load_probe(SHIPPED_PROBE, extractor.name), extractor, progress)
+    train_images, train_labels = load_images(data_root, "train", labels=True)
+    rows = reference_rows(scorer, tokenizer, test["gt"], scorer.features(train_images), train_labels)
+    (base,) = generation_rows(scorer, tokenizer, baseline, [BASELINE], labelled=False)
+    rows.append({**base, "method": f"baseline: {base['method']}"})
+    return rows + generation_rows(scorer, tokenizer, model, generation_grid(default))
 
 
 def markdown_table(rows: list) -> str:

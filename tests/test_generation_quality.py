@@ -16,6 +16,7 @@ from maskgit_lab.generation_quality import (
     GenerationScorer,
     generation_grid,
     generation_rows,
+    generation_table,
     markdown_table,
     reference_rows,
 )
@@ -54,7 +55,7 @@ def test_a_row_is_the_same_scores_as_computed_by_hand(scorer, tiny_tokenizer, co
     labels = scorer.test_labels.sort().values
     images = generate_batched(tiny_tokenizer, conditional, labels, settings, seed=3, progress=False)
     features = fid.inception_features(images, progress=False, extractor=STAND_IN)
-    assert row["method"] == "cosine T=2 retok×5 blur 0.5 w=2" and row["guidance"] == 2.0
+    assert row["method"] == "cosine T=2 retok×5 blur 0.5 w=2 τ 1 s 0.3" and row["guidance"] == 2.0
     assert row["fid"] == pytest.approx(fid.fid_from_features(features, scorer.reference.features))
     assert row["class_acc"] == pytest.approx(scorer.probe.accuracy(features, labels))
 
@@ -84,3 +85,18 @@ def test_the_grid_covers_t_the_schedules_and_the_guidance_sweep():
     assert {s.schedule for s in grid if s.steps == GENERATION.steps} == set(SCHEDULES)
     assert {s.guidance for s in grid} >= {0.0, 1.0, GENERATION.guidance}
     assert len(grid) == len(set(grid))
+
+
+def test_the_table_is_the_reference_rows_the_baseline_and_the_grid_in_that_order(scorer, tiny_tokenizer, conditional,
+                                                                                   tiny_model):
+    scorer, _ = scorer
+    default = replace(GENERATION, steps=2)
+    rows = generation_table(tiny_tokenizer, conditional, tiny_model, default=default, probe=scorer.probe,
+                            extractor=STAND_IN, limit=COUNT, progress=False)
+    grid = generation_grid(default)
+    assert [row["method"] for row in rows[:4]] == ["real test images", "training set (data floor)", "tokenizer reconstruction",
+                                                   "baseline: no label, cosine T=8 τ 4.5 s 1"]
+    assert rows[3]["labelled"] is False and rows[3]["guidance"] == 1.0
+    assert [(row["schedule"], row["steps"], row["guidance"]) for row in rows[4:]] == [
+        (s.schedule, s.steps, s.guidance) for s in grid]
+    assert all(row["labelled"] and row["temperature"] == 4.5 for row in rows[4:])
