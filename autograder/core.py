@@ -1,6 +1,7 @@
 """The shape of every check: graded functions, their results, and how a notebook shows them."""
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import io
@@ -38,6 +39,7 @@ class Result:
     points: float
     max_points: float
     message: str
+    misconceptions: tuple = ()  # the names (autograder/checks/variants.py) of what a failed check recognised
 
     @property
     def passed(self) -> bool:
@@ -66,7 +68,8 @@ def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any]
     ``variants`` pairs what a student with one misconception would return (a value, or a
     function of no arguments that computes it only when it is tried) with the words that name
     that misconception, as ``(wrong, words)`` or ``Variant(name, wrong, words)``. Returns None
-    when ``got`` is ``expected``, the words of the first variant that ``got`` matches, and ""
+    when ``got`` is ``expected``, the words of the first variant that ``got`` matches (a :class:`Variant`'s name is
+    noted for the check's :class:`Result`, :func:`recognised`), and ""
     when it is wrong in a way no variant explains (the caller then shows expected against got).
     ``same`` compares two answers.
     """
@@ -75,14 +78,31 @@ def diagnose(got, expected, variants: Iterable[tuple], same: Callable[[Any, Any]
     for variant in variants:
         wrong, words = variant[-2:]
         if same(got, wrong() if callable(wrong) else wrong):
+            recognised([variant])
             return words
     return ""
+
+
+FOUND = contextvars.ContextVar("found")  # the list a running check's recognised misconceptions go to (see score)
+
+
+def recognised(variants: Iterable[tuple]) -> None:
+    """Note the names of ``variants`` (those that are a :class:`Variant`) as recognised by the running check, so that
+    its :class:`Result` carries them as data beside the words (nothing outside a check)."""
+    found = FOUND.get(None)
+    if found is not None:
+        found += [v.name for v in variants if isinstance(v, Variant) and v.name not in found]
+
+
+def computed(variants: Iterable[Variant], compute: Callable[[Any], Any]) -> list:
+    """``variants`` made ready for :func:`diagnose`, each answering ``compute(v.wrong)`` only when it is tried."""
+    return [Variant(v.name, lambda v=v: compute(v.wrong), v.words) for v in variants]
 
 
 def applied(variants: Iterable[Variant], *inputs) -> list:
     """``variants`` whose ``wrong`` is a function of the check's crafted ``inputs``, made ready for :func:`diagnose`:
     each computes its answer on ``inputs`` only when it is tried."""
-    return [Variant(v.name, lambda v=v: v.wrong(*inputs), v.words) for v in variants]
+    return computed(variants, lambda wrong: wrong(*inputs))
 
 
 def name_each(got, parts: dict, compute: Callable[[dict], Any], same: Callable[[Any, Any], bool] = operator.eq,
@@ -103,6 +123,7 @@ def name_each(got, parts: dict, compute: Callable[[dict], Any], same: Callable[[
         for props in itertools.combinations(parts, count):
             for wrongs in itertools.product(*(parts[prop][1] for prop in props)):
                 if same(got, compute({**right, **{prop: v.wrong for prop, v in zip(props, wrongs)}})):
+                    recognised(wrongs)
                     return [v.words for v in wrongs]
     return []
 
@@ -137,17 +158,22 @@ def graded(points: float):
 
 
 def score(check: Callable[..., str], points: float, args: tuple, kwargs: dict) -> Result:
-    """``check(*args, **kwargs)`` as a :class:`Result` (the body of every :func:`graded` check)."""
+    """``check(*args, **kwargs)`` as a :class:`Result` (the body of every :func:`graded` check); a failed one carries
+    the names of the misconceptions it recognised (:func:`recognised`)."""
+    found = []
+    token = FOUND.set(found)
     try:
         message = check(*args, **kwargs)
     except CheckFailed as err:
-        return Result(check.__name__, 0, points, str(err))
+        return Result(check.__name__, 0, points, str(err), tuple(found))
     except NotImplementedError:
         return Result(check.__name__, 0, points, "not implemented yet: finish the TODO above and run its cell again")
     except Exception as err:  # the student's code crashed: report where, do not crash the grader
         frame = traceback.extract_tb(err.__traceback__)[-1]
         where = f" (line {frame.lineno} of {frame.name})" if frame.name != "<module>" else ""
         return Result(check.__name__, 0, points, f"your code raised {type(err).__name__}: {err}{where}")
+    finally:
+        FOUND.reset(token)
     return Result(check.__name__, points, points, message or "all good")
 
 

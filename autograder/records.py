@@ -49,6 +49,7 @@ class CheckVerdict:
     points: float
     max_points: float
     message: str
+    misconceptions: list[str] = field(default_factory=list)  # the names (checks/variants.py) the message gives
 
 
 @dataclass
@@ -93,6 +94,7 @@ class CellCheck:
     points: float
     max_points: float
     message: str
+    misconceptions: list[str] = field(default_factory=list)  # the judge's names for the points lost, when it lost them
 
 
 @dataclass

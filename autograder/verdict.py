@@ -128,7 +128,8 @@ def score_test_cell(gid: str, grade: CellGrade, output: tuple, report: Report, j
         said = "; ".join(noise)[:300]
         message = f"{message} (your code {said}: reported only, no points lost)"
         notes.append(f"{gid}: your code {said} (no points lost)")
-    return CellCheck(gid, again.check if again else gid, points, grade.max_score, message), notes
+    named = list(again.misconceptions) if again else []  # a check names misconceptions only when it fails
+    return CellCheck(gid, again.check if again else gid, points, grade.max_score, message, named), notes
 
 
 def penalize_reference_use(checks: list, source_nb, findings: Findings) -> set:
@@ -137,7 +138,7 @@ def penalize_reference_use(checks: list, source_nb, findings: Findings) -> set:
     penalized = {t for c in todos for t in tests_of_solution(source_nb).get(grade_id(c), [])}
     for check in checks:
         if check.cell in penalized:
-            check.points, check.message = 0.0, "uses the reference implementation instead of your own"
+            check.points, check.message, check.misconceptions = 0.0, "uses the reference implementation instead of your own", []
     return {name for c in todos for name in defined_functions(c.source)}
 
 

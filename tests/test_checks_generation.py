@@ -97,7 +97,7 @@ def test_the_owner_names_the_variant_and_no_other_check_fails(name, cell, edits,
     for check in CHECKS[cell]:
         result = check(student)
         if check is owner:
-            assert result.points == 0 and BY_NAME[name].words in result.message, result
+            assert result.points == 0 and BY_NAME[name].words in result.message and result.misconceptions == (name,), result
         else:
             assert result.passed, f"{name} must not fail {result.check}: {result.message}"
     assert capfd.readouterr().err == ""

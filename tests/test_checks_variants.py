@@ -267,6 +267,8 @@ def test_the_owner_names_the_variant_and_no_other_check_fails(name, cell, edits,
         result = check(student)
         if check is owner:
             assert result.points == 0 and words(name) in result.message, result
+            # by name as data; two variants that compute the same thing share their words, and the first is named
+            assert [words(n) for n in result.misconceptions] == [words(name)], result
         elif check not in also:
             assert result.passed, f"{name} must not fail {result.check}: {result.message}"
     assert capfd.readouterr().err == ""
@@ -297,6 +299,7 @@ def test_two_mistakes_in_one_function_give_two_named_messages(cell, edits, owner
     assert result.points == 0, result
     for name in names:
         assert words(name) in result.message, f"{name} not named: {result.message}"
+    assert sorted(map(words, result.misconceptions)) == sorted(map(words, names)), result
 
 
 def gamma_func(self, mode):  # the original skeleton's method, pasted as it was

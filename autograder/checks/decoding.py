@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from autograder.checks.common import expect, quiet, tensor
 from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS, buggy_step, counted
-from autograder.core import CheckFailed, diagnose, graded, name_each
+from autograder.core import CheckFailed, computed, diagnose, graded, name_each
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
 
@@ -113,7 +113,7 @@ def _annealed(fn) -> str:
         except (TypeError, ValueError, RuntimeError):
             raise CheckFailed(f"annealed_temperature{case} returned {value!r}; return one number") from None
     expected = {c: decoding.annealed_temperature(*c) for c in cases}
-    why = diagnose(got, expected, [(lambda v=v: {c: v.wrong(*c) for c in cases}, v.words) for v in ANNEALING],
+    why = diagnose(got, expected, computed(ANNEALING, lambda wrong: {c: wrong(*c) for c in cases}),
                    same=lambda a, b: all(_close(a[c], b[c]) for c in cases))
     if why is None:
         if not _close(float(fn(0.0, 0, 4)), 0.0):

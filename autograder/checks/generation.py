@@ -13,7 +13,7 @@ import torch
 
 from autograder.checks.common import close, expect, fmt, quiet, tensor
 from autograder.checks.variants import CANVAS, DROP, GUIDANCE, ONE_PASS
-from autograder.core import CheckFailed, diagnose, graded
+from autograder.core import CheckFailed, computed, diagnose, graded
 from maskgit_lab import decoding, generate, mvtm
 from maskgit_lab.schedules import gamma
 
@@ -100,7 +100,7 @@ def _drop(fn) -> str:
                           "(labels.masked_fill(dropped, null_class), without the underscore)")
     tensor(out, "the labels after dropout")
     got = _drop_signature(fn)
-    why = diagnose(got, _drop_signature(mvtm.drop_labels), [(lambda v=v: _drop_signature(v.wrong), v.words) for v in DROP])
+    why = diagnose(got, _drop_signature(mvtm.drop_labels), computed(DROP, _drop_signature))
     if why:
         raise CheckFailed(why)
     if why == "":
@@ -150,7 +150,7 @@ def _guided(fn) -> str:
     if got.shape != expected.shape:
         raise CheckFailed(f"the guided logits must have the shape of one model output, (B, N, K) = {tuple(expected.shape)}; "
                           f"got {tuple(got.shape)}")
-    why = diagnose(got, expected, [(lambda v=v: guided_answer(v.wrong, w)[0], v.words) for v in GUIDANCE], same=close)
+    why = diagnose(got, expected, computed(GUIDANCE, lambda wrong: guided_answer(wrong, w)[0]), same=close)
     if why:
         raise CheckFailed(why)
     if why == "":
@@ -225,7 +225,7 @@ def canvas_codes(fn) -> tuple:
 
 def _canvas(fn) -> str:
     got, expected = canvas_codes(fn), canvas_codes(generate.generate_codes)
-    why = diagnose(got, expected, [(lambda v=v: canvas_codes(v.wrong), v.words) for v in CANVAS],
+    why = diagnose(got, expected, computed(CANVAS, canvas_codes),
                    same=lambda a, b: all(map(torch.equal, a, b)))
     if why:
         raise CheckFailed(why)

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from autograder.checks.common import article, expect, fmt, quietly, tensor
 from autograder.checks.variants import (GAMMA_ENDPOINTS, GAMMA_LAWS, GAMMA_SLIPS, LABEL_SMOOTHING, MASK_COUNTS,
                                         MASK_DRAWS, MASKED_LOSS, ranked_mask)
-from autograder.core import CheckFailed, Variant, applied, diagnose, graded, name_each
+from autograder.core import CheckFailed, applied, computed, diagnose, graded, name_each
 from maskgit_lab.masking import mask_counts, random_token_mask
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.schedules import gamma as reference_gamma
@@ -143,8 +143,7 @@ def _count_signature(fn) -> tuple:
 def check_mask_counts(fn):
     """Exactly max(1, floor(ratio·N)) True per row, True = masked, for float and per-row ratios."""
     got = _count_signature(fn)
-    why = diagnose(got, _count_signature(random_token_mask),
-                   [Variant(v.name, lambda v=v: _count_signature(v.wrong), v.words) for v in MASK_DRAWS])
+    why = diagnose(got, _count_signature(random_token_mask), computed(MASK_DRAWS, _count_signature))
     wrong = [why] if why else name_each(got, MASK_COUNTS, lambda ways: _count_signature(ranked_mask(ways)))
     if wrong is None:
         return "exactly max(1, floor(ratio·N)) masked tokens in every row, for a float ratio and one ratio per row"

@@ -9,7 +9,7 @@ import torch
 
 from autograder.checks.common import close, expect, fmt, tensor
 from autograder.checks.variants import NEAREST_CODE, STRAIGHT_THROUGH, VQ_LOSS, VQ_LOSS_GRADIENTS
-from autograder.core import CheckFailed, Variant, applied, diagnose, graded
+from autograder.core import CheckFailed, applied, computed, diagnose, graded
 from maskgit_lab.vq import straight_through as reference_straight_through
 
 # ---------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def _through(fn) -> tuple:
 def check_straight_through(straight_through) -> str:
     fn = expect(straight_through, "straight_through(z_e, z_q)")
     got, expected = _through(fn), _through(reference_straight_through)
-    why = diagnose(got, expected, [Variant(v.name, lambda v=v: _through(v.wrong), v.words) for v in STRAIGHT_THROUGH])
+    why = diagnose(got, expected, computed(STRAIGHT_THROUGH, _through))
     if why is None:
         return "forward value is z_q, and the gradient passes to z_e unchanged (and not to z_q)"
     z_e, z_q, upstream = _straight_through_case()

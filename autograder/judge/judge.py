@@ -213,7 +213,8 @@ class Judgement:
             raise RuntimeError(f"{gid}: cannot read which check the test cell calls: {source!r}")
         result = self.call_check(check, answer)
         said = self.gather(self.owner.get(answer))
-        self.report.tests[gid] = CheckVerdict(name, float(result.points), float(result.max_points), result.message)
+        self.report.tests[gid] = CheckVerdict(name, float(result.points), float(result.max_points), result.message,
+                                              list(result.misconceptions))
         if said:
             self.report.noise[gid] = said
 
