@@ -31,7 +31,7 @@ from maskgit_lab.quality import cached_features, reconstruct, reference_for
 from maskgit_lab.schedules import SCHEDULES
 from maskgit_lab.train import load_images
 
-BASELINE = replace(GENERATION, guidance=1.0)  # MaskGIT's τ = 4.5, s = 1, T = 8, for a model given no label
+BASELINE = DecodeSettings(temperature=4.5, sample_temperature=1.0, retokenize=0, blur=0.0)  # MaskGIT's τ, s, T = 8; no label
 
 
 @dataclass
@@ -82,7 +82,7 @@ def generation_rows(scorer: GenerationScorer, tokenizer, model, settings: Sequen
     return rows
 
 
-def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), guidance=(0.0, 1.0, 2.0, 3.0, 4.0)) -> list:
+def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), guidance=(0.0, 1.0, 2.0, 3.0, 8.0)) -> list:
     """The table's settings: the default's schedule at each T, the other schedules at the default T,
     and a sweep of the guidance w (0: the same model given no label; 1: no guidance)."""
     grid = [replace(default, steps=t) for t in steps]

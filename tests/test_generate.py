@@ -52,8 +52,9 @@ def test_labels_follow_the_test_set_s_class_shares():
     assert ((torch.bincount(few, minlength=NUM_CLASSES) - shares).abs() < 1).all()  # each within rounding
 
 
-def test_the_generation_default_is_a_decode_setting():
-    assert isinstance(GENERATION, DecodeSettings) and GENERATION.sample_temperature == 1.0
+def test_the_generation_default_guides_and_has_nothing_to_paste_back():
+    assert isinstance(GENERATION, DecodeSettings) and GENERATION.guidance > 1
+    assert GENERATION.retokenize == 0 and GENERATION.blur == 0  # inpainting's round trips need known pixels
 
 
 def test_generate_codes_is_generate_s_loop_with_plain_arguments(tiny_tokenizer, tiny_conditional):

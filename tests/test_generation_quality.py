@@ -99,4 +99,4 @@ def test_the_table_is_the_reference_rows_the_baseline_and_the_grid_in_that_order
     assert rows[3]["labelled"] is False and rows[3]["guidance"] == 1.0
     assert [(row["schedule"], row["steps"], row["guidance"]) for row in rows[4:]] == [
         (s.schedule, s.steps, s.guidance) for s in grid]
-    assert all(row["labelled"] and row["temperature"] == 4.5 for row in rows[4:])
+    assert all(row["labelled"] and row["temperature"] == GENERATION.temperature for row in rows[4:])
