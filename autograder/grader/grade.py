@@ -245,6 +245,16 @@ def reference_figures(folder: Path, source: Path, log=print) -> str:
     return str(folder)
 
 
+def template_and_figures(work: Path, source: Path, template: Path = None, figures: bool = True, log=print) -> tuple:
+    """(the template course, the reference's figures folder or None): :func:`make_template` unless ``template`` is
+    given, and :func:`reference_figures` when ``figures``, side by side, since nbgrader's generate_assignment runs in
+    its own process while this one draws."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        made = pool.submit(make_template, work, source) if template is None else None
+        shared = reference_figures(work / "reference-figures", source, log) if figures else None
+        return (Path(template) if made is None else made.result()), shared
+
+
 @contextlib.contextmanager
 def signals_end_the_run():
     """Turn SIGTERM into ``SystemExit(143)`` (and keep Ctrl-C's ``KeyboardInterrupt``) while a grading run goes on, so
@@ -359,8 +369,7 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
                                                             "the folder name is not a usable student id ([A-Za-z0-9_-] only)"))
                    for s in sorted(set(students) - set(valid))}
         started = time.monotonic()
-        template = Path(template) if template else (make_template(work, source) if valid else None)
-        shared = reference_figures(work / "reference-figures", source, log) if figures and valid else None
+        template, shared = template_and_figures(work, source, template, figures, log) if valid else (template, None)
         log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
         # What a student could change to sway others: the submissions and the template course.
         # (Code and sources are left out: an instructor may edit them while a class is graded.)

@@ -10,9 +10,9 @@ limit. It reads its :class:`~autograder.records.Job`, then
    own gradebook, never shared, and out of the reach of the student's code,
 3. reads each submitted notebook against its source (autograder/student/tamper.py), puts back a
    duplicated test cell as released, and places it in ``submitted/<student>/maskgit/``,
-4. starts one judge per notebook (``python -m autograder.judge``, autograder/judge/judge.py): the
-   re-run of every visible check and the hidden ones, the student's functions running in its
-   worker, in the sandbox when there is one, then each notebook's feedback figure,
+4. starts one judge per notebook as that notebook's autograde starts (``python -m autograder.judge``,
+   autograder/judge/judge.py): the re-run of every visible check and the hidden ones, the student's
+   functions running in its worker, in the sandbox when there is one, then the notebook's feedback figure,
 5. meanwhile runs ``nbgrader autograde`` once per notebook (per-cell ``Execute.timeout``, missing
    test cells added back) and ``nbgrader generate_feedback``, in the environment of
    autograder/student/sandbox.py, the write guard in every kernel (autograder/student/guard.py,
@@ -132,13 +132,14 @@ def place_submissions(job: Job, course: Course) -> tuple:
     return findings, problems
 
 
-def autograde(course: Course, env: dict, notebooks: list) -> None:
-    """nbgrader's autograde, once per notebook, then its feedback.
+def autograde(course: Course, env: dict, notebooks: list, beside=lambda name: None) -> None:
+    """nbgrader's autograde, once per notebook, then its feedback; ``beside(name)`` is called as each one's starts.
 
     One call per notebook: a cell that ignores the interrupt makes nbclient abandon the whole
     call, so it must cost that notebook only.
     """
     for name in notebooks:
+        beside(name)
         course.nbgrader(env, course.log(name), "autograde", ASSIGNMENT, "--student", course.student, "--notebook", name,
                         "--force", f"--Execute.timeout={course.job.cell_timeout}",
                         f"--Execute.iopub_timeout={limits.IOPUB_TIMEOUT}", "--OverwriteCells.add_missing_cells=True")
@@ -158,9 +159,11 @@ def run(job: Job) -> StudentResult:
     course.submitted.mkdir(parents=True)
     findings, problems = place_submissions(job, course)
     say(f"{job.student}: scratch course ready, {len(findings)} notebook(s) to grade")
-    # The judges only need the submitted notebooks: they run beside nbgrader.
-    judges = {name: start_judge(course, name, env) for name in sorted(findings)}
-    autograde(course, env, sorted(findings))
+    # The judges only need the submitted notebooks: each starts with its notebook's autograde and runs beside nbgrader,
+    # so one or two share the cores with the kernel, not all of them at once while it starts (autograder/README.md,
+    # Timings).
+    judges = {}
+    autograde(course, env, sorted(findings), lambda name: judges.update({name: start_judge(course, name, env)}))
     grades = gradebook_grades(course.root, job.student) if findings else {}
     reports = {name: finish_judge(started, job) for name, started in judges.items()}
     say("hidden checks done")
@@ -218,8 +221,9 @@ def start_judge(course: Course, notebook: str, env: dict) -> tuple:
     cwd = scratch / "hidden" / notebook  # the worker's cwd: a folder of its own, as the kernel's is the autograded one
     cwd.mkdir(parents=True)
     # PYTHONSAFEPATH: that cwd is the student's to write, so the judge must not import from it (it imports
-    # matplotlib's parts late, when it draws)
-    env = dict(env, PYTHONSAFEPATH="1")
+    # matplotlib's parts late, when it draws). One torch thread for the judge and its worker: their tensors are small,
+    # and the judges share the student's cores with nbgrader's kernel, where idle threads would spin for nothing.
+    env = dict(env, PYTHONSAFEPATH="1", OMP_NUM_THREADS="1")
     if job.sandbox == sandbox.BWRAP:
         hide = [scratch.parent.parent] + [Path(job.submissions)] * bool(job.submissions)
         env[judge.SANDBOX] = json.dumps(sandbox.prefix(scratch, hide, [args.guard_log]))
