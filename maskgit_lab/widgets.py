@@ -72,7 +72,7 @@ def counts_text(result: dict) -> str:
     """The counts as lines of text (also what a browser test reads from the page)."""
     if result["mode"] == "generate":
         what = f"class {result['label']} ({result['category']}) from an empty canvas"
-        how = f"τ = {result['temperature']:.1f}, s = {result['sample_temperature']:g}, guidance w = {result['guidance']:.1f}"
+        how = f"τ = {result['temperature']:.1f}, s = {result['sample_temperature']:g}, w = {result['guidance']:.1f}"
     else:
         what, how = f"test image {result['image_index']} ({result['name']})", f"τ = {result['temperature']:.1f}"
     lines = [

@@ -219,7 +219,7 @@ def test_generation_counts_frames_and_image_are_the_packages(models, tiny_genera
     assert (result["tokens"][-1] < tiny_generator.mask_id).all()
     text = result["text"].splitlines()
     assert text[0] == (f"class flags (Flags) from an empty canvas: n₀ = {N} unknown tokens of {N}, "
-                       f"decoded with τ = {GENERATION.temperature:.1f}, s = {GENERATION.sample_temperature:g}, guidance w = 3.0")
+                       f"decoded with τ = {GENERATION.temperature:.1f}, s = {GENERATION.sample_temperature:g}, w = 3.0")
     assert text[1] == "masked after each step: " + " ".join(map(str, result["counts"]))
     assert set(result["figures"]) == {"schedule", "steps"}
 
@@ -274,7 +274,7 @@ def test_generation_mode_shows_its_controls_and_redraws_on_each(explorer):
         c[name].value = value
         assert explorer.runs == runs + 1 and explorer.last[key] == value
     text, *pictures = explorer.output.outputs
-    assert "class flags (Flags) from an empty canvas" in text["text"] and "guidance w = 4.5" in text["text"]
+    assert "class flags (Flags) from an empty canvas" in text["text"] and ", w = 4.5" in text["text"]
     assert "masked after each step: " + " ".join(map(str, explorer.last["counts"])) in text["text"]
     assert len(pictures) == 2
     c["mode"].value = "inpaint"  # the inpainting settings come back as they were

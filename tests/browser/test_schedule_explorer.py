@@ -163,7 +163,7 @@ def test_generation_mode_draws_a_class_and_answers_class_w_T_and_schedule(soluti
     w = settings["guidance"] + 1.0
     _, _, (_, guided_pictures) = change_and_check(
         solution_page, "generate-w", lambda e: e.press_on_slider("guidance", "right", times=2), "two ArrowRight keys on w",
-        shows=f"guidance w = {w:.1f}")
+        shows=f", w = {w:.1f}")
     assert explorer.settings()["guidance"] == w and guided_pictures[1] != flag_pictures[1], "w did not change the picture"
     explorer, _, (stepped, _) = change_and_check(solution_page, "generate-T", lambda e: e.type_steps("4"), "typing T = 4")
     assert len(stepped.split("masked after each step: ")[1].split("\n")[0].split()) == 4
