@@ -43,11 +43,10 @@ except ImportError:  # the tests skip and say so (missing_prerequisite)
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "browser"
 INSTALL = "apt-get install chromium chromium-driver (as root; make test and make test-browser do it)"
-SERVER_START_S = 90
-OPEN_S = 90  # JupyterLab's page, and a kernel, on a busy 2-core machine
-REDRAW_S = 60  # one explorer redraw takes about a second; a redraw that never comes fails here
-# Running cells fail only when they stop making progress (no cell finished, and their kernel used less than a
-# second of CPU, for this long), never because a busy machine runs them slowly.
+REDRAW_S = 60  # what the browser alone draws (no kernel at work); a drawing that never comes fails here
+# The server's start, a notebook's opening, running cells and explorer redraws fail only when they stop making
+# progress (no cell finished, and the server or kernel used less than a second of CPU, for this long), never
+# because a busy machine runs them slowly.
 STALL_S = 300
 # A user's settings that matter here: widget state saved with the notebook (for the static
 # export), and no news or update checks, which would try the network and pop up toasts.
@@ -75,6 +74,22 @@ def missing_prerequisite():
     if _major(chromium) != _major(driver):
         return f"chromium {_major(chromium)} and chromedriver {_major(driver)} are not a matched pair: {INSTALL}"
     return None
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds used by ``process`` and its child processes (what has ended counts no more)."""
+    try:
+        parts = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for part in parts:
+        try:
+            times = part.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def free_port() -> int:
@@ -115,8 +130,9 @@ class LabServer:
         return json.loads(body) if body else None
 
     def wait_ready(self):
-        deadline = time.monotonic() + SERVER_START_S
-        while time.monotonic() < deadline:
+        """Wait until the server answers; fail when it exits, or when it used no CPU second for STALL_S s."""
+        server, last, since = psutil.Process(self.process.pid), None, time.monotonic()
+        while time.monotonic() - since < STALL_S:
             if self.process.poll() is not None:
                 raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
@@ -124,7 +140,11 @@ class LabServer:
                 return
             except OSError:
                 time.sleep(0.5)
-        raise RuntimeError(f"jupyter lab did not answer on port {self.port} in {SERVER_START_S} s:\n{self.log.read_text()[-3000:]}")
+            used = int(cpu_seconds(server))
+            if used != last:
+                last, since = used, time.monotonic()
+        raise RuntimeError(f"jupyter lab did not answer on port {self.port} and made no progress for {STALL_S} s:\n"
+                           f"{self.log.read_text()[-3000:]}")
 
     def url(self, path: str, workspace: str) -> str:
         # A workspace per page: JupyterLab restores no other notebook into it.
@@ -137,10 +157,8 @@ class LabServer:
         for process in psutil.Process(self.process.pid).children(recursive=True):
             try:
                 if any(kernel in arg for kernel in ids for arg in process.cmdline()):  # its connection file names it
-                    for part in [process, *process.children(recursive=True)]:
-                        times = part.cpu_times()
-                        total += times.user + times.system
-            except psutil.NoSuchProcess:  # ended while we counted: its time no longer matters
+                    total += cpu_seconds(process)
+            except psutil.NoSuchProcess:  # ended while we looked: its time no longer matters
                 pass
         return total
 
@@ -248,8 +266,8 @@ class NotebookPage(Page):
     def __init__(self, driver, server: LabServer, path: str):
         self.server, self.path = server, path
         super().__init__(driver, server.url(path, workspace=re.sub(r"\W", "-", path)))
-        self.wait(lambda: self.code_cells() and self.kernel_status() == "idle", OPEN_S,
-                  f"JupyterLab did not show {path} with an idle kernel")
+        self.wait(lambda: self.code_cells() and self.kernel_status() == "idle", STALL_S,
+                  f"JupyterLab did not show {path} with an idle kernel", follow_progress=True)
 
     def code_cells(self):
         return self.find(f"{PANEL} .jp-Notebook .jp-CodeCell")
@@ -410,7 +428,7 @@ class Explorer:
             now = self.drawn()
             return now if now and now != before and shows in now[0] else None
 
-        return self.page.wait(redrawn, REDRAW_S, f"the explorer's output did not redraw after {what}", follow_progress=True)
+        return self.page.wait(redrawn, STALL_S, f"the explorer's output did not redraw after {what}", follow_progress=True)
 
     # The controls, used as a person uses them.
     def choose_mode(self, text: str):
@@ -476,7 +494,7 @@ def assert_shows_counts(explorer: Explorer):
     n0, counts = expected_counts(settings["schedule"], settings["steps"], None if generating else settings["image"])
     if generating:
         headline = f"class {settings['label']} ("
-        assert any(line.startswith(headline) and f"guidance w = {settings['guidance']:.1f}" in line for line in lines), lines
+        assert any(line.startswith(headline) and f", w = {settings['guidance']:.1f}" in line for line in lines), lines
     else:
         headline = f"test image {settings['image']} ("
     assert any(headline in line and f"n₀ = {n0} unknown tokens" in line for line in lines), lines
