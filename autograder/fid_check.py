@@ -105,7 +105,8 @@ def student_step(step: Callable) -> Callable:
 @functools.lru_cache(maxsize=2)
 def subset_scorer(limit: Optional[int]) -> tuple:
     """The scorer and images of the first ``limit`` test images, built once per process: the calibration and
-    the threshold test score several decoders against the same ground-truth features."""
+    the threshold test score several decoders against the same ground-truth features, the first ``limit`` rows
+    of the shipped data/fid_stats_test.npz (quality.reference_for)."""
     from maskgit_lab.quality import test_set_scorer
 
     return test_set_scorer(DEFAULT_ROOT, limit, progress=False)

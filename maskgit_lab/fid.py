@@ -404,6 +404,26 @@ def _why_stale(cache_path: Path, expected: dict) -> Optional[str]:
     return None
 
 
+def _cache_key(test_gt_dir: Union[str, Path], extractor: FeatureExtractor) -> dict:
+    """What a cache of ``test_gt_dir``'s features must record to be reused: extractor, image count, data hash."""
+    files = image_files(test_gt_dir)
+    return dict(extractor=extractor.name, count=len(files), data_hash=folder_hash(files))
+
+
+def stored_features(
+    test_gt_dir: Union[str, Path] = DEFAULT_TEST_DIR,
+    cache_path: Union[str, Path] = DEFAULT_STATS_CACHE,
+    extractor: Optional[FeatureExtractor] = None,
+) -> Optional[np.ndarray]:
+    """The features (N, D) float64 that ``reference_stats`` cached for these images and this extractor, in file-name
+    order; None when the cache is missing or stale. Never computes or writes anything."""
+    cache_path = Path(cache_path)
+    if _why_stale(cache_path, _cache_key(test_gt_dir, extractor or load_extractor())) is not None:
+        return None
+    with np.load(cache_path, allow_pickle=False) as stored:
+        return stored["features"].astype(np.float64)
+
+
 def reference_stats(
     test_gt_dir: Union[str, Path] = DEFAULT_TEST_DIR,
     cache_path: Union[str, Path] = DEFAULT_STATS_CACHE,
@@ -417,16 +437,12 @@ def reference_stats(
     extractor's name, the image count and ``folder_hash`` of the images; μ and Σ are derived
     on load (Σ alone would be 2048² float64 = 32 MiB). Any mismatch recomputes it, with a note.
     """
-    files = image_files(test_gt_dir)
     extractor = extractor or load_extractor()
-    expected = dict(extractor=extractor.name, count=len(files), data_hash=folder_hash(files))
     cache_path = Path(cache_path)
-    reason = _why_stale(cache_path, expected)
-    if reason is None:
-        with np.load(cache_path, allow_pickle=False) as stored:
-            features = stored["features"].astype(np.float64)
-    else:
-        print(f"note: computing FID reference statistics of {test_gt_dir}: {reason}")
+    features = stored_features(test_gt_dir, cache_path, extractor)
+    if features is None:
+        expected = _cache_key(test_gt_dir, extractor)
+        print(f"note: computing FID reference statistics of {test_gt_dir}: {_why_stale(cache_path, expected)}")
         features = inception_features(load_folder(test_gt_dir), batch_size, progress, extractor)
         cache_path.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_path.with_name(cache_path.name + ".partial")

@@ -41,6 +41,7 @@ from maskgit_lab.fid import (
     load_extractor,
     reference_stats,
     statistics,
+    stored_features,
 )
 from maskgit_lab.inpaint import paste_known, token_mask_from_pixels
 from maskgit_lab.metrics import psnr_hole, ssim_hole
@@ -51,10 +52,12 @@ FILLS = {"gray fill": 0.0, "white fill": 1.0}  # pixel values in [-1, 1]
 
 
 def reference_for(test: dict, data_root, limit, extractor) -> ReferenceStats:
-    """Ground-truth features: the shipped cache for the whole emoji test set, else computed."""
+    """Ground-truth features: the shipped cache for the emoji test set (its first rows for the first ``limit``
+    images, when it was made by this extractor), else computed."""
     if Path(data_root) == DEFAULT_ROOT and limit is None:
         return reference_stats(DEFAULT_TEST_DIR, DEFAULT_STATS_CACHE, extractor=extractor)
-    features = inception_features(test["gt"], extractor=extractor)
+    stored = stored_features(DEFAULT_TEST_DIR, DEFAULT_STATS_CACHE, extractor) if Path(data_root) == DEFAULT_ROOT else None
+    features = inception_features(test["gt"], extractor=extractor) if stored is None else stored[: len(test["gt"])]
     return ReferenceStats(*statistics(features), features)
 
 

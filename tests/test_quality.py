@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,7 @@ from maskgit_lab.quality import (
     markdown_table,
     maskgit_rows,
     read_rows,
+    reference_for,
     score_tokenizer,
     summarize,
     token_accuracy,
@@ -34,6 +36,21 @@ def scorer():
     features = fid.inception_features(test["gt"], progress=False, extractor=STAND_IN)
     reference = fid.ReferenceStats(*fid.statistics(features), features)
     return Scorer(reference, test["gt"], test["known"], extractor=STAND_IN, progress=False), test
+
+
+def test_the_first_test_images_are_scored_against_the_shipped_features_of_their_extractor():
+    """The FID threshold check scores the first test images: their rows of data/fid_stats_test.npz, never recomputed
+    nor rewritten; another extractor's features are computed."""
+    with np.load(fid.DEFAULT_STATS_CACHE) as stored:
+        shipped, name = stored["features"], stored["extractor"].item()
+    before, calls = fid.DEFAULT_STATS_CACHE.read_bytes(), []
+    named_as_shipped = fid.FeatureExtractor(name=name, net=lambda x: calls.append(x) or x.mean((2, 3)),
+                                            pixel_offset=128.0, pixel_scale=128.0)
+    test = load_test_batch(DEFAULT_ROOT, limit=6)
+    reference = reference_for(test, DEFAULT_ROOT, 6, named_as_shipped)
+    assert calls == [] and np.array_equal(reference.features, shipped[:6].astype(np.float64))
+    assert reference_for(test, DEFAULT_ROOT, 6, STAND_IN).features.shape == (6, 3 * 8 * 8)  # computed with STAND_IN
+    assert fid.DEFAULT_STATS_CACHE.read_bytes() == before
 
 
 def test_fill_hole_changes_only_the_hole(scorer):
