@@ -44,6 +44,7 @@ CHECKS = {
     "03_gamma": [mvtm_checks.check_gamma_endpoints, mvtm_checks.check_gamma_laws],
     "03_random_token_mask": [mvtm_checks.check_mask_counts, mvtm_checks.check_mask_randomness],
     "03_masked_token_loss": [mvtm_checks.check_masked_token_loss, mvtm_checks.check_label_smoothing],
+    "04_gumbel_noise": [decoding_checks.check_gumbel_noise],
     "04_annealed_temperature": [decoding_checks.check_annealed_temperature],
     "04_masked_after_step": [decoding_checks.check_masked_after_step],
     "04_decode_step": [decoding_checks.check_decode_step_keeps_decided, decoding_checks.check_decode_step_counts,
@@ -171,6 +172,8 @@ BUGS = [
      [(CE, "-((F.one_hot(targets[mask], logits.shape[-1]) * (1 - label_smoothing) + (1 - F.one_hot(targets[mask], "
            "logits.shape[-1])) * label_smoothing / (logits.shape[-1] - 1)) * logits[mask].log_softmax(-1)).sum(-1).mean()")],
      SMOOTHING, ()),
+    ("one Gumbel sample for all tokens", "04_gumbel_noise", [("torch.rand(shape,", "torch.rand((),"),
+     ("return -torch.log(-torch.log(u))", "return -torch.log(-torch.log(u)) * torch.ones(shape)")], None, ()),
     ("no annealing", "04_annealed_temperature", [("temperature * (1 - (t + 1) / steps)", "temperature")], None, ()),
     ("annealing off by one", "04_annealed_temperature", [("(t + 1) / steps", "t / steps")], None, ()),
     ("annealing reversed", "04_annealed_temperature",

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from autograder.checks.common import expect, quiet, tensor
-from autograder.checks.variants import ANNEALING, COUNTS, PROTECTION, STEP, STEP_COUNTS, buggy_step, counted
+from autograder.checks.variants import ANNEALING, COUNTS, GUMBEL_NOISE, PROTECTION, STEP, STEP_COUNTS, buggy_step, counted
 from autograder.core import CheckFailed, computed, diagnose, graded, name_each
 from maskgit_lab import decoding
 from maskgit_lab.schedules import SCHEDULES, gamma
@@ -58,9 +58,9 @@ def _gumbel(fn) -> str:
     if not noise.is_floating_point():
         raise CheckFailed(f"the noise must be floating point, got {noise.dtype}")
     distinct = noise.unique().numel()
-    if distinct == 1:
-        raise CheckFailed("every entry holds the same value: that is one Gumbel sample for all tokens, a constant shift "
-                          "of every confidence that changes no ranking. Draw one g_i per token: u = torch.rand(shape, ...)")
+    why = diagnose(distinct, noise.numel(), GUMBEL_NOISE)
+    if why:
+        raise CheckFailed(why)
     if distinct < 0.9 * noise.numel():
         raise CheckFailed(f"only {distinct} distinct values among {noise.numel()} entries: the noise is shared between "
                           f"tokens (one sample per image or per row?). Draw one independent g_i per token, of the full shape")

@@ -310,6 +310,14 @@ MASK_DRAWS = [  # wrong(B, N, ratio, generator) -> (B, N) bool: counts that are 
 
 
 # =========================================================================== notebook 04: iterative decoding
+# --------------------------------------------------------------------------- g, § 1
+
+GUMBEL_NOISE = [  # wrong: how many distinct values the noise of shape (4, 64) holds; recognised by check_gumbel_noise
+    Variant("one Gumbel sample for all tokens", 1,
+            "every entry holds the same value: that is one Gumbel sample for all tokens, a constant shift of every "
+            "confidence that changes no ranking. Draw one g_i per token: u = torch.rand(shape, ...)"),
+]
+
 # --------------------------------------------------------------------------- τ_t, § 2
 
 ANNEALING = [
