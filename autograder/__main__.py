@@ -31,7 +31,8 @@ def parser() -> argparse.ArgumentParser:
     add(mg, "--course", help="an nbgrader course directory: import every graded student into its gradebook")
     ex = commands.add_parser("examples", help="write the example submissions (autograder/examples/)")
     add(ex, "--dest", help="where to write them (default autograder/examples/)")
-    add(ex, "--verify", metavar="GRADES_CSV", help="instead, check a grades.csv of the examples against the table")
+    add(ex, "--verify", metavar="GRADES_CSV", help="instead, check a grades.csv of the examples (and the "
+        "misconceptions.md beside it) against the table")
     be = commands.add_parser("bench", help="time every visible check on its reference answer against the per-check budget")
     add(be, "--repeats", default=3, help="runs per check; the fastest counts (default 3)")
     return p
@@ -63,8 +64,13 @@ def examples(args) -> int:
     if args.verify:
         import csv
 
+        from pathlib import Path
+
+        from autograder.grader import misconceptions
+
         with open(args.verify) as handle:
             problems = table.verify(list(csv.DictReader(handle)), sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb")))
+        problems += table.verify_misconceptions(Path(args.verify).with_name(misconceptions.REPORT))
         print("\n".join(problems) or f"{args.verify}: every example graded as expected")
         return 1 if problems else 0
     for path in table.write(args.dest or table.EXAMPLES):

@@ -8,7 +8,7 @@ the notebooks it concerns, so grading it is quick; the others get a ``missing`` 
 
 ``EXPECTED`` says what grading each example must give (tests/test_autograder_*.py check it):
 the status of the notebook, and the test cells that lose their points with a piece of the
-message, or a piece of the reason.
+message, or a piece of the reason; for a misconception, the name ``misconceptions.md`` lists it under.
 """
 
 import re
@@ -21,6 +21,7 @@ import nbformat
 from autograder import release
 from autograder.cells import grade_id, is_solution_cell
 from autograder.core import Status
+from autograder.grader import misconceptions
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 REFERENCE = "reference"
@@ -78,37 +79,39 @@ class Example:
     lost: dict = field(default_factory=dict)  # test grade id → piece of its message
     reason: str = ""  # a piece of the row's reason
     full: bool = False  # must keep full marks, hidden checks included (an honest submission with noise)
+    misconception: str = ""  # the Variant (autograder/checks/variants.py) misconceptions.md must list this student under
 
 
 EXAMPLES_TABLE = [
     # --- one misconception each (the check's message names it) -------------------------------
     Example("straight_through_missing", NB01, {"01_straight_through": '''def straight_through(z_e, z_q):
     return z_q  # the gradient stops at the codebook
-'''}, lost={"01_check_straight_through": "no gradient reaches z_e"}),
+'''}, lost={"01_check_straight_through": "no gradient reaches z_e"}, misconception="gradient stops at the codebook"),
     Example("softmax_wrong_axis", NB02, {"02_sdpa": '''def scaled_dot_product_attention(q, k, v):
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     weights = scores.softmax(dim=-2)  # over the queries
     return weights @ v, weights
-'''}, lost={"02_check_sdpa": "wrong axis", "02_check_mha": "expected"}),
+'''}, lost={"02_check_sdpa": "wrong axis", "02_check_mha": "expected"}, misconception="softmax over the queries"),
     Example("no_sqrt_scaling", NB02, {"02_sdpa": '''def scaled_dot_product_attention(q, k, v):
     weights = (q @ k.transpose(-2, -1)).softmax(dim=-1)  # not divided by sqrt(d)
     return weights @ v, weights
-'''}, lost={"02_check_sdpa": "not scaled", "02_check_mha": "expected"}),
+'''}, lost={"02_check_sdpa": "not scaled", "02_check_mha": "expected"}, misconception="not scaled"),
     Example("gamma_increasing", NB03, {"03_gamma": '''def gamma(name):
     laws = {"cosine": lambda r: 1 - torch.cos(r * math.pi / 2), "linear": lambda r: r, "square": lambda r: r**2,
             "cubic": lambda r: r**3, "sqrt": lambda r: torch.sqrt(r), "arccos": lambda r: 1 - torch.arccos(r) / (math.pi / 2)}
     if name not in laws:
         raise ValueError(f"unknown mask schedule {name!r}")
     return laws[name]  # the fraction unmasked, not masked: increasing
-'''}, lost={"03_check_gamma_endpoints": "γ(0) = 1", "03_check_gamma_laws": ""}),
+'''}, lost={"03_check_gamma_endpoints": "γ(0) = 1", "03_check_gamma_laws": ""},
+            misconception="schedule rises from 0 to 1"),
     Example("loss_all_tokens", NB03, {"03_masked_token_loss": '''def masked_token_loss(logits, targets, mask, label_smoothing=0.1):
     B, N, K = logits.shape
     return F.cross_entropy(logits.reshape(B * N, K), targets.reshape(B * N), label_smoothing=label_smoothing)
-'''}, lost={"03_check_masked_token_loss": "ALL tokens"}),
+'''}, lost={"03_check_masked_token_loss": "ALL tokens"}, misconception="all tokens"),
     Example("scalar_gumbel", NB04, {"04_gumbel_noise": '''def gumbel_noise(shape, generator=None):
     u = torch.rand((), generator=generator).clamp(1e-20, 1 - 1e-7)  # one sample for every token
     return -torch.log(-torch.log(u)) * torch.ones(shape)
-'''}, lost={"04_check_gumbel_noise": "same value"}),
+'''}, lost={"04_check_gumbel_noise": "same value"}, misconception="one Gumbel sample for all tokens"),
     Example("keep_count_from_current", NB04, {"04_decode_step": '''def decode_step(logits, current, mask, n0, t, steps, schedule,
                 temperature, mask_id, generator=None):
     B, N, K = logits.shape
@@ -122,22 +125,22 @@ EXAMPLES_TABLE = [
     ranks = confidence.argsort(dim=1).argsort(dim=1)
     new_mask = ranks < n.unsqueeze(1)
     return filled.masked_fill(new_mask, mask_id), new_mask
-'''}, lost={"04_check_decode_step_counts": "not the ones still"}),
+'''}, lost={"04_check_decode_step_counts": "not the ones still"}, misconception="counts from the current mask"),
     Example("labels_dropped_to_class_0", NB06, {"06_drop_labels": '''def drop_labels(labels, p_uncond, null_class, generator=None):
     dropped = torch.rand(labels.shape, generator=generator) < p_uncond
     return labels.masked_fill(dropped, 0)  # "no label" as class 0
-'''}, lost={"06_check_drop_labels": "must become the null class"}),
+'''}, lost={"06_check_drop_labels": "must become the null class"}, misconception="dropped to a real class"),
     Example("guidance_halves_swapped", NB06, {"06_guided_logits": '''def guided_logits(model, tokens, labels, guidance, null_class):
     null = torch.full_like(labels, null_class)
     both = model(torch.cat([tokens, tokens]), torch.cat([labels, null]))
     uncond, cond = both.chunk(2)  # the labelled rows come first
     return uncond + guidance * (cond - uncond)
-'''}, lost={"06_check_guided_logits": "halves are swapped"}),
+'''}, lost={"06_check_guided_logits": "halves are swapped"}, misconception="guidance halves swapped"),
     Example("guidance_two_passes", NB06, {"06_guided_logits": '''def guided_logits(model, tokens, labels, guidance, null_class):
     cond = model(tokens, labels)
     uncond = model(tokens, torch.full_like(labels, null_class))  # a second pass
     return uncond + guidance * (cond - uncond)
-'''}, lost={"06_check_guidance_one_pass": "ran the model twice"}),
+'''}, lost={"06_check_guidance_one_pass": "ran the model twice"}, misconception="two forward passes"),
     Example("logits_of_the_empty_canvas", NB06, {"06_generate_codes": '''def generate_codes(logits, labels, num_tokens, mask_id, steps,
                    schedule, temperature, step, generator=None):
     B = labels.shape[0]
@@ -148,7 +151,7 @@ EXAMPLES_TABLE = [
     for t in range(steps):
         current, mask = step(scores, current, mask, n0, t, steps, schedule, temperature, mask_id, generator)
     return current
-'''}, lost={"06_check_generate_codes": "logits of the empty canvas"}),
+'''}, lost={"06_check_generate_codes": "logits of the empty canvas"}, misconception="logits of the empty canvas only"),
     # --- traps ---------------------------------------------------------------------------------
     Example("raises", NB01, {"01_nearest_code": "raise RuntimeError('half-finished cell')\n" + NEAREST},
             lost={"01_check_nearest_code": "not defined"}, reason="raised RuntimeError"),
@@ -163,10 +166,10 @@ EXAMPLES_TABLE = [
                                                                   1).replace("def", "import sys\n\n\ndef", 1)},
             full=True, reason="wrote to stderr 'debug' (no points lost)"),
     Example("deleted_test_cell", NB01, {"01_check_nearest_code": DELETE, "01_nearest_code": NEAREST_BY_DOT},
-            lost={"01_check_nearest_code": "dot product"}, reason="were deleted"),
+            lost={"01_check_nearest_code": "dot product"}, reason="were deleted", misconception="dot product"),
     Example("edited_test_cell", NB01, {"01_check_nearest_code": "print('[PASSED] check_nearest_code (2/2)')",
                                        "01_nearest_code": NEAREST_BY_DOT},
-            lost={"01_check_nearest_code": "dot product"}, reason="were edited"),
+            lost={"01_check_nearest_code": "dot product"}, reason="were edited", misconception="dot product"),
     Example("writes_outside", NB01, {"01_nearest_code": '''import os
 import pwd
 from pathlib import Path
@@ -286,6 +289,16 @@ def write(dest: Path = EXAMPLES, source: Path = release.SOLUTIONS, students=None
             nbformat.write(answered(releases[name], sources[name], edits), str(path))
             written.append(path)
     return written
+
+
+def verify_misconceptions(page: Path) -> list:
+    """What in the examples' ``misconceptions.md`` (autograder/grader/misconceptions.py) differs from
+    ``EXAMPLES_TABLE``: every example with a ``misconception`` must be listed under that name in its notebook."""
+    if not Path(page).is_file():
+        return [f"{page}: not written"]
+    listed = misconceptions.read(page)
+    return [f"{e.student}: {Path(page).name} does not list it under {e.misconception!r} in {e.notebook}"
+            for e in EXAMPLES_TABLE if e.misconception and e.student not in listed.get((e.notebook, e.misconception), [])]
 
 
 def verify(rows: list, notebooks: list) -> list:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from autograder import examples, release
 from autograder.cells import grade_id
-from autograder.grader import feedback, grade
+from autograder.grader import feedback, grade, misconceptions
 from autograder.judge import hidden
 from autograder.records import Figure, Job
 
@@ -162,6 +162,13 @@ def test_feedback_holds_each_students_figure_beside_the_references_linked_and_em
         assert page.index('<section id="maskgit-figure"') < page.rindex("</body>")
 
 
+def test_misconceptions_md_lists_each_misconception_example_under_its_own_name(graded):
+    _, out = graded
+    assert examples.BY_STUDENT["deleted_test_cell"].misconception == "dot product"  # its nearest_code: argmax of z·e_k
+    assert misconceptions.read(out / misconceptions.REPORT) == {(NB01, "dot product"): ["deleted_test_cell"]}
+    assert (out / misconceptions.CHART).is_file()
+
+
 def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp_path):
     (tmp_path / "x-reference.png").write_bytes(b"\x89PNG")
     entry = Figure("a caption", reference="x-reference.png", note="no picture: your code raised ValueError: a | b < c")
@@ -274,3 +281,4 @@ def test_every_example_submission_on_the_real_notebooks(tmp_path, monkeypatch, r
     examples.write(submissions)
     rows = grade.grade(submissions, tmp_path / "grades.csv", jobs=2)
     assert examples.verify(rows, sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb"))) == []
+    assert examples.verify_misconceptions(tmp_path / misconceptions.REPORT) == []

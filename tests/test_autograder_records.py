@@ -20,14 +20,14 @@ def test_a_job_round_trips_through_json(tmp_path):
 
 
 def test_a_report_and_a_result_round_trip_with_their_nested_records(tmp_path):
-    report = Report("01", tests={"01_check": CheckVerdict("check_x", 0.0, 2.0, "expected 1, got 2")},
+    report = Report("01", tests={"01_check": CheckVerdict("check_x", 0.0, 2.0, "expected 1, got 2", ["dot product"])},
                     hidden=[HiddenVerdict("nearest_code", 1.0, 1.0)], errors={"01_cell": "ValueError: x"},
                     reference={"01_cell": ["import maskgit_lab"]}, noise={"01_check": ["warned UserWarning: w"]},
                     figure=Figure("a caption", reference="/r.png", note="no picture"))
     records.write(report, tmp_path / "report.json")
     assert records.read(Report, tmp_path / "report.json") == report
     result = StudentResult("bob", rows=[Row("01", Status.PENALIZED, "uses the reference", score=3.0, max_score=5.0,
-                                            checks=[CellCheck("01_check", "check_x", 0.0, 2.0, "uses the reference")]),
+                                            checks=[CellCheck("01_check", "check_x", 0.0, 2.0, "uses the reference", ["no β"])]),
                                         Row("02", Status.MISSING_SHARD, "shard 1/2 wrote no results")],
                            figures={"01": Figure("c")}, sandbox="guard", seconds=12.5)
     records.write(result, tmp_path / "result.json")

@@ -76,6 +76,14 @@ def test_a_cell_keeps_the_smaller_of_nbgraders_score_and_the_judges():
     assert judged(report, grades=grades).score == 2.0 * len(TESTS) - 4.0
 
 
+def test_the_judges_misconception_names_reach_the_row_unless_the_check_is_penalized():
+    grades, report = full_marks()
+    report.tests["01_check_nearest_code"] = CheckVerdict("check_nearest_code", 0.0, 2.0, "the dot product …", ["dot product"])
+    assert [c.misconceptions for c in judged(report, grades=grades).checks if c.points < c.max_points] == [["dot product"]]
+    findings = tamper.scan(examples.answered(SOURCE, SOURCE, examples.BY_STUDENT["imports_reference"].edits), SOURCE)
+    assert all(not c.misconceptions for c in judged(report, findings, grades=grades).checks)
+
+
 def test_a_cell_the_judge_has_no_verdict_for_scores_zero_and_a_crash_is_named():
     report = Report(NB01, crash="Traceback (most recent call last):\nRuntimeError: boom")
     graded = judged(report)

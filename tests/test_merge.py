@@ -19,7 +19,7 @@ from test_autograder_grade import KEEP, NB01
 from autograder import release
 from autograder.cells import grade_id
 from autograder.core import Status
-from autograder.grader import grade, gradebook, merge, shard
+from autograder.grader import grade, gradebook, merge, misconceptions, shard
 from autograder.records import Row, StudentResult
 
 TESTS = {"01_check_nearest_code": 2.0, "01_check_straight_through": 2.0, "01_check_vq_losses": 3.0}
@@ -28,6 +28,9 @@ POINTS = {"ada": {"01_check_nearest_code": 2.0, "01_check_straight_through": 2.0
           "bo": {"01_check_nearest_code": 0.0, "01_check_straight_through": 2.0, "01_check_vq_losses": 3.0},
           "cy": {"01_check_nearest_code": 2.0, "01_check_straight_through": 0.0, "01_check_vq_losses": 0.0},
           "di": None, "ed": {"01_check_nearest_code": 0.0, "01_check_straight_through": 0.0, "01_check_vq_losses": 3.0}}
+# student → (check, misconception) its shard.json names for the points it lost
+NAMED = {"bo": [("check_nearest_code", "dot product")],
+         "ed": [("check_nearest_code", "dot product"), ("check_straight_through", "gradient stops at the codebook")]}
 
 
 def trimmed_course(root) -> tuple:
@@ -65,7 +68,9 @@ def write_shards(folder, source, course, count: int, points=POINTS) -> list:
                 (bundle / "feedback" / student).mkdir(parents=True)
                 (bundle / "feedback" / student / "summary.md").write_text(f"# {student}\n")
             rows += grade.csv_rows(StudentResult(student, [row]), folder, maxima, {NB01: 2.0})
-            students[student] = {"seconds": 1.0, "notebooks": {} if cells is None else {NB01: {"status": "graded", "cells": cells}}}
+            named = [{"name": name, "check": check, "message": f"{check} failed"} for check, name in NAMED.get(student, [])]
+            students[student] = {"seconds": 1.0, "notebooks": {} if cells is None else {
+                NB01: {"status": "graded", "cells": cells, "misconceptions": named}}}
         bundle.mkdir(parents=True, exist_ok=True)
         manifest = {"shard": index, "shards": count, "source": shard.fingerprint(source), "notebooks": [NB01],
                     "maxima": {n: list(m) for n, m in maxima.items()}, "hidden_max": {NB01: 2.0}, "class": cut, "students": students}
@@ -202,6 +207,7 @@ def test_a_student_cut_from_its_shard_csv_is_named(setup, tmp_path, capsys):
     ("other run", "differ in their class list"),
     ("no manifest", "only CSVs written by `grade --shard` merge"),
     ("no file", "no such file"),
+    ("older grader", "before shards carried their misconceptions"),
 ])
 def test_shards_that_cannot_be_merged_are_refused_with_the_fix(setup, tmp_path, mistake, message, capsys, template):
     source, course, paths = setup
@@ -211,11 +217,26 @@ def test_shards_that_cannot_be_merged_are_refused_with_the_fix(setup, tmp_path, 
         paths = [paths[0], write_shards(tmp_path / "other", source, template[1], 2, dict(POINTS, fy=None))[1]]
     elif mistake == "no manifest":
         (paths[1].with_suffix("") / shard.MANIFEST).unlink()
+    elif mistake == "older grader":
+        manifest = json.loads((paths[1].with_suffix("") / shard.MANIFEST).read_text())
+        for entry in manifest["students"].values():
+            for notebook in entry["notebooks"].values():
+                del notebook["misconceptions"]
+        (paths[1].with_suffix("") / shard.MANIFEST).write_text(json.dumps(manifest))
     else:
         paths = [tmp_path / "shards" / "shard-*.csv"]
     assert merge.main(paths, tmp_path / "grades.csv") == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "grades.csv").exists()
+
+
+def test_the_merge_tallies_the_misconceptions_the_shards_carry(setup, tmp_path):
+    _, _, paths = setup
+    merge.merge(paths, tmp_path / "grades.csv", log=lambda _: None)
+    page = tmp_path / misconceptions.REPORT
+    assert misconceptions.read(page) == {(NB01, "dot product"): ["bo", "ed"], (NB01, "gradient stops at the codebook"): ["ed"]}
+    assert f"| 2 of 4 | {NB01} | dot product | check_nearest_code |" in page.read_text()  # di handed nothing in
+    assert (tmp_path / misconceptions.CHART).is_file()
 
 
 def test_the_gradebook_has_one_writer_at_a_time(setup, tmp_path):

@@ -29,6 +29,7 @@ from pathlib import Path
 from autograder import options, records, release, student, verdict
 from autograder.cells import is_test_cell, nbgrader_meta
 from autograder.core import Status
+from autograder.grader import misconceptions
 from autograder.grader.feedback import write_feedback
 from autograder.records import Job, StudentResult
 from autograder.student import sandbox
@@ -383,7 +384,8 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
 
 def write_class(results: dict, out: Path, feedback_dir: Path, work: Path, maxima: dict, hidden_max: dict,
                 on_student=None) -> list:
-    """Every student's feedback folder, then the class CSV ``out`` (sorted by student); returns its rows."""
+    """Every student's feedback folder, then the class CSV ``out`` (sorted by student) and ``misconceptions.md`` beside
+    it (autograder/grader/misconceptions.py); returns the CSV's rows."""
     all_rows = []
     for name in sorted(results):
         rows = csv_rows(results[name], work, maxima, hidden_max)
@@ -396,4 +398,6 @@ def write_class(results: dict, out: Path, feedback_dir: Path, work: Path, maxima
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
         writer.writerows(all_rows)
+    misconceptions.write({(r.student, row.notebook): misconceptions.entries(row) for r in results.values()
+                          for row in r.rows if row.status != Status.MISSING}, out.parent)
     return all_rows

@@ -23,6 +23,7 @@ from pathlib import Path
 from autograder import verdict
 from autograder.core import Status
 from autograder.grader import grade as grading
+from autograder.grader import misconceptions
 from autograder.grader.shard import MANIFEST, ShardError, bundle
 from autograder.records import StudentResult
 
@@ -36,6 +37,8 @@ def read_shard(csv_path: Path) -> dict:
     if not (folder / MANIFEST).is_file():
         raise ShardError(f"{csv_path} has no {folder.name}/{MANIFEST} beside it: only CSVs written by `grade --shard` merge")
     manifest = json.loads((folder / MANIFEST).read_text())
+    if any("misconceptions" not in n for s in manifest["students"].values() for n in s["notebooks"].values()):
+        raise ShardError(f"{csv_path} was graded before shards carried their misconceptions: grade it again")
     with open(csv_path, newline="") as handle:
         manifest["rows"] = list(csv.DictReader(handle))
     manifest["bundle"], manifest["csv"] = folder, csv_path
@@ -124,6 +127,9 @@ def merge(csv_paths: list, out: Path, feedback: Path = None, course: Path = None
     rows, problems = class_rows(shards)
     out = Path(out).resolve()
     write_csv(rows, out)
+    misconceptions.write({(student, notebook): named["misconceptions"] for shard in shards
+                          for student, entry in shard["students"].items()
+                          for notebook, named in entry["notebooks"].items()}, out.parent)
     gather_feedback(shards, Path(feedback).resolve() if feedback else out.parent / "feedback")
     students = len({r["student"] for r in rows})
     log(f"merged {len(shards)} of {shards[0]['shards']} shard(s): {students} student(s), wrote {out} ({len(rows)} rows)")

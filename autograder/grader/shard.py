@@ -26,6 +26,7 @@ from pathlib import Path
 from autograder import release
 from autograder.core import Status
 from autograder.grader import grade as grading
+from autograder.grader import misconceptions
 from autograder.records import StudentResult
 
 MANIFEST = "shard.json"
@@ -81,7 +82,8 @@ def fingerprint(source: Path) -> str:
 
 
 def cell_points(result: StudentResult, rows: list) -> dict:
-    """notebook → {status, cells: test cell → points} for the notebooks handed in, as the CSV scored them."""
+    """notebook → {status, cells: test cell → points, misconceptions} for the notebooks handed in, as the CSV scored
+    them (misconceptions: what autograder/grader/misconceptions.py tallies)."""
     by_notebook = {row.notebook: row for row in result.rows}
     found = {}
     for row in rows:
@@ -90,7 +92,8 @@ def cell_points(result: StudentResult, rows: list) -> dict:
         checks = by_notebook[row["notebook"]].checks
         scored = row["status"] in (Status.GRADED, Status.PENALIZED)  # tampered, timeout and error rows score 0 in every cell
         found[row["notebook"]] = {"status": row["status"],
-                                  "cells": {c.cell: float(c.points) if scored else 0.0 for c in checks}}
+                                  "cells": {c.cell: float(c.points) if scored else 0.0 for c in checks},
+                                  "misconceptions": misconceptions.entries(by_notebook[row["notebook"]])}
     return found
 
 
