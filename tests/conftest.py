@@ -1,5 +1,7 @@
-"""Tiny models shared by the tests: the same code as the course, at shapes that run in ms."""
+"""Shared by the tests: tiny models (the same code as the course, at shapes that run in ms), and the grader's results
+that several test files read, computed once per session."""
 
+import tempfile
 from dataclasses import replace
 
 import pytest
@@ -31,3 +33,59 @@ def tiny_conditional():
     model = BidirectionalTransformer(replace(TINY_TF, num_classes=3)).eval()
     torch.nn.init.normal_(model.class_emb.weight)
     return model
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory):
+    """(source, class, course): the trimmed notebook 01, an example class and the course nbgrader made from it (its
+    release and gradebook), made once per session (tests/submissions.py); tests copy the course before they change it."""
+    from submissions import example_class, trimmed_course
+
+    root = tmp_path_factory.mktemp("course")
+    source, made = trimmed_course(root)
+    example_class(root / "submissions", source, made)
+    return source, root / "submissions", made
+
+
+@pytest.fixture(scope="session")
+def graded(course, tmp_path_factory):
+    """(rows by student, out folder): the example class graded by `grade -j 2`, once per session for every test that
+    reads it (tests/test_autograder_grade.py, and tests/test_slurm.py, whose merge must equal these rows)."""
+    from submissions import OPTIONS
+
+    from autograder.grader import grade
+
+    source, submissions, made = course
+    out = tmp_path_factory.mktemp("out")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MASKGIT_LAB_FAST", "1")
+        rows = grade.grade(submissions, out / "grades.csv", jobs=2, source=source, template=made, **OPTIONS)
+    return {r["student"]: r for r in rows}, out
+
+
+@pytest.fixture(scope="session")
+def judged(tmp_path_factory):
+    """``judged(notebook, student)`` → (report, figures folder): the judge, feedback figure included, on the reference
+    answers (student "reference") or an example submission; run once per session for all the tests that read it. As in
+    a grading run, each notebook's reference figure is drawn once, into a shared folder."""
+    from submissions import judge_with_figure
+
+    from autograder import examples
+    from autograder.judge import figures
+
+    done, references = {}, tmp_path_factory.mktemp("reference-figures")
+
+    def run(notebook: str, student: str = examples.REFERENCE) -> tuple:
+        if (notebook, student) not in done:
+            folder = tmp_path_factory.mktemp(f"judged-{student}")
+            edits = {} if student == examples.REFERENCE else examples.BY_STUDENT[student].edits
+            with pytest.MonkeyPatch.context() as patch:  # set-up cells' temporary folders and the worker stay in it
+                patch.setattr(tempfile, "tempdir", str(folder))
+                patch.setenv("MASKGIT_LAB_FAST", "1")
+                patch.chdir(folder)
+                if not (references / f"{notebook}-reference.png").is_file():
+                    figures.reference_figure(notebook, references)
+                done[notebook, student] = judge_with_figure(folder, notebook, edits, student, shared=references)
+        return done[notebook, student]
+
+    return run

@@ -8,18 +8,16 @@ hangs or asks for too much memory gets a one-line note instead of a picture and 
 
 import tempfile
 
-import nbformat
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
+from submissions import SOURCES, judge_with_figure
 
-from autograder import examples, release
+from autograder import examples
 from autograder.judge import figures, hidden
-from autograder.judge.judge import judge
 from maskgit_lab.configs import get_config
 
-SOURCES = {p.stem: nbformat.read(str(p), as_version=4) for p in sorted(release.SOLUTIONS.glob("*.ipynb"))}
 NB01, NB04, NB06 = "01_vq_tokenization", "04_iterative_decoding", "06_generation_and_guidance"
 
 
@@ -29,15 +27,6 @@ def scratch_tmp(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     monkeypatch.chdir(tmp_path)
-
-
-def judged(tmp_path, notebook: str, edits: dict, shared=None) -> tuple:
-    """(report, figures folder) of the judge on the solutions' notebook answered with the reference code, then ``edits``."""
-    path = tmp_path / "student" / f"{notebook}.ipynb"
-    path.parent.mkdir(parents=True)
-    nbformat.write(examples.answered(SOURCES[notebook], SOURCES[notebook], edits), str(path))
-    out = tmp_path / "figures"
-    return judge(path, release.SOLUTIONS / f"{notebook}.ipynb", figures_dir=out, shared=shared), out
 
 
 def pixels(path) -> np.ndarray:
@@ -64,8 +53,8 @@ def panel_boxes(notebook: str) -> list:
 
 
 @pytest.mark.parametrize("notebook", sorted(SOURCES))
-def test_the_reference_answers_draw_the_references_figure_pixel_for_pixel(notebook, tmp_path):
-    report, out = judged(tmp_path, notebook, {})
+def test_the_reference_answers_draw_the_references_figure_pixel_for_pixel(notebook, judged):
+    report, out = judged(notebook)
     figure = report.figure
     assert figure.note is None and figure.caption == figures.PICTURES[notebook].caption
     yours, reference = pixels(out / figure.yours), pixels(out / figure.reference)
@@ -77,7 +66,7 @@ def test_the_reference_answers_draw_the_references_figure_pixel_for_pixel(notebo
 def test_the_judge_puts_the_students_figure_beside_the_reference_drawn_once_for_the_run(tmp_path):
     shared = tmp_path / "reference-figures"
     drawn = figures.reference_figure(NB04, shared)
-    report, out = judged(tmp_path, NB04, {}, shared=shared)
+    report, out = judge_with_figure(tmp_path, NB04, shared=shared)
     assert report.figure.reference == str(drawn) and sorted(p.name for p in out.iterdir()) == [f"{NB04}.png"]
     assert np.array_equal(pixels(out / report.figure.yours), pixels(drawn))
 
@@ -95,9 +84,8 @@ WHERE = [
 
 
 @pytest.mark.parametrize("student, notebook, same, changed", WHERE, ids=[w[0] for w in WHERE])
-def test_a_bug_changes_the_figure_where_it_acts_and_nowhere_else(student, notebook, same, changed, tmp_path):
-    example = examples.BY_STUDENT[student]
-    report, out = judged(tmp_path, notebook, example.edits)
+def test_a_bug_changes_the_figure_where_it_acts_and_nowhere_else(student, notebook, same, changed, judged):
+    report, out = judged(notebook, student)
     assert report.figure.note is None
     yours, reference = pixels(out / report.figure.yours), pixels(out / report.figure.reference)
     boxes = panel_boxes(notebook)
@@ -125,7 +113,7 @@ def test_a_function_that_misbehaves_only_for_the_figure_gets_a_note_and_keeps_ev
     code = examples.NEAREST.replace('    """Index of the nearest codebook row for every row of z."""\n',
                                     '    """Index of the nearest codebook row for every row of z."""\n    '
                                     + ON_THE_FIGURES_INPUT + body)
-    report, out = judged(tmp_path, NB01, {"01_nearest_code": code})
+    report, out = judge_with_figure(tmp_path, NB01, {"01_nearest_code": code})
     figure = report.figure
     assert figure.yours is None and (out / figure.reference).exists()
     assert figure.note.startswith("no picture: ") and note in figure.note and "\n" not in figure.note
@@ -133,7 +121,8 @@ def test_a_function_that_misbehaves_only_for_the_figure_gets_a_note_and_keeps_ev
 
 
 def test_an_unfinished_todo_gets_a_note_naming_it(tmp_path):
-    report, _ = judged(tmp_path, NB01, {"01_nearest_code": "def nearest_code(z, codebook):\n    raise NotImplementedError\n"})
+    unfinished = "def nearest_code(z, codebook):\n    raise NotImplementedError\n"
+    report, _ = judge_with_figure(tmp_path, NB01, {"01_nearest_code": unfinished})
     assert report.figure.note == "no picture: your code raised NotImplementedError"
 
 

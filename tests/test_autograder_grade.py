@@ -1,8 +1,9 @@
 """`python -m autograder grade` end to end, with real `nbgrader autograde` runs.
 
 The default suite grades a trimmed copy of notebook 01 (set-up, the three TODOs with their
-checks, one question: seconds per student instead of minutes) for a few students; the full
-course with every example submission is `@pytest.mark.slow` (and what `make grade` runs).
+checks, one question: seconds per student instead of minutes) for a few students, once per
+session (tests/conftest.py: ``course``, ``graded``); the full course with every example
+submission is `@pytest.mark.slow` (and what `make grade` runs).
 """
 
 import csv
@@ -18,45 +19,13 @@ import nbformat
 import numpy as np
 import pytest
 from PIL import Image
+from submissions import KEEP, NB01, OPTIONS, STUDENTS
 
 from autograder import examples, release
 from autograder.cells import grade_id
 from autograder.grader import feedback, grade, misconceptions
 from autograder.judge import hidden
 from autograder.records import Figure, Job
-
-KEEP = {"01_intro", "01_setup", "01_nearest_code", "01_check_nearest_code", "01_straight_through", "01_check_straight_through",
-        "01_vq_losses", "01_check_vq_losses", "01_q_beta", "01_a_beta"}
-NB01 = "01_vq_tokenization"
-OPTIONS = dict(timeout=900, memory=5120, cell_timeout=300)  # no student here loops: limits as safe as the defaults
-STUDENTS = ["reference", "stderr", "deleted_test_cell", "writes_outside", "writes_by_ctypes", "duplicated_test_cell"]
-
-
-@pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    """A one-notebook course (trimmed 01) and example submissions made from its release."""
-    root = tmp_path_factory.mktemp("course")
-    source = root / "source"
-    source.mkdir()
-    notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
-    notebook.cells = [c for c in notebook.cells if grade_id(c) in KEEP]
-    nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
-    template = grade.make_template(root, source)  # its release/ is the students' release
-    submissions = root / "submissions"
-    examples.write(submissions, source, students=STUDENTS, release_dir=template / "release" / release.ASSIGNMENT)
-    broken = submissions / "broken"
-    broken.mkdir()
-    (broken / f"{NB01}.ipynb").write_text("{ this is not a notebook")
-    return source, submissions, template
-
-
-@pytest.fixture(scope="module")
-def graded(course, tmp_path_factory):
-    source, submissions, template = course
-    out = tmp_path_factory.mktemp("out")
-    os.environ["MASKGIT_LAB_FAST"] = "1"
-    rows = grade.grade(submissions, out / "grades.csv", jobs=2, source=source, template=template, **OPTIONS)
-    return {r["student"]: r for r in rows}, out
 
 
 def test_every_student_gets_a_row_with_the_columns(graded):
@@ -179,8 +148,9 @@ def test_a_figures_note_takes_the_pictures_place_in_the_summary_and_the_page(tmp
     assert "ValueError: a | b &lt; c</td>" in page and page.count("data:image/png;base64,") == 1
 
 
-def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path):
+def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path, monkeypatch):
     source, submissions, template = course
+    monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
     subset = tmp_path / "subset"
     for student in ("reference", "broken"):
         (subset / student).mkdir(parents=True)

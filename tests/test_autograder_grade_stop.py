@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from test_autograder_grade import NB01
+from submissions import NB01
 
 from autograder import release
 from autograder.grader.grade import process_tree

@@ -27,10 +27,8 @@ def scratch_tmp(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("notebook", sorted(SOURCES))
-def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_notebook(notebook, tmp_path, monkeypatch):
-    monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
-    monkeypatch.chdir(tmp_path)
-    report = judge_notebook(submission(tmp_path, notebook), release.SOLUTIONS / f"{notebook}.ipynb")
+def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_notebook(notebook, judged):
+    report, _ = judged(notebook)
     assert report.errors == {} and report.crash is None
     tests = [c for c in SOURCES[notebook].cells if is_test_cell(c)]
     assert set(report.tests) == {grade_id(c) for c in tests}
@@ -40,10 +38,8 @@ def test_reference_answers_pass_every_visible_and_hidden_check_outside_the_noteb
 
 
 @pytest.mark.parametrize("example", BUGS, ids=[e.student for e in BUGS])
-def test_each_bug_loses_exactly_the_points_of_its_checks_with_the_right_message(example, tmp_path, monkeypatch):
-    monkeypatch.setenv("MASKGIT_LAB_FAST", "1")
-    monkeypatch.chdir(tmp_path)
-    report = judge_notebook(submission(tmp_path, example.notebook, example.edits), release.SOLUTIONS / f"{example.notebook}.ipynb")
+def test_each_bug_loses_exactly_the_points_of_its_checks_with_the_right_message(example, judged):
+    report, _ = judged(example.notebook, example.student)
     lost = {gid: t for gid, t in report.tests.items() if t.points < t.max_points}
     assert set(lost) == set(example.lost), {gid: t.message for gid, t in lost.items()}
     for gid, fragment in example.lost.items():

@@ -3,7 +3,8 @@
 The shards here are written by hand in the layout `grade --shard` writes (autograder/grader/shard.py),
 with known points per test cell, so each test runs in seconds; tests/test_slurm.py merges real
 shards graded by a real SLURM array. The course is a real nbgrader course (a trimmed notebook
-01, `nbgrader generate_assignment`), read back through nbgrader's API and `nbgrader export`.
+01, `nbgrader generate_assignment`, made once per session: tests/conftest.py), read back through
+nbgrader's API and `nbgrader export`.
 """
 
 import csv
@@ -12,12 +13,10 @@ import shutil
 import subprocess
 import sys
 
-import nbformat
 import pytest
-from test_autograder_grade import KEEP, NB01
+from submissions import NB01
 
 from autograder import release
-from autograder.cells import grade_id
 from autograder.core import Status
 from autograder.grader import grade, gradebook, merge, misconceptions, shard
 from autograder.records import Row, StudentResult
@@ -33,20 +32,11 @@ NAMED = {"bo": [("check_nearest_code", "dot product")],
          "ed": [("check_nearest_code", "dot product"), ("check_straight_through", "gradient stops at the codebook")]}
 
 
-def trimmed_course(root) -> tuple:
-    """(source folder with the trimmed notebook 01, a course made from it: its release and gradebook)."""
-    source = root / "source"
-    source.mkdir()
-    notebook = nbformat.read(str(release.SOLUTIONS / f"{NB01}.ipynb"), as_version=4)
-    notebook.cells = [c for c in notebook.cells if grade_id(c) in KEEP]
-    nbformat.write(notebook, str(source / f"{NB01}.ipynb"))
-    return source, grade.make_template(root, source)
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A one-notebook course with its gradebook, made once: copied into each test's course."""
-    return trimmed_course(tmp_path_factory.mktemp("merge"))
+@pytest.fixture
+def template(course):
+    """(source, course) of the session's one-notebook course with its gradebook: copied into each test's course."""
+    source, _, made = course
+    return source, made
 
 
 def write_shards(folder, source, course, count: int, points=POINTS) -> list:
