@@ -68,8 +68,9 @@ $(WIDGETS_JS)/embed.js:
 release: venv
 	$(PY) -m autograder release
 
-# Grade the example submissions (autograder/examples/) into artifacts/grades/: grades.csv and
-# feedback/<student>/ (HTML + summary.md), then checks each example got what the table expects.
+# Grade the example submissions (autograder/examples/) into artifacts/grades/: grades.csv,
+# misconceptions.md (+ .png) and feedback/<student>/ (HTML + summary.md), then checks each example got
+# what the table expects and is listed under its misconception's name.
 # Fast mode keeps a one-notebook example to 1-2 minutes. The limits are the defaults (autograder/README.md,
 # "Choosing --cell-timeout"): shorter ones cost correct notebooks their checks on a loaded machine.
 GRADE_OPTS ?= -j 2
