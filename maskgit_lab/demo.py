@@ -155,7 +155,7 @@ def run_demo(out, data_root=DEFAULT_ROOT, vq=None, mvtm=None, rows: int = 6, set
         score_test_set(tokenizer, model, out, data_root, settings, full, limit, extractor, cache)
         figures.append(out / "quality.png")
         if generator is not None and Path(generator).exists():
-            figures += generation_figures(out, *load_pair(vq, generator, device=default_device()))
+            figures += generation_figures(out, tokenizer, load_model(generator, "mvtm", device=device))
     for path in figures:
         print(f"saved {path}")
     return figures
