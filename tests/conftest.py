@@ -2,6 +2,7 @@
 that several test files read, computed once per session."""
 
 import tempfile
+from collections import defaultdict
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,32 @@ from maskgit_lab.vq import VQConfig, VQTokenizer
 
 TINY_VQ = VQConfig(downsample=8, channels=(8, 16, 16), res_blocks=1, num_codes=16, code_dim=8)
 TINY_TF = TransformerConfig(num_codes=16, num_tokens=64, dim=32, depth=2, num_heads=4, hidden_dim=64)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n 2 --dist loadgroup`` (``make test``), each test file runs on one worker, and files that read
+    the same session fixture of ours (``graded``, ``judged``, the browser's JupyterLab) run on the same one, so that
+    each is made once. A notebook's nbval cells share one kernel, so a notebook is one group too. These groups, the
+    longest (minutes each), go first, so that the two workers finish together (``--no-loadscope-reorder`` keeps
+    this order)."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    shared = defaultdict(set)  # our session fixture → the files that read it
+    for item in items:
+        for name, defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.items() or ():
+            if defs[-1].scope == "session" and defs[-1].baseid:  # one of tests/ (pytest's own have no baseid)
+                shared[name].add(item.path)
+    group = {item.path: item.path for item in items}
+    for paths in shared.values():  # merge the files of each fixture into the group of the first of them
+        first = min(group[path] for path in paths)
+        for path in list(group):
+            if group[path] in {group[p] for p in paths}:
+                group[path] = first
+    heavy = {group[path] for paths in shared.values() for path in paths}
+    heavy |= {path for path in group if path.suffix == ".ipynb"}
+    items.sort(key=lambda item: group[item.path] not in heavy)  # stable: each file's own order stays
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(str(group[item.path].relative_to(config.rootpath))))
 
 
 @pytest.fixture
