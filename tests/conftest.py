@@ -2,7 +2,6 @@
 that several test files read, computed once per session."""
 
 import tempfile
-from collections import defaultdict
 from dataclasses import replace
 
 import pytest
@@ -16,29 +15,16 @@ TINY_TF = TransformerConfig(num_codes=16, num_tokens=64, dim=32, depth=2, num_he
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadgroup`` (``make test``), each test file runs on one worker, and files that read
-    the same session fixture of ours (``graded``, ``judged``, the browser's JupyterLab) run on the same one, so that
-    each is made once. A notebook's nbval cells share one kernel, so a notebook is one group too. These groups, the
-    longest (minutes each), go first, so that the two workers finish together (``--no-loadscope-reorder`` keeps
-    this order)."""
-    if config.getoption("dist", "no") != "loadgroup":
+    """Under ``pytest -n 2 --dist loadfile`` (``make test``) each test file, and each notebook with its one kernel,
+    runs whole on one worker. The longest go first, so that the two workers finish together
+    (``--no-loadscope-reorder`` keeps this order): the notebooks and the files that read a session fixture of ours
+    (the graded class, the judge's reports, the browser's JupyterLab), which take minutes each."""
+    if not hasattr(config, "workerinput"):  # only in xdist's workers
         return
-    shared = defaultdict(set)  # our session fixture → the files that read it
-    for item in items:
-        for name, defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.items() or ():
-            if defs[-1].scope == "session" and defs[-1].baseid:  # one of tests/ (pytest's own have no baseid)
-                shared[name].add(item.path)
-    group = {item.path: item.path for item in items}
-    for paths in shared.values():  # merge the files of each fixture into the group of the first of them
-        first = min(group[path] for path in paths)
-        for path in list(group):
-            if group[path] in {group[p] for p in paths}:
-                group[path] = first
-    heavy = {group[path] for paths in shared.values() for path in paths}
-    heavy |= {path for path in group if path.suffix == ".ipynb"}
-    items.sort(key=lambda item: group[item.path] not in heavy)  # stable: each file's own order stays
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(str(group[item.path].relative_to(config.rootpath))))
+    heavy = {item.path for item in items if item.path.suffix == ".ipynb" or any(
+        defs[-1].scope == "session" and defs[-1].baseid  # defined in tests/ (pytest's own have no baseid)
+        for defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.values() or ())}
+    items.sort(key=lambda item: item.path not in heavy)  # stable: each file keeps its own order
 
 
 @pytest.fixture

@@ -39,6 +39,12 @@ def alive(pid: int) -> bool:
         return False
 
 
+def ctrl_c_reaches_it():
+    """SIGINT as a shell gives it: a pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored in its
+    children (the grader keeps a signal its caller ignores)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def grandchildren_started(grader: subprocess.Popen) -> list:
     """The grader's process tree once the student's process has started nbgrader or the judge; else []."""
     tree = [pid for pid in process_tree(grader.pid) if pid != grader.pid]
@@ -58,7 +64,8 @@ def test_a_signal_stops_every_process_of_the_grading_run_and_removes_its_scratch
     with open(tmp_path / "grade.log", "w") as log:
         grader = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(student.parent), "--out",
                                    str(tmp_path / "out" / "grades.csv"), "--source", str(source)],
-                                  env=dict(os.environ, TMPDIR=str(temp)), stdout=log, stderr=subprocess.STDOUT)
+                                  env=dict(os.environ, TMPDIR=str(temp)), stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=ctrl_c_reaches_it)
     try:
         deadline, tree = time.monotonic() + START_S, []
         while not tree and grader.poll() is None and time.monotonic() < deadline:  # follows progress: no fixed sleep
