@@ -21,11 +21,9 @@ demo: venv
 	$(PY) -m maskgit_lab demo
 
 # MASKGIT_LAB_FAST=1 shortens the notebooks' training cells; pytest runs tests/ (the browser
-# tests included) and, with nbval, every notebook in solutions/ top to bottom, on two workers
-# (pytest-xdist): each test file and each notebook runs whole on one worker, the longest first
-# (tests/conftest.py).
+# tests included) and, with nbval, every notebook in solutions/ top to bottom.
 test: venv browser-deps slurm-deps sandbox-deps
-	MASKGIT_LAB_FAST=1 $(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
+	MASKGIT_LAB_FAST=1 $(PY) -m pytest --durations=15
 
 # The browser tests alone: a real JupyterLab driven in headless Chromium (tests/browser).
 test-browser: venv browser-deps

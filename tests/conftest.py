@@ -14,19 +14,6 @@ TINY_VQ = VQConfig(downsample=8, channels=(8, 16, 16), res_blocks=1, num_codes=1
 TINY_TF = TransformerConfig(num_codes=16, num_tokens=64, dim=32, depth=2, num_heads=4, hidden_dim=64)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under ``pytest -n 2 --dist loadfile`` (``make test``) each test file, and each notebook with its one kernel,
-    runs whole on one worker. The longest go first, so that the two workers finish together
-    (``--no-loadscope-reorder`` keeps this order): the notebooks and the files that read a session fixture of ours
-    (the graded class, the judge's reports, the browser's JupyterLab), which take minutes each."""
-    if not hasattr(config, "workerinput"):  # only in xdist's workers
-        return
-    heavy = {item.path for item in items if item.path.suffix == ".ipynb" or any(
-        defs[-1].scope == "session" and defs[-1].baseid  # defined in tests/ (pytest's own have no baseid)
-        for defs in getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.values() or ())}
-    items.sort(key=lambda item: item.path not in heavy)  # stable: each file keeps its own order
-
-
 @pytest.fixture
 def tiny_tokenizer():
     torch.manual_seed(0)

@@ -40,8 +40,8 @@ def alive(pid: int) -> bool:
 
 
 def ctrl_c_reaches_it():
-    """SIGINT as a shell gives it: a pytest-xdist worker ignores SIGINT, and an ignored signal stays ignored in its
-    children (the grader keeps a signal its caller ignores)."""
+    """SIGINT as a shell gives it, whatever runs pytest: a parent that ignores SIGINT (nohup, a pytest-xdist worker)
+    passes that on, and the grader keeps a signal its caller ignores."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 

@@ -215,7 +215,8 @@ def test_generation_counts_frames_and_image_are_the_packages(models, tiny_genera
     image = generate(tokenizer, tiny_generator, torch.tensor([SHORT_NAMES.index("flags")]), settings,
                      torch.Generator().manual_seed(4))
     assert torch.equal(result["result"], image[0]), "the explorer's image is not generate()'s for the same seed"
-    assert result["frames"].shape == (steps, 3, 64, 64) and torch.equal(result["frames"][-1], image[0])
+    assert result["frames"].shape == (steps, 3, 64, 64)
+    torch.testing.assert_close(result["frames"][-1], image[0], rtol=0, atol=1e-5)  # decoded in another batch
     assert (result["tokens"][-1] < tiny_generator.mask_id).all()
     text = result["text"].splitlines()
     assert text[0] == (f"class flags (Flags) from an empty canvas: n₀ = {N} unknown tokens of {N}, "
@@ -231,7 +232,7 @@ def test_generation_frames_show_masked_tokens_flat_gray_and_decided_ones_as_deco
         masked = tokens == tiny_generator.mask_id  # (N,)
         gray = gray_pixels(masked, tokenizer.cfg.downsample)
         assert masked.any() == (frame[gray].numel() > 0) and frame[gray].eq(0).all(), "a masked token is not flat gray"
-    torch.testing.assert_close(result["frames"][-1], tokenizer.decode(result["tokens"][-1:])[0], rtol=0, atol=0)
+    torch.testing.assert_close(result["frames"][-1], tokenizer.decode(result["tokens"][-1:])[0], rtol=0, atol=1e-5)
 
 
 def test_guidance_and_class_change_the_generated_image(models, tiny_generator):
