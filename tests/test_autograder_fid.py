@@ -60,14 +60,14 @@ def test_the_white_code_is_the_code_of_a_white_image():
     assert (tokenizer.encode(torch.ones(1, 3, 64, 64)) == white).float().mean() > 0.9
 
 
-def test_decoders_that_ignore_the_model_fail_the_cpu_threshold_and_the_reference_passes():
+def test_the_best_decoder_that_ignores_the_model_fails_the_cpu_threshold_and_the_reference_passes():
+    """The white-code fill is the model-free decoder closest to the threshold (uniformly random codes score far worse:
+    ``--calibrate`` measures both), so it is the one that must fail."""
     from maskgit_lab.checkpoint import SHIPPED_VQ, load_model
 
     white = fid_check.white_code(load_model(SHIPPED_VQ, "vq"))
-    broken = (("one white code", fid_check.constant_code_step(white)), ("uniformly random codes", fid_check.random_code_step))
-    for name, step in broken:
-        passed, fid, threshold = fid_check.check(step)
-        assert not passed, f"a decoder that fills the hole with {name} passed: FID {fid:.2f} ≤ {threshold:.2f}"
+    passed, fid, threshold = fid_check.check(fid_check.constant_code_step(white))
+    assert not passed, f"a decoder that fills the hole with one white code passed: FID {fid:.2f} ≤ {threshold:.2f}"
     passed, fid, threshold = fid_check.check(decoding.decode_step)  # the student path, fed the reference step
     assert passed, f"the reference decoder failed: FID {fid:.2f} > {threshold:.2f}"
 
