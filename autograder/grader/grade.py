@@ -232,28 +232,38 @@ def limit_options(args) -> list:
     return flags + ["--no-sandbox"] * args.no_sandbox + ["--no-figures"] * args.no_figures
 
 
-def reference_figures(folder: Path, source: Path, log=print) -> str:
-    """Draw each notebook's feedback figure with the reference's functions once for the whole grading run (every
-    judge puts its student's beside it); a notebook whose picture fails here is drawn by each judge instead."""
+def reference_figure(folder: Path, notebook: str, log=print) -> None:
+    """Draw ``notebook``'s feedback figure with the reference's functions once for the whole grading run (every judge
+    puts its student's beside it); a notebook whose picture fails here is drawn by each judge instead."""
     from autograder.judge import figures
 
-    for notebook in sorted(p.stem for p in source.glob("*.ipynb") if p.stem in figures.PICTURES):
-        try:
-            figures.reference_figure(notebook, folder)
-        except Exception as err:  # noqa: BLE001 (a judge draws it again and notes what fails)
-            log(f"the reference figure of {notebook} could not be drawn once for all ({type(err).__name__}: {err}); "
-                "each judge draws it")
-    return str(folder)
+    try:
+        figures.reference_figure(notebook, folder)
+    except Exception as err:  # noqa: BLE001 (a judge draws it again and notes what fails)
+        log(f"the reference figure of {notebook} could not be drawn once for all ({type(err).__name__}: {err}); "
+            "each judge draws it")
 
 
-def template_and_figures(work: Path, source: Path, template: Path = None, figures: bool = True, log=print) -> tuple:
-    """(the template course, the reference's figures folder or None): :func:`make_template` unless ``template`` is
-    given, and :func:`reference_figures` when ``figures``, side by side, since nbgrader's generate_assignment runs in
-    its own process while this one draws."""
+@contextlib.contextmanager
+def reference_figures_beside(work: Path, source: Path, figures: bool = True, log=print):
+    """The folder of the reference's figures (None without ``figures``), drawn in a thread while the students are
+    graded: a judge that reaches its figure before the reference's is there draws that one itself
+    (``figures.make``), so no student waits for them. Figures not yet begun are dropped when the run stops."""
+    if not figures:
+        yield None
+        return
+    from autograder.judge import figures as pictures
+
+    folder = work / "reference-figures"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        made = pool.submit(make_template, work, source) if template is None else None
-        shared = reference_figures(work / "reference-figures", source, log) if figures else None
-        return (Path(template) if made is None else made.result()), shared
+        drawn = [pool.submit(reference_figure, folder, notebook, log)
+                 for notebook in sorted(p.stem for p in source.glob("*.ipynb") if p.stem in pictures.PICTURES)]
+        try:
+            yield str(folder)
+        except BaseException:
+            for future in drawn:
+                future.cancel()
+            raise
 
 
 @contextlib.contextmanager
@@ -369,16 +379,17 @@ def grade(submissions: Path, out: Path, jobs: int = 1, timeout: float = DEFAULT_
         results = {s: StudentResult(s, verdict.student_rows(notebooks, students[s], Status.ERROR,
                                                             "the folder name is not a usable student id ([A-Za-z0-9_-] only)"))
                    for s in sorted(set(students) - set(valid))}
-        started = time.monotonic()
-        template, shared = template_and_figures(work, source, template, figures, log) if valid else (template, None)
-        log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
-        # What a student could change to sway others: the submissions and the template course.
-        # (Code and sources are left out: an instructor may edit them while a class is graded.)
-        watched = [p for p in (submissions, template) if p and not (out.parent == p or p in out.parents)]
-        run = Run(source, work, template, watched, timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
-                  hidden_max=hidden_max, sandbox=mode, submissions=str(submissions), figures=figures,
-                  reference_figures=shared)
-        results.update(run.grade_all(valid, jobs, log))
+        with reference_figures_beside(work, source, figures and bool(valid), log) as shared:
+            started = time.monotonic()
+            template = make_template(work, source) if template is None and valid else template
+            log(f"template course ready ({time.monotonic() - started:.0f} s); grading {len(valid)} student(s), {jobs} at a time")
+            # What a student could change to sway others: the submissions and the template course.
+            # (Code and sources are left out: an instructor may edit them while a class is graded.)
+            watched = [p for p in (submissions, template) if p and not (out.parent == p or p in out.parents)]
+            run = Run(source, work, template, watched, timeout=timeout, memory_mb=memory, cell_timeout=cell_timeout,
+                      hidden_max=hidden_max, sandbox=mode, submissions=str(submissions), figures=figures,
+                      reference_figures=shared)
+            results.update(run.grade_all(valid, jobs, log))
         return write_class(results, out, feedback_dir, work, max_points(source), hidden_max, on_student)
 
 
