@@ -7,8 +7,8 @@ both job ids. A task that fails writes at once to DIR/failed-shards.txt which sh
 the commands that grade it again and merge (grade.sbatch). Each task's CPUs, memory and time limit come
 from ``grade``'s own limits:
 
-- CPUs: 2 per student graded at once (``-j``): nbgrader's kernel and the re-run of the checks
-  run side by side;
+- CPUs: 2 per student graded at once (``-j``): its two lanes of notebooks (``student.LANES``), the
+  judges beside them;
 - memory: the per-student cap (``--memory``) for each of them, plus 2048 MB for the grader;
 - time: the template course (``TEMPLATE_MINUTES``) plus, per round of ``-j`` students in the
   largest shard, the per-student wall-time limit (``--timeout``).

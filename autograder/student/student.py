@@ -7,9 +7,11 @@ limit. It reads its :class:`~autograder.records.Job`, then
 1. caps its own address space (autograder/student/limits.py; the kernels it starts inherit the cap),
 2. copies the template course (source notebooks + gradebook made once by
    ``nbgrader generate_assignment``) into ``course/`` beside the scratch folder, not in it: its
-   own gradebook, never shared, and out of the reach of the student's code,
+   own gradebook, never shared, and out of the reach of the student's code; and a second copy,
+   ``course-1/``, for the second lane (:data:`LANES`): the notebooks are graded two at a time,
+   each lane in its own course, because nbgrader's gradebook takes one writer,
 3. reads each submitted notebook against its source (autograder/student/tamper.py), puts back a
-   duplicated test cell as released, and places it in ``submitted/<student>/maskgit/``,
+   duplicated test cell as released, and places it in its lane's ``submitted/<student>/maskgit/``,
 4. starts one judge per notebook as that notebook's autograde starts (``python -m autograder.judge``,
    autograder/judge/judge.py): the re-run of every visible check and the hidden ones, the student's
    functions running in its worker, in the sandbox when there is one, then the notebook's feedback figure,
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -43,19 +46,31 @@ from autograder.release import ASSIGNMENT
 from autograder.student import guard, limits, sandbox, tamper
 
 
-class Course:
-    """The student's scratch course and the folders around it: which process may write where."""
+# Notebooks graded side by side. On an idle 2-core machine the six reference notebooks took 96 s one after the other,
+# on one core's worth of work at a time (autograder/README.md, Timings); two lanes use both. A student's
+# notebooks alternate between the lanes in course order, so 04 and 06 share one: 06 reads the student's
+# decode_step from the autograded 04 beside it (autograder/earlier.py), which its lane grades first.
+LANES = 2
 
-    def __init__(self, job: Job):
+
+def lane_of(notebook: str, course_notebooks: list) -> int:
+    return course_notebooks.index(notebook) % LANES
+
+
+class Course:
+    """One lane's scratch course and the folders around it: which process may write where."""
+
+    def __init__(self, job: Job, lane: int = 0):
         self.job, self.student = job, job.student
         self.scratch = Path(job.scratch)  # the student's code may write here, and nowhere else but its cwd
-        self.root = self.scratch.parent / "course"  # outside the scratch folder: no student code may write the gradebook
+        # outside the scratch folder: no student code may write the gradebook
+        self.root = self.scratch.parent / ("course" if lane == 0 else f"course-{lane}")
         self.submitted = self.root / "submitted" / self.student / ASSIGNMENT
         self.autograded = self.root / "autograded" / self.student / ASSIGNMENT  # the kernels' cwd
         self.guard_log = self.scratch.parent / "guard-kernel.log"  # outside the scratch folder: the student cannot erase it
 
     def log(self, notebook: str = "") -> Path:
-        return self.scratch.parent / (f"nbgrader-{notebook}.log" if notebook else "nbgrader.log")
+        return self.scratch.parent / (f"nbgrader-{notebook}.log" if notebook else f"nbgrader-{self.root.name}.log")
 
     def nbgrader(self, env: dict, log: Path, *args: str) -> int:
         command = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={self.root}",
@@ -113,8 +128,9 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def place_submissions(job: Job, course: Course) -> tuple:
-    """Read each notebook handed in against its source and place it in the course; returns (findings, problems)."""
+def place_submissions(job: Job, course_of) -> tuple:
+    """Read each notebook handed in against its source and place it in its course (``course_of(name)``); returns
+    (findings, problems)."""
     findings, problems = {}, {}
     for name, given in sorted(job.files.items()):
         if os.path.getsize(given) > limits.MAX_NOTEBOOK_BYTES:
@@ -128,7 +144,7 @@ def place_submissions(job: Job, course: Course) -> tuple:
         except Exception as err:  # noqa: BLE001 (not JSON, not a notebook)
             problems[name] = f"not a readable notebook ({type(err).__name__}: {str(err)[:200]})"
             continue
-        nbformat.write(submitted, str(course.submitted / f"{name}.ipynb"))
+        nbformat.write(submitted, str(course_of(name).submitted / f"{name}.ipynb"))
     return findings, problems
 
 
@@ -146,33 +162,49 @@ def autograde(course: Course, env: dict, notebooks: list, beside=lambda name: No
         say(f"autograde of {name} done")
     if notebooks:
         course.nbgrader(env, course.log(), "generate_feedback", ASSIGNMENT, "--student", course.student, "--force")
-        say("feedback done")
+        say(f"feedback of {course.root.name} done")
 
 
 def run(job: Job) -> StudentResult:
     """Grade the student of ``job`` as the module's docstring says."""
-    course = Course(job)
-    shutil.copytree(job.template, course.root)
-    env = sandbox.scratch_env(course.scratch)
-    course.autograded.mkdir(parents=True)
-    guard.write_startup(Path(env["IPYTHONDIR"]), [course.scratch, course.autograded, "/dev"], course.guard_log)
-    course.submitted.mkdir(parents=True)
-    findings, problems = place_submissions(job, course)
-    say(f"{job.student}: scratch course ready, {len(findings)} notebook(s) to grade")
+    notebooks = sorted(p.stem for p in Path(job.source).glob("*.ipynb"))
+    lanes = {lane: Course(job, lane) for lane in sorted({lane_of(name, notebooks) for name in job.files})}
+    courses, course_of = list(lanes.values()), {name: lanes[lane_of(name, notebooks)] for name in job.files}
+    env = sandbox.scratch_env(Path(job.scratch))
+    # One torch thread per kernel: a kernel's work is small tensors, and the lanes' two kernels share the cores with
+    # the judges (two threads gave the same wall time for 25 % more CPU, autograder/README.md, Timings).
+    env["OMP_NUM_THREADS"] = "1"
+    for course in courses:
+        shutil.copytree(job.template, course.root)
+        course.autograded.mkdir(parents=True)
+        course.submitted.mkdir(parents=True)
+    kernel_log = Course(job).guard_log  # one for every lane's kernels
+    guard.write_startup(Path(env["IPYTHONDIR"]), [Path(job.scratch), *(course.autograded for course in courses), "/dev"],
+                        kernel_log)
+    findings, problems = place_submissions(job, course_of.get)
+    say(f"{job.student}: scratch course ready, {len(findings)} notebook(s) to grade in {len(courses)} lane(s)")
     # The judges only need the submitted notebooks: each starts with its notebook's autograde and runs beside nbgrader,
-    # so one or two share the cores with the kernel, not all of them at once while it starts (autograder/README.md,
+    # so one or two share the cores with each kernel, not all of them at once while it starts (autograder/README.md,
     # Timings).
     judges = {}
-    autograde(course, env, sorted(findings), lambda name: judges.update({name: start_judge(course, name, env)}))
-    grades = gradebook_grades(course.root, job.student) if findings else {}
+
+    def lane(course: Course) -> dict:
+        mine = [name for name in sorted(findings) if course_of[name] is course]
+        autograde(course, env, mine, lambda name: judges.update({name: start_judge(course, name, env)}))
+        graded = gradebook_grades(course.root, job.student) if mine else {}
+        return {name: graded[name] for name in mine if name in graded}  # each gradebook lists every notebook
+
+    with ThreadPoolExecutor(max_workers=len(courses) or 1) as pool:
+        grades = {name: found for each in pool.map(lane, courses) for name, found in each.items()}
     reports = {name: finish_judge(started, job) for name, started in judges.items()}
     say("hidden checks done")
     result = StudentResult(job.student, sandbox=job.sandbox)
     # A refusal in a judge's worker belongs to that notebook; one seen only in the kernels
     # (which run every notebook) is charged to every notebook of the submission.
-    kernel_refusals = guard.refusals(course.guard_log)
+    kernel_refusals = guard.refusals(kernel_log)
     attributed = any(refused for _, refused in reports.values())
-    for name in sorted(p.stem for p in Path(job.source).glob("*.ipynb")):
+    for name in notebooks:
+        course = course_of.get(name)
         if name not in job.files:
             result.rows.append(verdict.unscored(name, Status.MISSING, "not submitted"))
         elif name in problems:
