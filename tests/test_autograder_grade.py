@@ -15,14 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import nbformat
+import early
 import numpy as np
 import pytest
 from PIL import Image
-from submissions import KEEP, NB01, OPTIONS, STUDENTS
+from submissions import NB01, OPTIONS, STUDENTS
 
 from autograder import examples, release
-from autograder.cells import grade_id
 from autograder.grader import feedback, grade, misconceptions
 from autograder.judge import hidden
 from autograder.records import Figure, Job
@@ -177,39 +176,16 @@ def test_a_student_whose_grading_crashes_or_times_out_still_gets_rows(tmp_path, 
     assert [r.status for r in late.rows] == ["timeout"]
 
 
-BLOCKS_IN_C = """import signal
-import time
-
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # as a long C call that never looks at SIGINT
-time.sleep(10**6)
-""" + examples.NEAREST
-KEEP_02 = {"02_intro", "02_setup", "02_sdpa", "02_check_sdpa"}
-NB02 = "02_multi_head_attention"
-
-
-def test_a_cell_blocked_in_c_past_the_timeout_costs_its_notebook_only(tmp_path):
-    """The kernel never sees the interrupt: that notebook gets `timeout` naming the cell, the other one is graded."""
-    source = tmp_path / "source"
-    source.mkdir()
-    for name, keep in ((NB01, KEEP), (NB02, KEEP_02)):
-        notebook = nbformat.read(str(release.SOLUTIONS / f"{name}.ipynb"), as_version=4)
-        notebook.cells = [c for c in notebook.cells if grade_id(c) in keep]
-        nbformat.write(notebook, str(source / f"{name}.ipynb"))
-    template = grade.make_template(tmp_path, source)
-    releases = examples.released(source, template / "release" / release.ASSIGNMENT)
-    sources = {p.stem: nbformat.read(str(p), as_version=4) for p in source.glob("*.ipynb")}
-    student = tmp_path / "submissions" / "blocks_in_c"
-    student.mkdir(parents=True)
-    nbformat.write(examples.answered(releases[NB01], sources[NB01], {"01_nearest_code": BLOCKS_IN_C}), str(student / f"{NB01}.ipynb"))
-    nbformat.write(examples.answered(releases[NB02], sources[NB02], {}), str(student / f"{NB02}.ipynb"))
-    os.environ["MASKGIT_LAB_FAST"] = "1"
-    rows = grade.grade(tmp_path / "submissions", tmp_path / "grades.csv", jobs=1, source=source, template=template,
-                       figures=False, **dict(OPTIONS, timeout=1800, cell_timeout=60))  # 2 × the slowest other cell at load 14
-    by = {r["notebook"]: r for r in rows}
+def test_a_cell_blocked_in_c_past_the_timeout_costs_its_notebook_only(blocked_in_c):
+    """The kernel never sees the interrupt: that notebook gets `timeout` naming the cell, the other one is graded
+    (tests/early.py grades them, started as the session begins: most of the run waits on the blocked kernel)."""
+    by, folder = blocked_in_c
     assert (by[NB01]["status"], by[NB01]["score"]) == ("timeout", "0")
-    assert "your cell 01_nearest_code ran past the cell timeout (60 s) and ignored the interrupt" in by[NB01]["reason"]
-    assert (by[NB02]["status"], by[NB02]["score"], by[NB02]["max_score"]) == ("graded", "3", "3"), by[NB02]["reason"]
-    assert (tmp_path / "feedback" / "blocks_in_c" / f"{NB02}.html").exists()
+    assert (f"your cell 01_nearest_code ran past the cell timeout ({early.BLOCKED_CELL_TIMEOUT} s) and ignored the interrupt"
+            in by[NB01]["reason"])
+    assert (by[early.NB02]["status"], by[early.NB02]["score"], by[early.NB02]["max_score"]) == ("graded", "3", "3"), \
+        by[early.NB02]["reason"]
+    assert (folder / "feedback" / "blocks_in_c" / f"{early.NB02}.html").exists()
 
 
 def test_the_command_line_writes_the_csv(tmp_path, course):
