@@ -234,6 +234,14 @@ class Page:
         self.focus()
         return (within or self.driver).find_elements(By.CSS_SELECTOR, css)
 
+    def read(self, css: str, attribute: str = None) -> list:
+        """The text (or ``attribute``) of every element ``css`` matches, read in one script: a redraw between finding
+        an element and reading it would make it stale, and a busy machine redraws slowly enough to be caught."""
+        self.focus()
+        return self.driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), "
+            "e => arguments[1] ? e.getAttribute(arguments[1]) : e.textContent.trim())", css, attribute)
+
     def settled(self) -> bool:
         return True
 
@@ -274,11 +282,11 @@ class NotebookPage(Page):
 
     def prompts(self) -> list:
         """'[3]:' for a cell that ran, '[*]:' for one running or queued, '[ ]:' for one that did not run."""
-        return [p.get_attribute("textContent").strip() for p in self.find(f"{PANEL} .jp-CodeCell .jp-InputArea-prompt")]
+        return self.read(f"{PANEL} .jp-CodeCell .jp-InputArea-prompt")
 
     def kernel_status(self) -> str:
-        found = self.find(f"{PANEL} .jp-Notebook-ExecutionIndicator")
-        return found[0].get_attribute("data-status") if found else "none"
+        found = self.read(f"{PANEL} .jp-Notebook-ExecutionIndicator", "data-status")
+        return found[0] if found else "none"
 
     def settled(self) -> bool:
         return self.kernel_status() == "idle" and "[*]:" not in self.prompts()
