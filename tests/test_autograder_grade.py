@@ -24,6 +24,7 @@ from submissions import NB01, OPTIONS, STUDENTS
 from autograder import examples, release
 from autograder.grader import feedback, grade, misconceptions
 from autograder.judge import hidden
+from autograder.student.student import lane_of
 from autograder.records import Figure, Job
 
 
@@ -157,6 +158,20 @@ def test_parallel_and_serial_grading_give_the_same_rows(course, graded, tmp_path
             (subset / student / notebook.name).write_bytes(notebook.read_bytes())
     rows = grade.grade(subset, tmp_path / "serial.csv", jobs=1, source=source, template=template, **OPTIONS)
     assert rows == [graded[0][r["student"]] for r in rows]
+
+
+def test_a_notebook_that_reads_an_earlier_one_is_graded_after_it_in_its_lane():
+    """Notebook 06 reads the student's decode_step from the autograded 04 beside it (autograder/earlier.py): the two
+    must share a lane (one course copy), and 04 must come first in it. The lanes alternate in course order."""
+    notebooks = sorted(p.stem for p in release.SOLUTIONS.glob("*.ipynb"))
+    reads = {path.stem: re.findall(r'earlier_answer\(\\"(\w+)\\"', path.read_text())
+             for path in release.SOLUTIONS.glob("*.ipynb")}
+    pairs = [(later, earlier) for later, found in reads.items() for earlier in found]
+    assert pairs == [("06_generation_and_guidance", "04_iterative_decoding")]
+    for later, earlier in pairs:
+        assert lane_of(later, notebooks) == lane_of(earlier, notebooks)
+        assert notebooks.index(earlier) < notebooks.index(later)
+    assert [lane_of(n, notebooks) for n in notebooks] == [0, 1, 0, 1, 0, 1]
 
 
 def test_a_student_whose_grading_crashes_or_times_out_still_gets_rows(tmp_path, course):
