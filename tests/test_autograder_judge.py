@@ -53,6 +53,16 @@ def test_rebinding_show_or_hiding_tracebacks_changes_nothing_outside_the_noteboo
         assert report.tests["01_check_nearest_code"].points == 0  # the dot-product bug, or no get_ipython here
 
 
+@pytest.mark.parametrize("student, where", [("imports_reference", "(line 2 of nearest_code)"),
+                                            ("reference_by_sys_modules", "(line 5 of nearest_code)")])
+def test_an_error_raised_by_the_grader_s_guard_is_placed_in_the_student_s_code(student, where, judged):
+    """The guard that keeps the reference out of the worker raises in the grader's own files; the message names the
+    student's line that reached for it, which no edit of the grader moves."""
+    report, _ = judged(examples.BY_STUDENT[student].notebook, student)
+    message = report.tests["01_check_nearest_code"].message
+    assert "ImportError: the reference package is not available" in message and message.endswith(where), message
+
+
 def test_hidden_checks_stay_out_of_the_notebooks():
     for path in sorted(release.SOLUTIONS.glob("*.ipynb")) + sorted(release.RELEASE.glob("*.ipynb")):
         text = path.read_text()

@@ -34,6 +34,7 @@ from autograder.judge.wire import Endpoint, WireError, raw_bytes, tensors_in
 from autograder.student import guard, limits, sandbox
 
 MODULE = "autograder.judge.worker"  # what the judge runs with ``python -m``
+GRADER = Path(__file__).resolve().parent.parent  # autograder/: its frames in a traceback are not the student's
 
 
 def command(read_fd: int, write_fd: int, scratch: Path, guard_log: Path) -> list:
@@ -173,8 +174,10 @@ def same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def describe(err: BaseException) -> list:
-    """[type name, message, innermost function, its line] of an exception from student code."""
-    frames = traceback.extract_tb(err.__traceback__)
+    """[type name, message, innermost function, its line] of an exception from student code. The frames in the
+    grader's own files are not the student's (the guard that refused an import raises there): the innermost of the
+    others is named."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not Path(f.filename).is_relative_to(GRADER)]
     last = frames[-1] if frames else None
     return [type(err).__name__, str(err)[:2000], last.name if last else None, last.lineno if last else None]
 
