@@ -24,8 +24,8 @@ from submissions import NB01, OPTIONS, STUDENTS
 from autograder import examples, release
 from autograder.grader import feedback, grade, misconceptions
 from autograder.judge import hidden
-from autograder.student.student import lane_of
 from autograder.records import Figure, Job
+from autograder.student.student import lane_of
 
 
 def test_every_student_gets_a_row_with_the_columns(graded):
