@@ -147,7 +147,7 @@ EXAMPLES_TABLE = [
     current = torch.full((B, num_tokens), mask_id)
     mask = torch.ones(B, num_tokens, dtype=torch.bool)
     n0 = mask.sum(dim=1)
-    scores = logits(current, labels)  # once, before the loop
+    scores = logits(current, labels, 0)  # once, before the loop
     for t in range(steps):
         current, mask = step(scores, current, mask, n0, t, steps, schedule, temperature, mask_id, generator)
     return current

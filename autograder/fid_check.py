@@ -65,7 +65,7 @@ def cpu_threshold(reference: float = CPU_REFERENCE_FID, constant: float = CPU_CO
 
 
 def decode_label(settings: DecodeSettings = DecodeSettings()) -> str:
-    return f"{settings.label} τ={settings.temperature:g} s={settings.sample_temperature:g}"
+    return f"{settings.label} τ={settings.temperature:g} s={settings.sampling}"
 
 
 def checkpoint_hash(path: Path = SHIPPED_MVTM) -> str:

@@ -136,6 +136,9 @@ def _decode_args(parser, defaults: DecodeSettings = DecodeSettings(), mvtm: Path
     parser.add_argument("--sweet-spot", type=integer(1), default=defaults.sweet_spot, help="stop after this many of the T steps")
     parser.add_argument("--sample-temperature", type=number(0, low_open=True), default=defaults.sample_temperature,
                         help="sample codes from softmax(logits / s), finite and > 0; 1 = MaskGIT's sampling, smaller is greedier")
+    parser.add_argument("--first-sample-temperature", type=number(0, low_open=True), default=defaults.first_sample_temperature,
+                        help="the first step's s, finite and > 0, falling linearly to --sample-temperature by step T "
+                             "(T = 1 samples at it); not given: every step samples at --sample-temperature")
     if pixels:
         parser.add_argument("--retokenize", type=integer(0), default=defaults.retokenize,
                             help="encode and decode the inpainted image (known pixels pasted back) again this many times")

@@ -45,8 +45,12 @@ def is_count(value) -> bool:
 @dataclass(frozen=True)
 class DecodeSettings:
     """How to decode: schedule γ (by name), steps T, Gumbel temperature τ, optional sweet spot k,
-    sampling temperature s, rounds of re-tokenizing the inpainted image, a blur of the fill, and
-    the guidance scale w (used when a class label is given).
+    sampling temperature s (optionally falling from a hotter first step), rounds of re-tokenizing
+    the inpainted image, a blur of the fill, and the guidance scale w (used when a class label is given).
+
+    ``first_sample_temperature=s₀`` makes the sampling temperature fall linearly over the steps:
+    step 1 samples at s₀, step T at ``sample_temperature``; T = 1 samples at s₀ (its one step is a
+    first step). None samples every step at ``sample_temperature``.
 
     ``sweet_spot=k`` stops after k of the T steps and fills every token still masked then.
     ``retokenize`` and ``blur`` are for inpainting (``inpaint.inpaint``; ``iterative_decode`` ignores
@@ -63,6 +67,7 @@ class DecodeSettings:
     retokenize: int = 5
     blur: float = 0.5
     guidance: float = 1.0
+    first_sample_temperature: Optional[float] = None
 
     def __post_init__(self):
         gamma(self.schedule)  # refuses an unknown name with the list of valid ones
@@ -73,6 +78,11 @@ class DecodeSettings:
         if not (math.isfinite(self.sample_temperature) and self.sample_temperature > 0):
             raise ValueError(f"sample_temperature must be a finite number > 0 (1 samples the model's own "
                              f"distribution, smaller is greedier), got {self.sample_temperature}")
+        first = self.first_sample_temperature
+        if first is not None and (isinstance(first, bool) or not isinstance(first, (int, float))
+                                  or not (math.isfinite(first) and first > 0)):
+            raise ValueError(f"first_sample_temperature must be a finite number > 0 (the first step's s, falling to "
+                             f"sample_temperature by the last) or None, got {first!r}")
         if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.steps:
             raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
         if not is_count(self.retokenize) or self.retokenize < 0:
@@ -84,6 +94,19 @@ class DecodeSettings:
             raise ValueError(f"guidance w must be a finite number ≥ 0 (0: unconditional, 1: the conditional model, "
                              f"> 1: guided), got {self.guidance!r}")
 
+    def sample_temperature_at(self, t: int) -> float:
+        """The sampling temperature of step t (0-based): s₀ → s linearly over the T steps, or s throughout."""
+        first = self.first_sample_temperature
+        if first is None:
+            return self.sample_temperature
+        return first if self.steps == 1 else first + (self.sample_temperature - first) * t / (self.steps - 1)
+
+    @property
+    def sampling(self) -> str:
+        """The sampling temperature as the tables print it: ``0.5``, or ``1→0.5`` when it falls."""
+        first = self.first_sample_temperature
+        return f"{self.sample_temperature:g}" if first is None else f"{first:g}→{self.sample_temperature:g}"
+
     @property
     def label(self) -> str:
         """The row name in quality tables: ``cosine T=8 retok×5 blur 0.5``, ``cubic T=12 stop@4 retok×5 blur 0.5``."""
@@ -93,10 +116,13 @@ class DecodeSettings:
 
 
 # The course's default for generation from an empty canvas, beside the inpainting default
-# (``DecodeSettings()``): cosine T = 8, Gumbel noise τ = 2 (MaskGIT's 4.5 commits scattered specks
-# early), sampling at s = 0.5, guidance w = 5, and no re-tokenizing or blur (nothing known to paste
-# back). Chosen on 96 generated images per setting (README "Generation"); the table measures it.
-GENERATION = DecodeSettings(temperature=2.0, sample_temperature=0.5, retokenize=0, blur=0.0, guidance=5.0)
+# (``DecodeSettings()``): cubic T = 12, Gumbel noise τ = 2 (MaskGIT's 4.5 commits scattered specks
+# early), a sampling temperature falling from s = 1 (the model's own distribution: the first steps
+# draw a varied layout) to 0.5 (the last steps fill in details), guidance w = 4, and no re-tokenizing
+# or blur (nothing known to paste back). Chosen on the whole test set (data/checkpoints/README.md,
+# "Searching for the generation default"); README "Generation" has the table.
+GENERATION = DecodeSettings("cubic", 12, 2.0, sample_temperature=0.5, first_sample_temperature=1.0, retokenize=0,
+                            blur=0.0, guidance=4.0)
 
 
 def guided(cond: torch.Tensor, uncond: torch.Tensor, guidance: float) -> torch.Tensor:
@@ -237,7 +263,7 @@ def iterative_decode(
     history = DecodeHistory()
     last_step = steps if settings.sweet_spot is None else settings.sweet_spot
     for t in range(last_step):
-        logits = guided_logits(model, current, labels, settings.guidance) / settings.sample_temperature  # (B, N, K)
+        logits = guided_logits(model, current, labels, settings.guidance) / settings.sample_temperature_at(t)  # (B, N, K)
         # The last step taken (the T-th, or the sweet spot) fills everything still masked.
         current, mask = step(logits, current, mask, n0, t, steps, gamma_fn, temperature, model.mask_id, generator,
                              fill_all=t == last_step - 1)

@@ -116,7 +116,7 @@ def generation_figures(out: Path, tokenizer, model, settings: DecodeSettings = G
         images = generate(tokenizer, model, labels, setting, torch.Generator().manual_seed(seed)).cpu()
         return images.view(NUM_CLASSES, -1, *images.shape[1:])  # (C, K, 3, S, S)
 
-    about = f"τ {settings.temperature:g}, s {settings.sample_temperature:g}, w {settings.guidance:g}"
+    about = f"τ {settings.temperature:g}, s {settings.sampling}, w {settings.guidance:g}"
     generated = labelled_rows(draw(labels, settings), list(SHORT_NAMES), [""] * per_class, out / "generated.png",
                               f"generated from an empty canvas: {settings.schedule} T={settings.steps}, {about}")
     few = labels.view(NUM_CLASSES, per_class)[:, : per_class // 2].reshape(-1)

@@ -31,14 +31,15 @@ def generate_codes(logits: Callable, labels: torch.Tensor, num_tokens: int, mask
     """Codes (B, N) for the classes ``labels`` (B,), decoded from an all-masked canvas in T = ``steps`` steps.
 
     The loop of ``iterative_decode`` written with plain arguments (notebook 06's exercise): ``logits(tokens,
-    labels)`` gives the (B, N, K) logits a step sees (guided and sharpened), ``step`` is called as
-    ``decode_step`` is, with γ = ``schedule``. ``generate`` makes the same codes through ``iterative_decode``.
+    labels, t)`` gives the (B, N, K) logits step t sees (guided, and divided by that step's sampling
+    temperature), ``step`` is called as ``decode_step`` is, with γ = ``schedule``. ``generate`` makes the same codes through ``iterative_decode``.
     """
     current, mask = empty_canvas(labels.shape[0], num_tokens, labels.device)
     current = current.masked_fill(mask, mask_id)
     n0 = mask.sum(dim=1)  # (B,) = N: every token is unknown at the start
     for t in range(steps):
-        current, mask = step(logits(current, labels), current, mask, n0, t, steps, schedule, temperature, mask_id, generator)
+        current, mask = step(logits(current, labels, t), current, mask, n0, t, steps, schedule, temperature, mask_id,
+                             generator)
     return current
 
 

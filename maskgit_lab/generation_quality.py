@@ -76,17 +76,20 @@ def generation_rows(scorer: GenerationScorer, tokenizer, model, settings: Sequen
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
         images = generate_batched(tokenizer, model, labels if labelled else labels.shape[0], setting, batch_size, seed,
                                   progress=False)
-        noise = f"τ {setting.temperature:g} s {setting.sample_temperature:g}"
+        noise = f"τ {setting.temperature:g} s {setting.sampling}"
         name = f"{setting.label} {noise}" if labelled else f"no label, {setting.label} {noise}"
         rows.append(scorer(name, images, labels, labelled=labelled, **asdict(setting)))
     return rows
 
 
-def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), guidance=(0.0, 1.0, 2.0, 3.0, 8.0)) -> list:
-    """The table's settings: the default's schedule at each T, the other schedules at the default T,
-    and a sweep of the guidance w (0: the same model given no label; 1: no guidance)."""
-    grid = [replace(default, steps=t) for t in steps]
-    grid += [replace(default, schedule=name) for name in SCHEDULES if name != default.schedule]
+def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), compared_at: int = 8,
+                    guidance=(0.0, 1.0, 2.0, 8.0)) -> list:
+    """The table's settings, each the default with one thing changed: cosine at each T, the other
+    schedules at T = ``compared_at``, the default itself, and a sweep of the guidance w at the default
+    (0: the same model given no label; 1: no guidance)."""
+    grid = [replace(default, schedule="cosine", steps=t) for t in steps]
+    grid += [replace(default, schedule=name, steps=compared_at) for name in SCHEDULES if name != "cosine"]
+    grid += [] if default in grid else [default]
     grid += [replace(default, guidance=w) for w in guidance if w != default.guidance]
     return grid
 

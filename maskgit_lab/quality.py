@@ -156,7 +156,7 @@ def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, setting
     token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
     rows, one_step = [], {}
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
-        temperatures = (setting.temperature, setting.sample_temperature)
+        temperatures = (setting.temperature, setting.sample_temperature_at(0))  # the one step's s
         if setting.steps == 1 and temperatures in one_step:
             rows.append({**one_step[temperatures], "method": setting.label, **asdict(setting)})
             continue

@@ -72,7 +72,7 @@ def counts_text(result: dict) -> str:
     """The counts as lines of text (also what a browser test reads from the page)."""
     if result["mode"] == "generate":
         what = f"class {result['label']} ({result['category']}) from an empty canvas"
-        how = f"τ = {result['temperature']:.1f}, s = {result['sample_temperature']:g}, w = {result['guidance']:.1f}"
+        how = f"τ = {result['temperature']:.1f}, s = {result['sampling']}, w = {result['guidance']:.1f}"
     else:
         what, how = f"test image {result['image_index']} ({result['name']})", f"τ = {result['temperature']:.1f}"
     lines = [
@@ -203,8 +203,8 @@ def explore_generation(label: str, guidance: float, schedule: str, steps: int, *
     explorer shows.
 
     ``model`` is a class-conditional transformer (``generate`` refuses another). The dict holds what
-    :func:`explore`'s does, but the test image: ``label``, ``category``, ``guidance``, ``sample_temperature``;
-    n₀ = N; ``frames`` (T, 3, S, S) the image after each step, masked tokens gray; ``result`` the image.
+    :func:`explore`'s does, but the test image: ``label``, ``category``, ``guidance``, ``sampling``
+    (s, or s₀→s when it falls); n₀ = N; ``frames`` (T, 3, S, S) the image after each step, masked tokens gray; ``result`` the image.
     """
     gamma(schedule)  # refuses an unknown name with the list of valid ones
     _check_steps(steps)
@@ -219,7 +219,7 @@ def explore_generation(label: str, guidance: float, schedule: str, steps: int, *
     out = {
         "mode": "generate", "label": SHORT_NAMES[index], "category": CATEGORIES[index], "guidance": float(guidance),
         "schedule": schedule, "steps": steps, "temperature": settings.temperature,
-        "sample_temperature": settings.sample_temperature, "num_tokens": N, "n0": N,
+        "sampling": settings.sampling, "num_tokens": N, "n0": N,
         "counts": planned_counts(schedule, steps, N), "decoded_counts": [int(n[0]) for n in history.num_masked],
         "tokens": torch.cat(history.tokens).cpu(), "frames": decoding_frames(tokenizer, history)[:, 0].cpu(),
         "result": images[0].cpu(),

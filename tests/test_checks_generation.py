@@ -35,7 +35,7 @@ PASS = "both = model(torch.cat([tokens, tokens]), torch.cat([labels, null]))"
 SPLIT = "cond, uncond = both.chunk(2)"
 COMBINE = "return uncond + guidance * (cond - uncond)"
 CANVAS = "current = torch.full((B, num_tokens), mask_id)"
-STEP = "current, mask = step(logits(current, labels), current, mask, n0, t, steps, schedule, temperature, mask_id,"
+STEP = "current, mask = step(logits(current, labels, t), current, mask, n0, t, steps, schedule, temperature, mask_id,"
 
 # (variant name, solution cell, (old, new) edits, the check that owns it)
 BUGS = [
@@ -60,7 +60,7 @@ BUGS = [
     ("canvas of code 0", "06_generate_codes", [(CANVAS, "current = torch.zeros(B, num_tokens, dtype=torch.long)")], None),
     ("logits of the empty canvas only", "06_generate_codes",
      [(STEP, "current, mask = step(first, current, mask, n0, t, steps, schedule, temperature, mask_id,"),
-      ("    for t in range(steps):", "    first = logits(current, labels)\n    for t in range(steps):")], None),
+      ("    for t in range(steps):", "    first = logits(current, labels, 0)\n    for t in range(steps):")], None),
     ("n0 recounted every step", "06_generate_codes", [(STEP, STEP.replace(", n0, t,", ", mask.sum(dim=1), t,"))], None),
 ]
 ALL = variants.DROP + variants.GUIDANCE + variants.ONE_PASS + variants.CANVAS
@@ -138,8 +138,10 @@ WRONG = [
     ("06_drop_labels", [(DRAW, "dropped = torch.rand(labels.shape) < p_uncond")], "from the generator it is given"),
     ("06_guided_logits", [(COMBINE, "return uncond + 3.0 * (cond - uncond)")], "use the guidance scale you are given"),
     ("06_generate_codes", [("for t in range(steps):", "for t in range(steps - 1):")], "still hold the mask id"),
-    ("06_generate_codes", [(STEP, STEP.replace("logits(current, labels)", "logits(current, labels.flip(0))"))],
+    ("06_generate_codes", [(STEP, STEP.replace("logits(current, labels, t)", "logits(current, labels.flip(0), t)"))],
      "the images' own labels"),
+    ("06_generate_codes", [(STEP, STEP.replace("logits(current, labels, t)", "logits(current, labels, 0)"))],
+     "each step's own t"),
 ]
 
 

@@ -112,6 +112,7 @@ BAD_ARGUMENTS = [
     (["inpaint", "--temperature", "inf"], "--temperature: must be a finite number ≥ 0, got 'inf'"),
     (["inpaint", "--temperature", "-1"], "--temperature: must be a finite number ≥ 0, got '-1'"),
     (["inpaint", "--sample-temperature", "0"], "--sample-temperature: must be a finite number > 0, got '0'"),
+    (["generate", "--first-sample-temperature", "nan"], "--first-sample-temperature: must be a finite number > 0, got 'nan'"),
     (["inpaint", "--retokenize", "-1"], "--retokenize: the value must be an integer ≥ 0, got '-1'"),
     (["inpaint", "--blur", "-0.5"], "--blur: must be a finite number ≥ 0, got '-0.5'"),
     (["inpaint", "--blur", "nan"], "--blur: must be a finite number ≥ 0, got 'nan'"),

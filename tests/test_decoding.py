@@ -180,6 +180,20 @@ def test_a_bad_sample_temperature_is_refused(value):
         DecodeSettings(sample_temperature=value)
 
 
+@pytest.mark.parametrize("value", [0.0, -0.5, float("nan"), float("inf"), True, "1"])
+def test_a_bad_first_sample_temperature_is_refused(value):
+    with pytest.raises(ValueError, match=r"first_sample_temperature must be a finite number > 0 \(the first step's s"):
+        DecodeSettings(first_sample_temperature=value)
+
+
+def test_the_sample_temperature_falls_linearly_from_the_first_step_to_the_last():
+    falling = DecodeSettings(steps=5, sample_temperature=0.5, first_sample_temperature=1.0)
+    assert [falling.sample_temperature_at(t) for t in range(5)] == [1.0, 0.875, 0.75, 0.625, 0.5]
+    assert DecodeSettings(steps=1, sample_temperature=0.5, first_sample_temperature=1.0).sample_temperature_at(0) == 1.0
+    assert [DecodeSettings(steps=3, sample_temperature=0.4).sample_temperature_at(t) for t in range(3)] == [0.4] * 3
+    assert (falling.sampling, DecodeSettings(sample_temperature=0.4).sampling) == ("1→0.5", "0.4")
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
 def test_a_bad_retokenize_count_is_refused(value):
     with pytest.raises(ValueError, match=r"retokenize must be an integer ≥ 0 \(0 keeps the first decoded image\)"):
@@ -210,6 +224,29 @@ def test_the_sample_temperature_divides_the_logits_before_each_step(tiny_model, 
     expected, _ = iterative_decode_before_decode_step(Scaled(tiny_model, 1 / sample_temperature), tokens, token_mask, 8,
                                                       "cosine", 1.0, before, None)
     settings = DecodeSettings("cosine", 8, 1.0, sample_temperature=sample_temperature)
+    assert torch.equal(iterative_decode(tiny_model, tokens, token_mask, settings, after), expected)
+
+
+class StepScaled(torch.nn.Module):
+    """The model with the logits of its t-th call (0-based) divided by ``temperatures[t]``."""
+
+    def __init__(self, model, temperatures):
+        super().__init__()
+        self.model, self.temperatures, self.mask_id, self.calls = model, temperatures, model.mask_id, 0
+
+    def forward(self, tokens):
+        self.calls += 1
+        return self.model(tokens) / self.temperatures[self.calls - 1]
+
+
+@pytest.mark.parametrize("steps, sweet_spot", [(6, None), (6, 3), (1, None)])
+def test_a_falling_sample_temperature_divides_each_steps_logits_by_its_own_s(tiny_model, steps, sweet_spot):
+    tokens, token_mask = make_inputs()
+    settings = DecodeSettings("cosine", steps, 1.0, sweet_spot, sample_temperature=0.4, first_sample_temperature=2.0)
+    expected_s = [2.0 + (0.4 - 2.0) * t / (steps - 1) for t in range(steps)] if steps > 1 else [2.0]
+    before, after = torch.Generator().manual_seed(8), torch.Generator().manual_seed(8)
+    expected, _ = iterative_decode_before_decode_step(StepScaled(tiny_model, expected_s), tokens, token_mask, steps,
+                                                      "cosine", 1.0, before, sweet_spot)
     assert torch.equal(iterative_decode(tiny_model, tokens, token_mask, settings, after), expected)
 
 
@@ -383,6 +420,6 @@ def test_a_bad_guidance_is_refused(value):
 
 
 def test_the_generation_default_sits_beside_the_inpainting_default():
-    assert GENERATION.label.startswith("cosine T=8") and GENERATION.guidance != 1
+    assert GENERATION.label == "cubic T=12 w=4" and GENERATION.sampling == "1→0.5"  # README "Generation"
     assert DecodeSettings().label == "cosine T=8 retok×5 blur 0.5"  # inpainting's row name did not change
     assert (GENERATION.retokenize, GENERATION.blur) == (0, 0.0)

@@ -58,11 +58,14 @@ def test_the_generation_default_guides_and_has_nothing_to_paste_back():
 
 
 def test_generate_codes_is_generate_s_loop_with_plain_arguments(tiny_tokenizer, tiny_conditional):
-    """Notebook 06's twin: the logits as a function, γ and τ as given; the same codes as generate() with one seed."""
-    labels, settings = torch.tensor([2, 0, 1]), DecodeSettings(steps=4, guidance=2.0, sample_temperature=0.5)
+    """Notebook 06's twin: the logits of step t as a function, γ and τ as given; the same codes as generate() with
+    one seed, the sampling temperature falling from 2 to 0.5 over the steps."""
+    labels = torch.tensor([2, 0, 1])
+    settings = DecodeSettings(steps=4, guidance=2.0, sample_temperature=0.5, first_sample_temperature=2.0)
+    step_s = {0: 2.0, 1: 1.5, 2: 1.0, 3: 0.5}
 
-    def logits(tokens, labels):
-        return guided_logits(tiny_conditional, tokens, labels, settings.guidance, tiny_conditional.null_class) / 0.5
+    def logits(tokens, labels, t):
+        return guided_logits(tiny_conditional, tokens, labels, settings.guidance, tiny_conditional.null_class) / step_s[t]
 
     with torch.no_grad():
         codes = generate_codes(logits, labels, tiny_conditional.cfg.num_tokens, tiny_conditional.mask_id, settings.steps,

@@ -82,8 +82,12 @@ def test_the_grid_covers_t_the_schedules_and_the_guidance_sweep():
     grid = generation_grid()
     cosine = [s.steps for s in grid if s.schedule == "cosine" and s.guidance == GENERATION.guidance]
     assert sorted(cosine) == [1, 4, 8, 12]
-    assert {s.schedule for s in grid if s.steps == GENERATION.steps} == set(SCHEDULES)
-    assert {s.guidance for s in grid} >= {0.0, 1.0, GENERATION.guidance}
+    assert {s.schedule for s in grid if s.steps == 8 and s.guidance == GENERATION.guidance} == set(SCHEDULES)
+    assert GENERATION in grid and {s.guidance for s in grid} >= {0.0, 1.0, GENERATION.guidance}
+    assert {s.guidance for s in grid if s.guidance != GENERATION.guidance} == {
+        s.guidance for s in grid if (s.schedule, s.steps) == (GENERATION.schedule, GENERATION.steps) and s != GENERATION}
+    assert all(replace(s, schedule=GENERATION.schedule, steps=GENERATION.steps, guidance=GENERATION.guidance) == GENERATION
+               for s in grid)  # each row changes only the schedule, T or w
     assert len(grid) == len(set(grid))
 
 

@@ -220,7 +220,7 @@ def test_generation_counts_frames_and_image_are_the_packages(models, tiny_genera
     assert (result["tokens"][-1] < tiny_generator.mask_id).all()
     text = result["text"].splitlines()
     assert text[0] == (f"class flags (Flags) from an empty canvas: n₀ = {N} unknown tokens of {N}, "
-                       f"decoded with τ = {GENERATION.temperature:.1f}, s = {GENERATION.sample_temperature:g}, w = 3.0")
+                       f"decoded with τ = {GENERATION.temperature:.1f}, s = {GENERATION.sampling}, w = 3.0")
     assert text[1] == "masked after each step: " + " ".join(map(str, result["counts"]))
     assert set(result["figures"]) == {"schedule", "steps"}
 

@@ -200,22 +200,37 @@ CANVAS_LABELS, CANVAS_TEMPERATURE = torch.tensor([2, 0, 4]), 2.0
 CANVAS_RUNS = ((0, 4), (1, 1), (2, 7))  # (seed, T): T = 1 decides every token from the first logits
 
 
+def canvas_logits(model: CraftedModel, steps: int, seen: list):
+    """The logits function of the canvas runs, ``logits(tokens, labels, t)``: the crafted model's logits divided
+    by a sampling temperature falling from 3 to 0.5 over the T steps, so that a wrong t changes the codes; the
+    t of every call is appended to ``seen``."""
+    sampling = decoding.DecodeSettings(steps=steps, sample_temperature=0.5, first_sample_temperature=3.0)
+
+    def logits(tokens, labels, t):
+        seen.append(t)
+        if not decoding.is_count(t) or not 0 <= t < steps:
+            raise CheckFailed(f"logits(current, labels, t) takes the step t = 0 … {steps - 1} as an int; got {t!r}")
+        return model(tokens, labels) / sampling.sample_temperature_at(t)
+
+    return logits
+
+
 def canvas_answer(fn, seed: int, steps: int) -> tuple:
-    """(``fn``'s codes (B, N), the model's calls, the t of each step call) with the crafted model as the logits and
-    the package's decode_step as the step."""
-    model, steps_taken = CraftedModel(seed), []
+    """(``fn``'s codes (B, N), the model's calls, the t of each step call, the t of each logits call) with the
+    crafted model as the logits and the package's decode_step as the step."""
+    model, steps_taken, logits_taken = CraftedModel(seed), [], []
 
     def step(logits, current, mask, n0, t, T, schedule, temperature, mask_id, generator=None):
         steps_taken.append(t)
         return decoding.decode_step(logits, current, mask, n0, t, T, schedule, temperature, mask_id, generator)
 
-    codes = fn(model, CANVAS_LABELS.clone(), TOKENS, model.mask_id, steps, gamma("cosine"), CANVAS_TEMPERATURE, step,
-               torch.Generator().manual_seed(seed))
+    codes = fn(canvas_logits(model, steps, logits_taken), CANVAS_LABELS.clone(), TOKENS, model.mask_id, steps,
+               gamma("cosine"), CANVAS_TEMPERATURE, step, torch.Generator().manual_seed(seed))
     codes = tensor(codes, "the generated codes (B, N)")
     if tuple(codes.shape) != (len(CANVAS_LABELS), TOKENS) or codes.is_floating_point():
         raise CheckFailed(f"generate_codes must return integer codes of shape (B, N) = {(len(CANVAS_LABELS), TOKENS)}; "
                           f"got {tuple(codes.shape)} {codes.dtype}")
-    return codes.long(), model.calls, steps_taken
+    return codes.long(), model.calls, steps_taken, logits_taken
 
 
 def canvas_codes(fn) -> tuple:
@@ -231,7 +246,7 @@ def _canvas(fn) -> str:
         raise CheckFailed(why)
     if why == "":
         (seed, steps), mine, theirs = next((run, g, e) for run, g, e in zip(CANVAS_RUNS, got, expected) if not torch.equal(g, e))
-        _, calls, steps_taken = canvas_answer(fn, seed, steps)
+        _, calls, steps_taken, logits_taken = canvas_answer(fn, seed, steps)
         if (mine == CODES).any():
             raise CheckFailed(f"tokens still hold the mask id {CODES} at the end: call the step for every t = 0 … T−1, each "
                               f"time on the tokens and mask the previous step returned")
@@ -239,11 +254,15 @@ def _canvas(fn) -> str:
             raise CheckFailed(f"with T = {steps} the step must be called for t = 0 … {steps - 1}, in order; yours called it "
                               f"for t = {steps_taken}")
         if any(not torch.equal(labels, CANVAS_LABELS) for _, labels in calls):
-            raise CheckFailed("the logits function must get the images' own labels at every step, logits(current, labels)")
+            raise CheckFailed("the logits function must get the images' own labels at every step, logits(current, labels, t)")
+        if logits_taken != list(range(steps)):
+            raise CheckFailed(f"with T = {steps} the logits must be asked once per step with each step's own t, "
+                              f"logits(current, labels, t) for t = 0 … {steps - 1} (the sampling temperature can change "
+                              f"from step to step); yours asked for t = {logits_taken}")
         raise CheckFailed(f"with T = {steps}: expected the codes {fmt(theirs)}, got {fmt(mine)} (the generator you are "
                           f"given, passed to every step)")
     return (f"all {TOKENS} tokens masked at the start (n₀ = N), T steps of the given step on the tokens each returned, the "
-            f"labels at every step: the package's codes for T = 1, 4 and 7")
+            f"labels and the step's t at every step: the package's codes for T = 1, 4 and 7")
 
 
 @graded(2)

@@ -632,9 +632,9 @@ def canvas_loop(start="mask id", logits_once=False, n0_now=False):
         B = labels.shape[0]
         current = torch.full((B, num_tokens), mask_id if start == "mask id" else 0)
         mask = torch.ones(B, num_tokens, dtype=torch.bool)
-        first, n0 = logits(current, labels), mask.sum(dim=1)
+        first, n0 = logits(current, labels, 0), mask.sum(dim=1)
         for t in range(steps):
-            scores = first if logits_once or t == 0 else logits(current, labels)
+            scores = first if logits_once or t == 0 else logits(current, labels, t)
             counts = mask.sum(dim=1) if n0_now else n0
             current, mask = step(scores, current, mask, counts, t, steps, schedule, temperature, mask_id, generator)
         return current
@@ -647,7 +647,7 @@ CANVAS = [  # wrong: a generate_codes(logits, labels, num_tokens, mask_id, steps
             "the first step saw code 0 everywhere, not [MASK]: the canvas must hold mask_id at every position, "
             "torch.full((B, num_tokens), mask_id), so the model knows every token is unknown"),
     Variant("logits of the empty canvas only", canvas_loop(logits_once=True),
-            "every step used the logits of the empty canvas: call logits(current, labels) inside the loop, on the tokens "
+            "every step used the logits of the empty canvas: call logits(current, labels, t) inside the loop, on the tokens "
             "the previous step returned, so each step sees what was decided before it"),
     Variant("n0 recounted every step", canvas_loop(n0_now=True),
             "n₀ must be counted once, before the loop (N for every image: all tokens are unknown at the start); you "

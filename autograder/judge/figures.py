@@ -19,7 +19,7 @@ at the same pixels and can be compared panel by panel.
 import contextlib
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -326,9 +326,9 @@ def collect_generation(functions: dict) -> dict:
     def conditional(tokens, labels):  # the transformer as the plain function guided_logits calls
         return model(tokens, labels)
 
-    def logits(tokens, labels):  # what every step sees: their guidance, sharpened by s
+    def logits(tokens, labels, t):  # what step t sees: their guidance, sharpened by the step's s
         got = functions["guided_logits"](conditional, tokens, labels, settings.guidance, model.null_class)
-        return answer(got, "guided_logits", (B, N, K)) / settings.sample_temperature
+        return answer(got, "guided_logits", (B, N, K)) / replace(settings, steps=steps).sample_temperature_at(t)
 
     rows = {}
     for steps in (settings.steps, 1):

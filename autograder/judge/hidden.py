@@ -185,14 +185,14 @@ def hidden_guidance_one_image(guided_logits) -> str:
 
 @graded(1)
 def hidden_generate_other_steps(generate_codes) -> str:
-    from autograder.checks.generation import CraftedModel
+    from autograder.checks.generation import CraftedModel, canvas_logits
     from maskgit_lab import decoding, generate
     from maskgit_lab.schedules import gamma
 
     labels = torch.tensor([3])
     for steps in (1, 12):
-        got, expected = (tensor(fn(CraftedModel(63), labels.clone(), 10, 12, steps, gamma("square"), 1.0, decoding.decode_step,
-                                   torch.Generator().manual_seed(63)), "the codes")
+        got, expected = (tensor(fn(canvas_logits(CraftedModel(63), steps, []), labels.clone(), 10, 12, steps, gamma("square"),
+                                   1.0, decoding.decode_step, torch.Generator().manual_seed(63)), "the codes")
                          for fn in (generate_codes, generate.generate_codes))
         if not torch.equal(got.long(), expected):
             raise CheckFailed("wrong codes for another number of steps or schedule")
