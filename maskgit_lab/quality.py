@@ -20,7 +20,7 @@ The rows themselves travel as JSON (``write_rows`` / ``read_rows``): ``make demo
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -150,22 +150,24 @@ def maskgit_rows(scorer: Scorer, tokenizer, model, masked: torch.Tensor, setting
     """One row per decoding setting, named by its label; the row holds the setting's fields too.
 
     T = 1 fills every token in its one step, whatever the schedule, so it is decoded and scored
-    once per pair of temperatures (τ, s) and its scores are reused for the other schedules' T = 1 rows.
+    once per setting less its schedule (its one step's s: ``sample_temperature_at(0)``) and its
+    scores are reused for the other schedules' T = 1 rows.
     """
     target_codes = encode_all(tokenizer, scorer.gt)
     token_mask = token_mask_from_pixels(scorer.known, tokenizer.cfg.downsample)
     rows, one_step = [], {}
     for setting in tqdm(settings, desc="settings", disable=not scorer.progress, delay=0.5):
-        temperatures = (setting.temperature, setting.sample_temperature_at(0))  # the one step's s
-        if setting.steps == 1 and temperatures in one_step:
-            rows.append({**one_step[temperatures], "method": setting.label, **asdict(setting)})
+        same = replace(setting, schedule="cosine", sample_temperature=setting.sample_temperature_at(0),
+                       first_sample_temperature=None)  # what decides a T = 1 decode
+        if setting.steps == 1 and same in one_step:
+            rows.append({**one_step[same], "method": setting.label, **asdict(setting)})
             continue
         images, codes = inpaint_batched(tokenizer, model, masked, scorer.known, setting, batch_size, seed,
                                         progress=False, return_codes=True)
         rows.append(scorer(setting.label, images, token_acc=token_accuracy(codes, target_codes, token_mask),
                            **asdict(setting)))
         if setting.steps == 1:
-            one_step[temperatures] = rows[-1]
+            one_step[same] = rows[-1]
     return rows
 
 

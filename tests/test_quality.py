@@ -207,11 +207,15 @@ def test_one_step_rows_are_decoded_once_per_temperature_and_equal_a_fresh_decode
         scored.append(name)
         return call(self, name, images, **extra)
 
-    settings = [DecodeSettings("cosine", 1), DecodeSettings("linear", 1), DecodeSettings("linear", 1, temperature=0.0)]
+    settings = [DecodeSettings("cosine", 1), DecodeSettings("linear", 1), DecodeSettings("linear", 1, temperature=0.0),
+                DecodeSettings("square", 1, sample_temperature=0.9, first_sample_temperature=0.3),  # its one step: s 0.3
+                DecodeSettings("sqrt", 1, retokenize=0)]
     with monkeypatch.context() as patch:
         patch.setattr(type(score), "__call__", counting)
         rows = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], settings, batch_size=16)
-    assert scored == [settings[0].label, settings[1].label]  # the second linear T=1 has another temperature
+    # the second linear T=1 has another temperature, the sqrt one no round trips; the square one samples as cosine's
+    assert scored == [settings[0].label, settings[1].label, settings[4].label]
+    assert rows[3]["fid"] == rows[0]["fid"] and rows[3]["first_sample_temperature"] == 0.3
     fresh = maskgit_rows(score, tiny_tokenizer, tiny_model, test["masked"], [DecodeSettings("linear", 1)], batch_size=16)[0]
     assert rows[1] == fresh
     assert rows[1]["schedule"] == "linear" and rows[0]["schedule"] == "cosine"

@@ -391,7 +391,8 @@ PICTURES = {
         {"guided_logits": decoding.guided_logits, "generate_codes": generate.generate_codes},
         collect_generation, draw_generation,
         "Four classes generated from an empty canvas by the shipped conditional transformer with your generate_codes "
-        "and guided_logits (the package's decode_step, the generation default, seed 7): T = 8 above, T = 1 below; "
+        f"and guided_logits (the package's decode_step, the generation default, seed 7): T = {decoding.GENERATION.steps} "
+        "above, T = 1 below; "
         "a token left masked is gray."),
 }
 
