@@ -83,7 +83,7 @@ def generation_rows(scorer: GenerationScorer, tokenizer, model, settings: Sequen
 
 
 def generation_grid(default: DecodeSettings = GENERATION, steps=(1, 4, 8, 12), compared_at: int = 8,
-                    guidance=(0.0, 1.0, 8.0)) -> list:
+                    guidance=(0.0, 1.0)) -> list:
     """The table's settings, each the default with one thing changed: cosine at each T, the other
     schedules at T = ``compared_at``, the default itself, and a sweep of the guidance w at the default
     (0: the same model given no label; 1: no guidance)."""
