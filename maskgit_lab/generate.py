@@ -32,7 +32,8 @@ def generate_codes(logits: Callable, labels: torch.Tensor, num_tokens: int, mask
 
     The loop of ``iterative_decode`` written with plain arguments (notebook 06's exercise): ``logits(tokens,
     labels, t)`` gives the (B, N, K) logits step t sees (guided, and divided by that step's sampling
-    temperature), ``step`` is called as ``decode_step`` is, with γ = ``schedule``. ``generate`` makes the same codes through ``iterative_decode``.
+    temperature), ``step`` is called as ``decode_step`` is, with γ = ``schedule``. ``generate`` makes the
+    same codes through ``iterative_decode``.
     """
     current, mask = empty_canvas(labels.shape[0], num_tokens, labels.device)
     current = current.masked_fill(mask, mask_id)

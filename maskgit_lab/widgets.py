@@ -204,7 +204,8 @@ def explore_generation(label: str, guidance: float, schedule: str, steps: int, *
 
     ``model`` is a class-conditional transformer (``generate`` refuses another). The dict holds what
     :func:`explore`'s does, but the test image: ``label``, ``category``, ``guidance``, ``sampling``
-    (s, or s₀→s when it falls); n₀ = N; ``frames`` (T, 3, S, S) the image after each step, masked tokens gray; ``result`` the image.
+    (s, or s₀→s when it falls); n₀ = N; ``frames`` (T, 3, S, S) the image after each step, masked tokens
+    gray; ``result`` the image.
     """
     gamma(schedule)  # refuses an unknown name with the list of valid ones
     _check_steps(steps)

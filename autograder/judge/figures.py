@@ -326,14 +326,18 @@ def collect_generation(functions: dict) -> dict:
     def conditional(tokens, labels):  # the transformer as the plain function guided_logits calls
         return model(tokens, labels)
 
-    def logits(tokens, labels, t):  # what step t sees: their guidance, sharpened by the step's s
-        got = functions["guided_logits"](conditional, tokens, labels, settings.guidance, model.null_class)
-        return answer(got, "guided_logits", (B, N, K)) / replace(settings, steps=steps).sample_temperature_at(t)
+    def logits_of(setting):  # what step t of setting sees: their guidance, sharpened by the step's s
+        def logits(tokens, labels, t):
+            got = functions["guided_logits"](conditional, tokens, labels, settings.guidance, model.null_class)
+            return answer(got, "guided_logits", (B, N, K)) / setting.sample_temperature_at(t)
+
+        return logits
 
     rows = {}
-    for steps in (settings.steps, 1):
+    for setting in (settings, replace(settings, steps=1)):
+        steps = setting.steps
         with torch.no_grad():  # also while the worker calls back into conditional() and logits()
-            codes = functions["generate_codes"](logits, labels.clone(), N, model.mask_id, steps,
+            codes = functions["generate_codes"](logits_of(setting), labels.clone(), N, model.mask_id, steps,
                                                 schedules.gamma(settings.schedule), settings.temperature,
                                                 decoding.decode_step, torch.Generator().manual_seed(SEED))
         codes = indices(codes, "generate_codes", (B, N), model.mask_id)
